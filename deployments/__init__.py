@@ -1,0 +1,1 @@
+"""What runs the flows elsewhere: the logging configuration, local services and bootstrap."""

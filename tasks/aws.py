@@ -1,0 +1,195 @@
+"""The one factory for boto3 sessions and clients: credentials, assume-role, botocore Config."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
+
+from tasks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+USER_AGENT = "s3-housekeeping"
+# Their DEBUG output holds request bodies, signatures and session tokens.
+CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Everything needed to build clients; no secret travels in here."""
+
+    region: str
+    credentials_block: str | None = None
+    role_arn: str | None = None
+    role_session_name: str = "s3-housekeeping"
+    role_duration_seconds: int = 3600
+    max_attempts: int = 3
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    max_pool_connections: int = 10
+
+
+@dataclass
+class RequestCounter:
+    """Counts the HTTP requests sent per operation, retries included (a botocore event hook)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def attach(self, client: Any) -> None:
+        """Count every request this client sends from now on."""
+        client.meta.events.register("request-created", self._on_request)
+
+    def _on_request(self, operation_name: str, **_: Any) -> None:
+        with self._lock:
+            self.counts[operation_name] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far, sorted by operation name."""
+        with self._lock:
+            return dict(sorted(self.counts.items()))
+
+
+@dataclass
+class AwsClients:
+    """The clients of one run, sharing one session, one Config and one request counter."""
+
+    s3: S3Client
+    secretsmanager: SecretsManagerClient
+    requests: RequestCounter
+
+
+def quiet_aws_loggers() -> None:
+    """Keep the AWS SDK loggers at WARNING or above, whatever the run's level."""
+    for name in CHATTY_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if sdk_logger.getEffectiveLevel() < logging.WARNING:
+            sdk_logger.setLevel(logging.WARNING)
+
+
+def botocore_config(settings: AwsSettings) -> Config:
+    """Timeouts that bound every call, SDK retries with backoff, a pool sized to concurrency."""
+    return Config(
+        region_name=settings.region,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
+        max_pool_connections=settings.max_pool_connections,
+        user_agent_extra=USER_AGENT,
+    )
+
+
+class _AssumedRoleProvider(CredentialProvider):
+    """Hands botocore the refreshing assume-role credentials ahead of its default chain."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "AssumeRole"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def base_session(settings: AwsSettings) -> tuple[boto3.Session, dict[str, Any]]:
+    """The source session (block or default chain) and client overrides from the block."""
+    if settings.credentials_block is None:
+        return boto3.Session(region_name=settings.region), {}
+    block = _load_credentials_block(settings.credentials_block)
+    secret = block.aws_secret_access_key
+    session = boto3.Session(
+        aws_access_key_id=block.aws_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        aws_session_token=block.aws_session_token,
+        profile_name=block.profile_name,
+        region_name=settings.region,
+    )
+    overrides: dict[str, Any] = {}
+    endpoint_url = block.aws_client_parameters.endpoint_url
+    if endpoint_url:
+        overrides["endpoint_url"] = endpoint_url
+    return session, overrides
+
+
+def _load_credentials_block(name: str) -> Any:
+    from prefect_aws import AwsCredentials
+
+    try:
+        return AwsCredentials.load(name)
+    except ValueError:
+        raise ConfigError(f"AWS credentials block '{name}' was not found") from None
+
+
+def assume_role_session(
+    source: boto3.Session, settings: AwsSettings, role_arn: str
+) -> boto3.Session:
+    """A session whose credentials come from AssumeRole and refresh 15 min before expiry.
+
+    prefect-aws assumes a role once, so a run longer than the role session would fail with
+    ExpiredToken; botocore's DeferredRefreshableCredentials call AssumeRole again when needed.
+    """
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=source.client,
+        source_credentials=source.get_credentials(),
+        role_arn=role_arn,
+        extra_args={
+            "RoleSessionName": settings.role_session_name,
+            "DurationSeconds": settings.role_duration_seconds,
+        },
+    )
+    credentials = DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before(
+        "env", _AssumedRoleProvider(credentials)
+    )
+    return boto3.Session(botocore_session=core, region_name=settings.region)
+
+
+def create_session(settings: AwsSettings) -> tuple[boto3.Session, dict[str, Any]]:
+    """The run's session: a credentials block or the default chain, then the role if any."""
+    session, overrides = base_session(settings)
+    if settings.role_arn:
+        session = assume_role_session(session, settings, settings.role_arn)
+    return session, overrides
+
+
+def create_clients(settings: AwsSettings) -> AwsClients:
+    """Build the S3 and Secrets Manager clients of one run, with request counting on S3."""
+    quiet_aws_loggers()
+    session, overrides = create_session(settings)
+    config = botocore_config(settings)
+    s3 = session.client("s3", config=config, **overrides)
+    secretsmanager = session.client("secretsmanager", config=config, **overrides)
+    requests = RequestCounter()
+    requests.attach(s3)
+    logger.debug(
+        "AWS clients ready",
+        extra={
+            "region": settings.region,
+            "credentials_block": settings.credentials_block,
+            "assume_role": bool(settings.role_arn),
+        },
+    )
+    return AwsClients(s3=s3, secretsmanager=secretsmanager, requests=requests)

@@ -1,0 +1,278 @@
+"""The validated run configuration: flow parameters, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import botocore
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.errors import ConfigError
+
+Environment = Literal["dev", "staging", "prod"]
+
+#: Flow parameter -> the environment variables it falls back to, first match wins.
+PARAMETER_ENV_VARS: dict[str, tuple[str, ...]] = {
+    "bucket": ("S3_BUCKET",),
+    "prefix": ("CLEANUP_PREFIX",),
+    "older_than_days": ("CLEANUP_OLDER_THAN_DAYS",),
+    "dry_run": ("DRY_RUN",),
+    "environment": ("ENVIRONMENT",),
+    "region": ("AWS_DEFAULT_REGION", "AWS_REGION"),
+    "aws_credentials_block": ("AWS_CREDENTIALS_BLOCK",),
+    "role_arn": ("ASSUME_ROLE_ARN",),
+    "secret_name": ("SECRET_NAME",),
+    "expected_bucket_owner": ("EXPECTED_BUCKET_OWNER",),
+    "create_bucket": (),
+    "max_deletions": ("MAX_DELETIONS",),
+    "as_of": (),
+}
+#: Settings that only come from the environment (deployment-wide, not per run).
+ENVIRONMENT_SETTINGS: dict[str, str] = {
+    "manifest_dir": "MANIFEST_DIR",
+    "aws_max_attempts": "AWS_MAX_ATTEMPTS",
+    "aws_retry_mode": "AWS_RETRY_MODE",
+    "task_retries": "TASK_RETRIES",
+    "secret_required_keys": "SECRET_REQUIRED_KEYS",
+}
+
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_CHARACTERS = re.compile(r"[a-z0-9.-]+")
+PREFIX_MAX_BYTES = 1024
+#: Clock skew tolerated for `as_of`; a later reference time would make young objects look old.
+AS_OF_MAX_FUTURE = timedelta(minutes=5)
+ACCOUNT_ID = re.compile(r"\d{12}")
+BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+IAM_NAME = r"[\w+=,.@-]"
+# C0 controls (and DEL) cannot all travel in DeleteObjects' XML body, and never belong in a prefix.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@cache
+def aws_partitions() -> dict[str, re.Pattern[str]]:
+    """Partition name -> region pattern, from the endpoint data botocore ships."""
+    data_file = Path(botocore.__file__).parent / "data" / "partitions.json"
+    partitions = json.loads(data_file.read_text())["partitions"]
+    return {p["id"]: re.compile(p["regionRegex"]) for p in partitions}
+
+
+def partition_of_region(region: str) -> str | None:
+    """The AWS partition whose region pattern matches, or None."""
+    for partition, pattern in aws_partitions().items():
+        if pattern.fullmatch(region):
+            return partition
+    return None
+
+
+def bucket_name_problems(name: str) -> list[str]:
+    """Every S3 general-purpose bucket naming rule the name breaks (empty when valid)."""
+    problems = []
+    if not 3 <= len(name) <= 63:
+        problems.append("must be 3 to 63 characters long")
+    if not BUCKET_CHARACTERS.fullmatch(name):
+        problems.append("may hold only lowercase letters, digits, dots and hyphens")
+    if name and not (name[0].isalnum() and name[-1].isalnum()):
+        problems.append("must start and end with a letter or digit")
+    if ".." in name:
+        problems.append("must not contain two adjacent dots")
+    if _is_ipv4(name):
+        problems.append("must not be formatted as an IP address")
+    problems += [
+        f"must not start with '{p}'" for p in BUCKET_RESERVED_PREFIXES if name.startswith(p)
+    ]
+    problems += [f"must not end with '{s}'" for s in BUCKET_RESERVED_SUFFIXES if name.endswith(s)]
+    return problems
+
+
+def _is_ipv4(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def prefix_problems(prefix: str) -> list[str]:
+    """Every rule the cleanup prefix breaks (empty when valid)."""
+    problems = []
+    if not prefix:
+        problems.append("must not be empty (an empty prefix is the whole bucket)")
+    if len(prefix.encode("utf-8")) > PREFIX_MAX_BYTES:
+        problems.append(f"must be at most {PREFIX_MAX_BYTES} bytes in UTF-8")
+    if prefix.startswith("/"):
+        problems.append("must not start with '/' (S3 keys have no leading slash)")
+    if ".." in prefix.split("/"):
+        problems.append("must not contain a '..' segment")
+    if CONTROL_CHARACTERS.search(prefix):
+        problems.append("must not contain control characters")
+    return problems
+
+
+class RunConfig(BaseModel):
+    """One run's validated settings. Field docs are in the flow's docstring and the README."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    bucket: str
+    prefix: str
+    older_than_days: int = Field(30, ge=1, le=36500)
+    dry_run: bool = True
+    environment: Environment = "dev"
+    region: str = "us-east-1"
+    aws_credentials_block: str | None = None
+    role_arn: str | None = None
+    secret_name: str | None = None
+    expected_bucket_owner: str | None = None
+    create_bucket: bool = True
+    max_deletions: int | None = Field(None, ge=0)
+    as_of: datetime
+    manifest_dir: Path = Path("manifests")
+    aws_max_attempts: int = Field(3, ge=1, le=20)
+    aws_retry_mode: Literal["standard", "adaptive"] = "standard"
+    task_retries: int = Field(3, ge=0, le=10)
+    secret_required_keys: tuple[str, ...] = ()
+
+    @property
+    def cutoff(self) -> datetime:
+        """Objects last modified strictly before this instant are old enough to delete."""
+        return self.as_of - timedelta(days=self.older_than_days)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_rules(cls, value: str) -> str:
+        problems = bucket_name_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_rules(cls, value: str) -> str:
+        problems = prefix_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_rules(cls, value: str) -> str:
+        if partition_of_region(value) is None:
+            raise ValueError("is not a region name of any AWS partition (e.g. us-east-1)")
+        return value
+
+    @field_validator("aws_credentials_block")
+    @classmethod
+    def _block_rules(cls, value: str | None) -> str | None:
+        if value is not None and not BLOCK_NAME.fullmatch(value):
+            raise ValueError("a block name holds only lowercase letters, digits and hyphens")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_rules(cls, value: str | None) -> str | None:
+        partitions = "|".join(re.escape(p) for p in aws_partitions())
+        role = rf"arn:({partitions}):iam::\d{{12}}:role/(?:{IAM_NAME}+/)*{IAM_NAME}{{1,64}}"
+        if value is not None and not re.fullmatch(role, value):
+            raise ValueError("must be an IAM role ARN: arn:PARTITION:iam::ACCOUNT:role/NAME")
+        return value
+
+    @field_validator("secret_name")
+    @classmethod
+    def _secret_name_rules(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        arn = r"arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+        if not (SECRET_NAME.fullmatch(value) or re.fullmatch(arn, value)):
+            raise ValueError(
+                "must be a secret name (1-512 of letters, digits and /_+=.@-) or a secret ARN"
+            )
+        return value
+
+    @field_validator("expected_bucket_owner")
+    @classmethod
+    def _owner_rules(cls, value: str | None) -> str | None:
+        if value is not None and not ACCOUNT_ID.fullmatch(value):
+            raise ValueError("must be a 12-digit AWS account ID")
+        return value
+
+    @field_validator("secret_required_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_aware(cls, value: datetime) -> datetime:
+        # A date without a zone is read as UTC, the zone S3 reports LastModified in.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> RunConfig:
+        if self.as_of > datetime.now(UTC) + AS_OF_MAX_FUTURE:
+            raise ValueError(
+                "as_of: must not be in the future (it would make new objects look old)"
+            )
+        if self.role_arn and partition_of_region(self.region) != self.role_arn.split(":")[1]:
+            raise ValueError("role_arn: its partition does not match the region's partition")
+        return self
+
+
+def load_config(
+    parameters: Mapping[str, Any],
+    environ: Mapping[str, str],
+    now: datetime | None = None,
+) -> RunConfig:
+    """Resolve every setting (parameter > environment > default) and validate them all at once.
+
+    Args:
+        parameters: the flow's parameters; None means "not set".
+        environ: the process environment (passed in so tests need not patch os.environ).
+        now: the reference time used when `as_of` is not set.
+
+    Raises:
+        ConfigError: listing every problem found, naming fields and sources but never values.
+    """
+    unknown = sorted(set(parameters) - set(PARAMETER_ENV_VARS))
+    if unknown:
+        raise ConfigError("unknown parameters", [f"{name}: not a parameter" for name in unknown])
+    raw: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name, env_vars in PARAMETER_ENV_VARS.items():
+        if parameters.get(name) is not None:
+            raw[name], source[name] = parameters[name], "parameter"
+            continue
+        for env_var in env_vars:
+            if environ.get(env_var, "").strip():
+                raw[name], source[name] = environ[env_var].strip(), env_var
+                break
+    for name, env_var in ENVIRONMENT_SETTINGS.items():
+        if environ.get(env_var, "").strip():
+            raw[name], source[name] = environ[env_var].strip(), env_var
+    raw.setdefault("as_of", now or datetime.now(UTC))
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error, source) for error in exc.errors(include_input=False)]
+        raise ConfigError("invalid configuration", problems) from None
+
+
+def _describe(error: Mapping[str, Any], source: Mapping[str, str]) -> str:
+    """One problem as 'field (from SOURCE): message', without the offending value."""
+    field = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not field and ": " in message:
+        field, message = message.split(": ", 1)
+    origin = source.get(field)
+    where = f" (from {origin})" if origin and origin != "parameter" else ""
+    return f"{field or 'configuration'}{where}: {message}"

@@ -1,0 +1,175 @@
+"""The exception tree of s3-housekeeping; each class carries the CLI exit code it maps to.
+
+    HousekeepingError (99)
+    ├── ConfigError (1)             invalid configuration or input, missing or malformed secret
+    ├── CredentialsError (2)        AWS credentials missing, invalid or expired
+    ├── NetworkError (3)            endpoint unreachable or timed out after retries
+    ├── PermissionDeniedError (4)   access denied, or bucket owned by another account
+    ├── AwsApiError (5)             any other AWS API error
+    ├── SafetyRefusal (6)           a guard refused the run; nothing was deleted
+    └── PartialFailure (7)          some planned deletions did not happen
+
+Messages name resources (bucket, secret name, operation) and AWS error codes, never values that
+could be secret: exception text ends up in Prefect's database as the run's state message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
+from botocore.exceptions import (
+    ConnectTimeoutError as BotoConnectTimeoutError,
+)
+
+CREDENTIAL_ERROR_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "InvalidToken",
+        "RequestExpired",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+        "UnrecognizedClientException",
+    }
+)
+PERMISSION_ERROR_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "Forbidden", "403"}
+)
+NETWORK_EXCEPTIONS: tuple[type[BotoCoreError], ...] = (
+    EndpointConnectionError,
+    BotoConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+    ProxyConnectionError,
+)
+CREDENTIAL_EXCEPTIONS: tuple[type[BotoCoreError], ...] = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
+
+
+class HousekeepingError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code: ClassVar[int] = 99
+    #: Whether retrying the same step may succeed (read by the shared retry condition).
+    transient: bool = False
+
+
+class ConfigError(HousekeepingError):
+    """The run's configuration or input is invalid; `problems` lists every finding."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        details = "".join(f"\n  - {problem}" for problem in self.problems)
+        super().__init__(f"{message}{details}")
+
+
+class CredentialsError(HousekeepingError):
+    """AWS credentials are missing, invalid or expired."""
+
+    exit_code = 2
+
+
+class NetworkError(HousekeepingError):
+    """The endpoint could not be reached or did not answer in time."""
+
+    exit_code = 3
+    transient = True
+
+
+class PermissionDeniedError(HousekeepingError):
+    """AWS refused the call, or the bucket belongs to another account."""
+
+    exit_code = 4
+
+
+class AwsApiError(HousekeepingError):
+    """Any other AWS API error; `code` is AWS's error code."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, code: str = "", transient: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+class SafetyRefusal(HousekeepingError):
+    """A guard refused the run before the first delete; nothing was deleted."""
+
+    exit_code = 6
+
+    def __init__(self, guard: str, planned: int, limit: int, report: Any = None) -> None:
+        super().__init__(
+            f"refused by {guard}: the plan holds {planned} and the limit is {limit}; "
+            "nothing was deleted"
+        )
+        self.guard = guard
+        self.planned = planned
+        self.limit = limit
+        self.report = report
+
+
+class PartialFailure(HousekeepingError):
+    """Some planned deletions did not happen; raised once, after every batch was tried."""
+
+    exit_code = 7
+
+    def __init__(self, failed: int, planned: int, report: Any = None) -> None:
+        super().__init__(f"{failed} of {planned} planned deletions failed")
+        self.failed = failed
+        self.planned = planned
+        self.report = report
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or an empty string."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
+    """Map a boto3/botocore exception to the project's tree by class and error code.
+
+    Args:
+        exc: the exception botocore raised.
+        action: what was attempted, naming only the resource, e.g. "HeadBucket on bucket 'b'".
+    """
+    # Imported here: retry.py classifies codes and imports this module.
+    from tasks.retry import is_transient
+
+    if isinstance(exc, HousekeepingError):
+        return exc
+    if isinstance(exc, CREDENTIAL_EXCEPTIONS):
+        return CredentialsError(f"{action}: AWS credentials not usable ({type(exc).__name__})")
+    if isinstance(exc, NETWORK_EXCEPTIONS):
+        return NetworkError(f"{action}: endpoint unreachable or timed out ({type(exc).__name__})")
+    code = error_code(exc)
+    if code in CREDENTIAL_ERROR_CODES:
+        return CredentialsError(f"{action}: AWS credentials rejected ({code})")
+    if code in PERMISSION_ERROR_CODES:
+        return PermissionDeniedError(f"{action}: permission denied ({code})")
+    name = code or type(exc).__name__
+    return AwsApiError(f"{action}: AWS error {name}", code=code, transient=is_transient(exc))

@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated environment, moto in-process, and one Prefect test harness."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from tasks.aws import AwsClients, AwsSettings, create_clients
+from tasks.config import ENVIRONMENT_SETTINGS, PARAMETER_ENV_VARS
+
+#: Obviously fake credentials: moto accepts anything, botocore only needs something to sign.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing-fake-access-key",
+    "AWS_SECRET_ACCESS_KEY": "testing-fake-secret-key",
+}
+AWS_ENV_TO_CLEAR = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "LOG_LEVEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting leaks in from the machine; fake credentials; no instance metadata lookups."""
+    for env_vars in PARAMETER_ENV_VARS.values():
+        for name in env_vars:
+            monkeypatch.delenv(name, raising=False)
+    for name in (*ENVIRONMENT_SETTINGS.values(), *AWS_ENV_TO_CLEAR):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("MANIFEST_DIR", str(tmp_path / "manifests"))
+    # Prefect-level retries back off for seconds; tests that exercise them set their own.
+    monkeypatch.setenv("TASK_RETRIES", "0")
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    """moto in-process: S3, Secrets Manager and STS answer inside this test."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def aws(moto: None) -> AwsClients:
+    """Clients from the project's own factory, backed by in-process moto, in us-east-1."""
+    return create_clients(AwsSettings(region="us-east-1"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for every test that runs a flow."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def as_of() -> datetime:
+    """A fixed reference time a little in the past, so cutoffs are exact."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)

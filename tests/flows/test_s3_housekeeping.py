@@ -1,0 +1,191 @@
+"""The s3_housekeeping flow end to end on a Prefect test harness and in-process moto."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
+from flows.s3_housekeeping import s3_housekeeping
+from tasks.aws import AwsClients
+from tasks.errors import ConfigError, PartialFailure, SafetyRefusal
+from tests.support.audit import audit_requests
+from tests.support.faults import inject_delete_errors
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+BUCKET = "flow-test-bucket"
+OLD_UNDER_PREFIX = {"temp/a.log", "temp/b/c.log", "temp/d.bin"}
+KEPT = {"temp/new.log", "temp-keep/old.db", "logs/old.log"}
+
+
+@pytest.fixture
+def seeded(aws: AwsClients, as_of: datetime) -> None:
+    aws.s3.create_bucket(Bucket=BUCKET)
+    ages = {key: 400 for key in OLD_UNDER_PREFIX} | {
+        "temp/new.log": 2,
+        "temp-keep/old.db": 400,
+        "logs/old.log": 400,
+    }
+    for key, days in ages.items():
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"0123456789")
+        backdate(BUCKET, key, as_of - timedelta(days=days))
+
+
+def keys(aws: AwsClients) -> set[str]:
+    return {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
+def run(as_of: datetime, **overrides: Any) -> Any:
+    parameters: dict[str, Any] = {
+        "bucket": BUCKET,
+        "prefix": "temp/",
+        "older_than_days": 30,
+        "as_of": as_of,
+    }
+    return s3_housekeeping(**(parameters | overrides))
+
+
+class TestDryRun:
+    def test_sends_no_mutating_request_when_dry_run_is_the_default(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit:
+            report = run(as_of)
+
+        assert audit.mutating() == []
+        assert {call.operation for call in audit.calls} >= {"HeadBucket", "ListObjectsV2"}
+        assert report.status == "dry_run" and report.dry_run is True
+        assert (report.scanned, report.matched, report.deleted) == (4, 3, 0)
+        assert report.matched_bytes == 30
+        assert report.bucket_action == "would_change"
+        assert keys(aws) == OLD_UNDER_PREFIX | KEPT
+
+    def test_does_not_create_a_missing_bucket_when_dry_run(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit:
+            report = run(as_of)
+
+        assert audit.mutating() == []
+        assert (report.bucket_action, report.matched) == ("would_create", 0)
+        assert aws.s3.list_buckets()["Buckets"] == []
+
+
+class TestExecute:
+    def test_deletes_exactly_old_objects_under_prefix_then_nothing_when_run_again(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit:
+            first = run(as_of, dry_run=False)
+        second = run(as_of, dry_run=False)
+
+        assert keys(aws) == KEPT
+        assert first.status == "completed"
+        assert (first.matched, first.deleted, first.failed) == (3, 3, 0)
+        assert first.bucket_action == "changed"
+        assert first.requests["DeleteObjects"] == 1
+        assert first.requests["ListObjectsV2"] == 1
+        deletes = audit.of("DeleteObjects")
+        assert {o["Key"] for o in deletes[0].params["Delete"]["Objects"]} == OLD_UNDER_PREFIX
+        assert (second.matched, second.deleted, second.bucket_action) == (0, 0, "unchanged")
+        assert "DeleteObjects" not in second.requests
+
+    def test_falls_back_to_environment_when_parameters_are_unset(
+        self, aws: AwsClients, seeded: None, as_of: datetime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("S3_BUCKET", BUCKET)
+        monkeypatch.setenv("CLEANUP_PREFIX", "temp/")
+        monkeypatch.setenv("CLEANUP_OLDER_THAN_DAYS", "30")
+        monkeypatch.setenv("DRY_RUN", "false")
+
+        report = s3_housekeeping(as_of=as_of)
+
+        assert (report.status, report.deleted) == ("completed", 3)
+        assert keys(aws) == KEPT
+
+
+class TestRefusalsAndFailures:
+    def test_refuses_and_deletes_nothing_when_plan_exceeds_max_deletions(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit, pytest.raises(SafetyRefusal) as refused:
+            run(as_of, dry_run=False, max_deletions=2)
+
+        assert audit.of("DeleteObjects") == []
+        assert keys(aws) == OLD_UNDER_PREFIX | KEPT
+        report = refused.value.report
+        assert (report.status, report.matched, report.deleted) == ("refused", 3, 0)
+        assert refused.value.exit_code == 6
+
+    def test_partial_failure_accounts_every_object_when_some_keys_are_denied(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        denied = "temp/b/c.log"
+        with (
+            inject_delete_errors(lambda key, _: "AccessDenied" if key == denied else None),
+            pytest.raises(PartialFailure) as partial,
+        ):
+            run(as_of, dry_run=False)
+
+        report = partial.value.report
+        assert report.status == "partial_failure"
+        assert (report.deleted, report.failed, report.failed_by_code) == (2, 1, {"AccessDenied": 1})
+        assert partial.value.exit_code == 7
+        assert keys(aws) == KEPT | {denied}
+
+    def test_rejects_invalid_input_before_any_aws_call_when_validating(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit, pytest.raises(ConfigError) as invalid:
+            run(as_of, bucket="Bad_Bucket", prefix="/abs", older_than_days=0)
+
+        assert audit.calls == []
+        message = str(invalid.value)
+        assert "bucket:" in message and "prefix:" in message and "older_than_days:" in message
+
+    def test_refuses_when_parameter_and_secret_name_different_owners(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        aws.secretsmanager.create_secret(
+            Name="flow/test", SecretString=json.dumps({"expected_bucket_owner": "111122223333"})
+        )
+        with pytest.raises(ConfigError, match="different accounts"):
+            run(as_of, secret_name="flow/test", expected_bucket_owner=LOCAL_ACCOUNT_ID)
+
+
+class TestPrefectIntegration:
+    def test_publishes_plan_and_report_artifacts_when_run(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        state = s3_housekeeping(
+            bucket=BUCKET, prefix="temp/", older_than_days=30, as_of=as_of, return_state=True
+        )
+        flow_run_id = state.state_details.flow_run_id
+
+        with get_client(sync_client=True) as client:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+        by_key = {artifact.key: artifact for artifact in artifacts}
+        assert set(by_key) == {"s3-housekeeping-plan", "s3-housekeeping-report"}
+        plan_rows = json.loads(by_key["s3-housekeeping-plan"].data)
+        assert {row["key"] for row in plan_rows} == OLD_UNDER_PREFIX
+        assert "dry_run" in by_key["s3-housekeeping-report"].data
+
+    def test_every_parameter_has_help_text_when_rendered_for_the_ui(self) -> None:
+        from prefect.utilities.callables import parameter_schema
+
+        schema = parameter_schema(s3_housekeeping).model_dump()
+        properties = schema["properties"]
+        assert len(properties) == 13
+        missing = [name for name, spec in properties.items() if not spec.get("description")]
+        assert missing == []

@@ -1,0 +1,1 @@
+"""Test helpers: request audits, fault injection, local servers."""

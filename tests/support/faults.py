@@ -1,0 +1,68 @@
+"""Per-key DeleteObjects failures, injected at the botocore boundary as S3 reports them.
+
+S3 answers a DeleteObjects request with HTTP 200 and an `Errors` entry for each key it could not
+delete (AccessDenied, SlowDown, PreconditionFailed ...). moto never does, so this hook takes the
+chosen keys out of the request before it is sent (the server never deletes them, as S3 would
+not) and adds their errors to the parsed response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore import handlers
+
+#: key -> error code for that key, or None to let it through this time.
+FaultRule = Callable[[str, int], str | None]
+
+
+@dataclass
+class DeleteFaults:
+    """Which keys fail, with which code, on which attempt (1 = the first time a key is sent)."""
+
+    rule: FaultRule
+    attempts: dict[str, int] = field(default_factory=dict)
+    injected: list[tuple[str, str]] = field(default_factory=list)
+    _pending: dict[int, list[dict[str, str]]] = field(default_factory=dict)
+
+    def before_build(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        kept, failed = [], []
+        for entry in params["Delete"]["Objects"]:
+            key = entry["Key"]
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            code = self.rule(key, self.attempts[key])
+            if code is None:
+                kept.append(entry)
+            else:
+                failed.append({"Key": key, "Code": code, "Message": "injected"})
+                self.injected.append((key, code))
+        params["Delete"]["Objects"] = kept
+        if not kept:
+            # S3 refuses an empty Objects list; a key that never existed is reported Deleted,
+            # which the code under test ignores because it was not planned.
+            params["Delete"]["Objects"] = [{"Key": "zz-injected-placeholder-never-planned"}]
+        context["injected_errors"] = failed
+
+    def after_call(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        failed = context.get("injected_errors", [])
+        if failed:
+            parsed.setdefault("Errors", []).extend(failed)
+
+
+@contextmanager
+def inject_delete_errors(rule: FaultRule) -> Iterator[DeleteFaults]:
+    """Apply `rule` to every DeleteObjects sent by clients created inside the block."""
+    faults = DeleteFaults(rule)
+    entries: list[tuple[str, Callable[..., Any]]] = [
+        ("before-parameter-build.s3.DeleteObjects", faults.before_build),
+        ("after-call.s3.DeleteObjects", faults.after_call),
+    ]
+    handlers.BUILTIN_HANDLERS.extend(entries)
+    try:
+        yield faults
+    finally:
+        for entry in entries:
+            handlers.BUILTIN_HANDLERS.remove(entry)

@@ -1,0 +1,119 @@
+"""The client factory: botocore Config, credential sources, refreshing assume-role, counting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import pytest
+from botocore.credentials import DeferredRefreshableCredentials
+
+from tasks.aws import AwsSettings, botocore_config, create_clients, create_session
+from tasks.errors import ConfigError
+from tests.support.audit import audit_requests
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/s3-housekeeping-test"
+
+
+class TestBotocoreConfig:
+    def test_bounds_every_call_and_retries_when_built(self) -> None:
+        config = botocore_config(
+            AwsSettings(
+                region="eu-west-1", max_attempts=4, retry_mode="adaptive", max_pool_connections=16
+            )
+        )
+
+        assert (config.connect_timeout, config.read_timeout) == (5, 30)
+        assert config.retries == {"mode": "adaptive", "total_max_attempts": 4}
+        assert config.max_pool_connections == 16
+        assert config.region_name == "eu-west-1"
+        assert "s3-housekeeping" in (config.user_agent_extra or "")
+
+    def test_clients_carry_the_config_when_created(self, moto: None) -> None:
+        clients = create_clients(AwsSettings(region="eu-central-1"))
+
+        assert clients.s3.meta.region_name == "eu-central-1"
+        assert clients.s3.meta.config.connect_timeout == 5
+        assert clients.secretsmanager.meta.config.read_timeout == 30
+
+
+class TestCredentials:
+    def test_uses_default_chain_when_no_block_is_named(self, moto: None) -> None:
+        session, overrides = create_session(AwsSettings(region="us-east-1"))
+
+        credentials = session.get_credentials()
+        assert credentials is not None
+        assert credentials.access_key == os.environ["AWS_ACCESS_KEY_ID"]
+        assert credentials.method == "env"
+        assert overrides == {}
+
+    def test_uses_the_named_block_when_set(self, moto: None, prefect_harness: None) -> None:
+        from prefect_aws import AwsCredentials
+        from prefect_aws.client_parameters import AwsClientParameters
+
+        name = f"test-block-{uuid.uuid4().hex[:8]}"
+        AwsCredentials(
+            aws_access_key_id="testing-block-key",
+            aws_secret_access_key="testing-block-secret",
+            aws_client_parameters=AwsClientParameters(endpoint_url="http://127.0.0.1:9"),
+        ).save(name)
+
+        session, overrides = create_session(AwsSettings(region="us-east-1", credentials_block=name))
+
+        credentials = session.get_credentials()
+        assert credentials is not None
+        assert credentials.access_key == "testing-block-key"
+        assert overrides == {"endpoint_url": "http://127.0.0.1:9"}
+
+    def test_missing_block_is_a_config_error_when_named(self, prefect_harness: None) -> None:
+        with pytest.raises(ConfigError, match="was not found"):
+            create_session(AwsSettings(region="us-east-1", credentials_block="no-such-block"))
+
+
+class TestAssumeRole:
+    def test_credentials_refresh_when_close_to_expiry(self, moto: None) -> None:
+        # 900 s is the shortest role session; inside botocore's 15-minute refresh window, every
+        # read of the credentials calls AssumeRole again, as a long run would near expiry.
+        settings = AwsSettings(region="us-east-1", role_arn=ROLE_ARN, role_duration_seconds=900)
+        with audit_requests() as audit:
+            session, _ = create_session(settings)
+            credentials = session.get_credentials()
+            assert isinstance(credentials, DeferredRefreshableCredentials)
+            first = credentials.get_frozen_credentials()
+            second = credentials.get_frozen_credentials()
+
+        assume_calls = audit.of("AssumeRole")
+        assert len(assume_calls) == 2
+        assert assume_calls[0].params["RoleArn"] == ROLE_ARN
+        assert assume_calls[0].params["RoleSessionName"] == "s3-housekeeping"
+        assert first.access_key != second.access_key
+        assert first.access_key != os.environ["AWS_ACCESS_KEY_ID"]
+
+    def test_assumes_the_role_once_when_far_from_expiry(self, moto: None) -> None:
+        settings = AwsSettings(region="us-east-1", role_arn=ROLE_ARN)
+        with audit_requests() as audit:
+            clients = create_clients(settings)
+            clients.s3.list_buckets()
+            clients.s3.list_buckets()
+
+        assert len(audit.of("AssumeRole")) == 1
+
+
+class TestLoggingAndCounting:
+    def test_keeps_sdk_loggers_at_warning_when_debug_is_asked(self, moto: None) -> None:
+        for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+        create_clients(AwsSettings(region="us-east-1"))
+
+        for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
+
+    def test_counts_requests_per_operation_when_calls_are_made(self, moto: None) -> None:
+        clients = create_clients(AwsSettings(region="us-east-1"))
+        clients.s3.create_bucket(Bucket="counted-bucket")
+        for _ in range(3):
+            clients.s3.list_objects_v2(Bucket="counted-bucket")
+
+        assert clients.requests.snapshot() == {"CreateBucket": 1, "ListObjectsV2": 3}

@@ -1,0 +1,300 @@
+"""plan_cleanup and apply_cleanup against moto: selection, manifest, batching, per-key outcomes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deployments.local_aws import backdate
+from tasks.aws import AwsClients
+from tasks.cleanup import apply_cleanup, check_guards, plan_cleanup
+from tasks.errors import ConfigError, SafetyRefusal
+from tasks.manifest import PlanTarget, isoformat, read_objects, read_target
+from tests.support.audit import audit_requests
+from tests.support.faults import inject_delete_errors
+
+BUCKET = "cleanup-test-bucket"
+
+
+def make_target(cutoff: datetime, prefix: str = "temp/") -> PlanTarget:
+    return PlanTarget(
+        bucket=BUCKET,
+        region="us-east-1",
+        prefix=prefix,
+        cutoff=isoformat(cutoff),
+        created_at=isoformat(cutoff),
+    )
+
+
+def put_aged(aws: AwsClients, key: str, last_modified: datetime, body: bytes = b"data") -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    backdate(BUCKET, key, last_modified)
+
+
+def remaining_keys(aws: AwsClients) -> set[str]:
+    keys: set[str] = set()
+    for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        keys.update(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+@pytest.fixture
+def bucket(aws: AwsClients) -> str:
+    aws.s3.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def cutoff(as_of: datetime) -> datetime:
+    return as_of - timedelta(days=30)
+
+
+@pytest.fixture
+def seeded(aws: AwsClients, bucket: str, cutoff: datetime) -> dict[str, datetime]:
+    """Old and new objects under temp/, and old ones beside it (temp-keep/, other/)."""
+    ages = {
+        "temp/old-1.log": cutoff - timedelta(days=300),
+        "temp/nested/old-2.log": cutoff - timedelta(days=1),
+        "temp/just-before-cutoff.log": cutoff - timedelta(seconds=1),
+        "temp/at-cutoff.log": cutoff,
+        "temp/new.log": cutoff + timedelta(days=29),
+        "temp-keep/old.db": cutoff - timedelta(days=300),
+        "other/temp/old.log": cutoff - timedelta(days=300),
+    }
+    for key, moment in ages.items():
+        put_aged(aws, key, moment)
+    return ages
+
+
+class TestPlanSelection:
+    def test_selects_only_old_objects_under_prefix_when_siblings_share_its_start(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        planned = {entry.key for entry in read_objects(Path(plan.manifest))}
+        assert planned == {"temp/old-1.log", "temp/nested/old-2.log", "temp/just-before-cutoff.log"}
+        assert plan.scanned == 5  # only keys under temp/ are listed
+        assert plan.matched == 3
+        assert plan.matched_bytes == 3 * len(b"data")
+
+    def test_keeps_object_when_last_modified_equals_cutoff(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        planned = {entry.key for entry in read_objects(Path(plan.manifest))}
+        assert "temp/at-cutoff.log" not in planned
+        assert "temp/just-before-cutoff.log" in planned
+
+    def test_prefix_without_slash_matches_siblings_when_given_literally(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        target = make_target(cutoff, prefix="temp")
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+
+        planned = {entry.key for entry in read_objects(Path(plan.manifest))}
+        assert "temp-keep/old.db" in planned  # S3 prefixes are plain string prefixes
+
+    def test_refuses_naive_cutoff_when_called(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            plan_cleanup(
+                aws.s3, make_target(cutoff), cutoff.replace(tzinfo=None), tmp_path / "p.jsonl"
+            )
+
+    def test_missing_bucket_is_a_config_error_when_listing(
+        self, aws: AwsClients, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        with pytest.raises(ConfigError, match="does not exist"):
+            plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+
+class TestManifest:
+    def test_manifest_has_header_and_one_line_per_object_when_gzipped(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "plan.jsonl.gz"
+        plan_cleanup(aws.s3, make_target(cutoff), cutoff, path)
+
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+        header = json.loads(lines[0])
+        assert header["format"] == "s3-housekeeping/plan-v1"
+        assert header["bucket"] == BUCKET and header["prefix"] == "temp/"
+        rows = [json.loads(line) for line in lines[1:]]
+        assert len(rows) == 3
+        assert set(rows[0]) == {"key", "etag", "size", "last_modified", "storage_class"}
+        assert all(row["etag"].startswith('"') for row in rows)
+        assert read_target(path).cutoff == isoformat(cutoff)
+
+
+class TestGuards:
+    def test_refuses_when_plan_exceeds_max_deletions(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        with pytest.raises(SafetyRefusal) as refused:
+            check_guards(plan, max_deletions=2)
+        assert (refused.value.planned, refused.value.limit, refused.value.exit_code) == (3, 2, 6)
+        check_guards(plan, max_deletions=3)  # at the limit is allowed
+        check_guards(plan, max_deletions=None)
+
+
+class TestApply:
+    def test_deletes_exactly_the_planned_objects_when_executed(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+
+        result = apply_cleanup(aws.s3, Path(plan.manifest), target)
+
+        assert (result.planned, result.deleted, result.skipped_changed, result.failed) == (
+            3,
+            3,
+            0,
+            0,
+        )
+        assert remaining_keys(aws) == {
+            "temp/at-cutoff.log",
+            "temp/new.log",
+            "temp-keep/old.db",
+            "other/temp/old.log",
+        }
+
+    def test_batches_hold_at_most_1000_keys_each_with_etag_when_2500_are_planned(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        old = cutoff - timedelta(days=1)
+        for number in range(2600):
+            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl.gz")
+
+        with audit_requests() as audit:
+            from tasks.aws import AwsSettings, create_clients
+
+            audited = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_cleanup(audited.s3, Path(plan.manifest), target)
+
+        batches = [call.params["Delete"]["Objects"] for call in audit.of("DeleteObjects")]
+        assert [len(batch) for batch in batches] == [1000, 1000, 600]
+        assert all(entry.get("ETag") for batch in batches for entry in batch)
+        assert all(call.params["Delete"]["Quiet"] is True for call in audit.of("DeleteObjects"))
+        sent = [entry["Key"] for batch in batches for entry in batch]
+        assert len(sent) == len(set(sent)) == 2600
+        assert result.deleted == 2600
+        assert remaining_keys(aws) == set()
+
+    def test_accounts_every_key_when_some_fail_inside_a_200_response(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        old = cutoff - timedelta(days=1)
+        for number in range(1200):
+            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+
+        def rule(key: str, attempt: int) -> str | None:
+            number = int(key[-5:])
+            if number % 100 == 0:
+                return "AccessDenied"  # 12 keys, every attempt
+            if number % 150 == 1:
+                return "PreconditionFailed"  # 8 keys changed since listing
+            return None
+
+        with inject_delete_errors(rule) as faults:
+            from tasks.aws import AwsSettings, create_clients
+
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_cleanup(faulty.s3, Path(plan.manifest), target)
+
+        assert len(faults.injected) == 20
+        assert result.planned == 1200
+        assert result.failed_by_code == {"AccessDenied": 12}
+        assert result.skipped_changed == 8
+        assert result.deleted == 1180
+        assert result.deleted + result.skipped_changed + result.failed == result.planned
+        assert len(remaining_keys(aws)) == 20
+
+    def test_retries_only_throttled_keys_when_slowdown_clears(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        old = cutoff - timedelta(days=1)
+        for number in range(50):
+            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+
+        def rule(key: str, attempt: int) -> str | None:
+            return "SlowDown" if int(key[-5:]) < 10 and attempt == 1 else None
+
+        with audit_requests() as audit, inject_delete_errors(rule) as faults:
+            from tasks.aws import AwsSettings, create_clients
+
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_cleanup(faulty.s3, Path(plan.manifest), target, retry_base_delay_s=0)
+
+        assert len(audit.of("DeleteObjects")) == 2  # the batch, then the throttled keys only
+        sent_twice = {key for key, count in faults.attempts.items() if count == 2}
+        assert sent_twice == {f"temp/k{number:05d}" for number in range(10)}
+        assert sum(faults.attempts.values()) == 60
+        assert (result.deleted, result.failed, result.skipped_changed) == (50, 0, 0)
+        assert remaining_keys(aws) == set()
+
+    def test_counts_throttled_keys_as_failed_when_slowdown_persists(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        put_aged(aws, "temp/a", cutoff - timedelta(days=1))
+        put_aged(aws, "temp/b", cutoff - timedelta(days=1))
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+
+        with inject_delete_errors(lambda key, _: "SlowDown" if key == "temp/a" else None) as f:
+            from tasks.aws import AwsSettings, create_clients
+
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_cleanup(
+                faulty.s3, Path(plan.manifest), target, key_attempts=3, retry_base_delay_s=0
+            )
+
+        assert f.attempts["temp/a"] == 3
+        assert (result.deleted, dict(result.failed_by_code)) == (1, {"SlowDown": 1})
+
+    def test_refuses_manifest_of_another_target_when_applying(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        with audit_requests() as audit, pytest.raises(ConfigError, match="another target"):
+            from tasks.aws import AwsSettings, create_clients
+
+            other = create_clients(AwsSettings(region="us-east-1"))
+            apply_cleanup(other.s3, Path(plan.manifest), make_target(cutoff, prefix="temp/nested/"))
+        assert audit.mutating() == []
+
+    def test_refuses_tampered_manifest_when_an_entry_is_outside_the_prefix(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        target = make_target(cutoff)
+        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+        manifest = Path(plan.manifest)
+        row = {
+            "key": "temp-keep/old.db",
+            "etag": '"x"',
+            "size": 1,
+            "last_modified": isoformat(cutoff - timedelta(days=9)),
+            "storage_class": "STANDARD",
+        }
+        manifest.write_text(manifest.read_text() + json.dumps(row) + "\n")
+
+        with pytest.raises(ConfigError, match="outside the prefix or the cutoff"):
+            apply_cleanup(aws.s3, manifest, target)
+        assert "temp-keep/old.db" in remaining_keys(aws)
+        assert "temp/old-1.log" in remaining_keys(aws)  # refused before the first delete

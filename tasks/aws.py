@@ -19,6 +19,7 @@ from botocore.credentials import (
 )
 
 from tasks.errors import ConfigError
+from tasks.log_context import SDK_LOGGERS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,8 +30,6 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 30
 USER_AGENT = "s3-housekeeping"
-# Their DEBUG output holds request bodies, signatures and session tokens.
-CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class AwsClients:
 
 def quiet_aws_loggers() -> None:
     """Keep the AWS SDK loggers at WARNING or above, whatever the run's level."""
-    for name in CHATTY_LOGGERS:
+    for name in SDK_LOGGERS:
         sdk_logger = logging.getLogger(name)
         if sdk_logger.getEffectiveLevel() < logging.WARNING:
             sdk_logger.setLevel(logging.WARNING)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import botocore
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.errors import ConfigError
 
@@ -43,18 +42,24 @@ ENVIRONMENT_SETTINGS: dict[str, str] = {
     "secret_required_keys": "SECRET_REQUIRED_KEYS",
 }
 
+#: Settings whose environment value is taken as written, blanks included.
+VERBATIM_SETTINGS = frozenset({"prefix"})
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 BUCKET_CHARACTERS = re.compile(r"[a-z0-9.-]+")
 PREFIX_MAX_BYTES = 1024
 #: Clock skew tolerated for `as_of`; a later reference time would make young objects look old.
 AS_OF_MAX_FUTURE = timedelta(minutes=5)
-ACCOUNT_ID = re.compile(r"\d{12}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
-IAM_NAME = r"[\w+=,.@-]"
-# C0 controls (and DEL) cannot all travel in DeleteObjects' XML body, and never belong in a prefix.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+IAM_NAME = r"[A-Za-z0-9_+=,.@-]"
+# Control characters (C0, DEL, C1) cannot all travel in DeleteObjects' XML body, and never belong
+# in a prefix.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Anything shaped like an IPv4 address, leading zeros and out-of-range numbers included.
+IPV4_SHAPED = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+REGION_CHARACTERS = re.compile(r"[a-z0-9-]+")
 
 
 @cache
@@ -62,11 +67,14 @@ def aws_partitions() -> dict[str, re.Pattern[str]]:
     """Partition name -> region pattern, from the endpoint data botocore ships."""
     data_file = Path(botocore.__file__).parent / "data" / "partitions.json"
     partitions = json.loads(data_file.read_text())["partitions"]
-    return {p["id"]: re.compile(p["regionRegex"]) for p in partitions}
+    # ASCII: botocore's patterns use \w, which Python would otherwise read as any letter.
+    return {p["id"]: re.compile(p["regionRegex"], re.ASCII) for p in partitions}
 
 
 def partition_of_region(region: str) -> str | None:
     """The AWS partition whose region pattern matches, or None."""
+    if not REGION_CHARACTERS.fullmatch(region):
+        return None
     for partition, pattern in aws_partitions().items():
         if pattern.fullmatch(region):
             return partition
@@ -84,21 +92,13 @@ def bucket_name_problems(name: str) -> list[str]:
         problems.append("must start and end with a letter or digit")
     if ".." in name:
         problems.append("must not contain two adjacent dots")
-    if _is_ipv4(name):
+    if IPV4_SHAPED.fullmatch(name):
         problems.append("must not be formatted as an IP address")
     problems += [
         f"must not start with '{p}'" for p in BUCKET_RESERVED_PREFIXES if name.startswith(p)
     ]
     problems += [f"must not end with '{s}'" for s in BUCKET_RESERVED_SUFFIXES if name.endswith(s)]
     return problems
-
-
-def _is_ipv4(name: str) -> bool:
-    try:
-        ipaddress.IPv4Address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def prefix_problems(prefix: str) -> list[str]:
@@ -180,7 +180,7 @@ class RunConfig(BaseModel):
     @classmethod
     def _role_rules(cls, value: str | None) -> str | None:
         partitions = "|".join(re.escape(p) for p in aws_partitions())
-        role = rf"arn:({partitions}):iam::\d{{12}}:role/(?:{IAM_NAME}+/)*{IAM_NAME}{{1,64}}"
+        role = rf"arn:({partitions}):iam::[0-9]{{12}}:role/(?:{IAM_NAME}+/)*{IAM_NAME}{{1,64}}"
         if value is not None and not re.fullmatch(role, value):
             raise ValueError("must be an IAM role ARN: arn:PARTITION:iam::ACCOUNT:role/NAME")
         return value
@@ -190,7 +190,7 @@ class RunConfig(BaseModel):
     def _secret_name_rules(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        arn = r"arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+        arn = r"arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
         if not (SECRET_NAME.fullmatch(value) or re.fullmatch(arn, value)):
             raise ValueError(
                 "must be a secret name (1-512 of letters, digits and /_+=.@-) or a secret ARN"
@@ -213,19 +213,19 @@ class RunConfig(BaseModel):
 
     @field_validator("as_of")
     @classmethod
-    def _as_of_aware(cls, value: datetime) -> datetime:
+    def _as_of_rules(cls, value: datetime) -> datetime:
         # A date without a zone is read as UTC, the zone S3 reports LastModified in.
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if aware > datetime.now(UTC) + AS_OF_MAX_FUTURE:
+            raise ValueError("must not be in the future (it would make new objects look old)")
+        return aware
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> RunConfig:
-        if self.as_of > datetime.now(UTC) + AS_OF_MAX_FUTURE:
-            raise ValueError(
-                "as_of: must not be in the future (it would make new objects look old)"
-            )
-        if self.role_arn and partition_of_region(self.region) != self.role_arn.split(":")[1]:
-            raise ValueError("role_arn: its partition does not match the region's partition")
-        return self
+    @field_validator("older_than_days", "max_deletions", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not true/false")
+        return value
 
 
 def load_config(
@@ -253,26 +253,44 @@ def load_config(
             raw[name], source[name] = parameters[name], "parameter"
             continue
         for env_var in env_vars:
-            if environ.get(env_var, "").strip():
-                raw[name], source[name] = environ[env_var].strip(), env_var
+            value = environ.get(env_var, "")
+            if value.strip():  # blank means unset
+                # Surrounding blanks are dropped, except in a prefix, where they are part of it.
+                raw[name] = value if name in VERBATIM_SETTINGS else value.strip()
+                source[name] = env_var
                 break
     for name, env_var in ENVIRONMENT_SETTINGS.items():
         if environ.get(env_var, "").strip():
             raw[name], source[name] = environ[env_var].strip(), env_var
     raw.setdefault("as_of", now or datetime.now(UTC))
+    problems = cross_field_problems(raw, source)
+    config: RunConfig | None = None
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(error, source) for error in exc.errors(include_input=False)]
-        raise ConfigError("invalid configuration", problems) from None
+        # Only messages leave this block: the ValidationError itself holds the raw values.
+        problems = [_describe(e, source) for e in exc.errors(include_input=False)] + problems
+    if problems or config is None:
+        raise ConfigError("invalid configuration", problems)
+    return config
+
+
+def cross_field_problems(raw: Mapping[str, Any], source: Mapping[str, str]) -> list[str]:
+    """Rules that join two settings, checked beside the per-field rules so all come at once."""
+    role, region = raw.get("role_arn"), raw.get("region", "us-east-1")
+    if not (isinstance(role, str) and isinstance(region, str) and role.count(":") >= 5):
+        return []
+    region_partition = partition_of_region(region)
+    if region_partition is not None and role.split(":")[1] != region_partition:
+        error = {"loc": ("role_arn",), "msg": "its partition does not match the region's partition"}
+        return [_describe(error, source)]
+    return []
 
 
 def _describe(error: Mapping[str, Any], source: Mapping[str, str]) -> str:
     """One problem as 'field (from SOURCE): message', without the offending value."""
     field = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
-    if not field and ": " in message:
-        field, message = message.split(": ", 1)
     origin = source.get(field)
     where = f" (from {origin})" if origin and origin != "parameter" else ""
     return f"{field or 'configuration'}{where}: {message}"

@@ -1,17 +1,11 @@
-"""A logging filter that stamps records with the current Prefect run's ids and names."""
+"""Logging filters: stamp records with the current Prefect run, and keep the AWS SDK quiet."""
 
 from __future__ import annotations
 
 import logging
 
-RUN_FIELDS = (
-    "flow_run_id",
-    "flow_run_name",
-    "flow_name",
-    "task_run_id",
-    "task_run_name",
-    "task_name",
-)
+#: Their DEBUG and INFO records hold request bodies, signatures and session tokens.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 class RunContextFilter(logging.Filter):
@@ -24,6 +18,18 @@ class RunContextFilter(logging.Filter):
                 if getattr(record, name, None) is None:
                     setattr(record, name, value)
         return True
+
+
+class QuietSdkFilter(logging.Filter):
+    """Drops AWS SDK records below WARNING at the handler, whatever level a logger was set to
+    later (a logger's own level can be changed; a handler's filter stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not record.name.startswith(tuple(f"{name}." for name in SDK_LOGGERS)) and (
+            record.name not in SDK_LOGGERS
+        )
 
 
 def current_run_fields() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 #: Keys the flow itself understands; any other key is carried along for later steps.
 KMS_KEY_ID = "kms_key_id"
 EXPECTED_BUCKET_OWNER = "expected_bucket_owner"
+_NOT_JSON = object()
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,10 +93,13 @@ def parse_secret(secret_id: str, text: str | None, required_keys: Iterable[str] 
     """Turn the SecretString into a RunSecret; every error names keys, never values."""
     if text is None:
         raise ConfigError(f"secret '{secret_id}' holds binary data, not a JSON object")
-    try:
+    document: object = _NOT_JSON
+    # The decode error holds the whole text: raise outside the handler so it is not kept as
+    # the ConfigError's context.
+    with contextlib.suppress(ValueError):
         document = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"secret '{secret_id}' is not valid JSON") from None
+    if document is _NOT_JSON:
+        raise ConfigError(f"secret '{secret_id}' is not valid JSON")
     if not isinstance(document, dict):
         raise ConfigError(f"secret '{secret_id}' must hold a JSON object")
     values = {

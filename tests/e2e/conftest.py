@@ -1,0 +1,64 @@
+"""End-to-end fixtures: one real Prefect server per session, a moto server per module."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deployments.local_aws import LocalAws, local_aws
+from tests.support.servers import BIN, PrefectServer, prefect_server
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def moto_http() -> Iterator[LocalAws]:
+    """moto in server mode over HTTP (in this process, so tests can backdate objects)."""
+    with local_aws() as aws:
+        yield aws
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Cli:
+    """Runs the installed `s3-housekeeping` command as a user would, against real servers."""
+
+    env: dict[str, str]
+
+    def __call__(self, *args: str, env: Mapping[str, str] | None = None) -> CliResult:
+        completed = subprocess.run(
+            [str(BIN / "s3-housekeeping"), *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def cli(prefect_api: PrefectServer, moto_http: LocalAws, tmp_path: Path) -> Cli:
+    env = {
+        **os.environ,
+        **moto_http.environment(),
+        "PREFECT_API_URL": prefect_api.api_url,
+        "PREFECT_HOME": str(tmp_path / "client-prefect-home"),
+        "MANIFEST_DIR": str(tmp_path / "manifests"),
+    }
+    return Cli(env)

@@ -1,0 +1,108 @@
+"""Real servers for end-to-end tests: a Prefect API server and a moto server process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployments.local_aws import free_port
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    """A running `prefect server start` with its own Prefect home."""
+
+    api_url: str
+    home: Path
+    log: Path
+
+
+def wait_until(ready: object, timeout_s: float, what: str) -> None:
+    """Poll `ready()` until it is true, or fail naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} was not ready within {timeout_s} s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@contextmanager
+def prefect_server(
+    home: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[PrefectServer]:
+    """Start a Prefect server on a free loopback port with SQLite under `home`."""
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_API_URL": "",
+        **(extra_env or {}),
+    }
+    log = home / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: http_ok(f"{api_url}/health"), 90, "the Prefect server")
+        yield PrefectServer(api_url=api_url, home=home, log=log)
+    finally:
+        stop(process)
+
+
+@contextmanager
+def moto_server_process(extra_env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """moto's server in its own process (for settings that must not touch in-process moto)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(extra_env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{url}/moto-api/"), 60, "the moto server")
+        yield url
+    finally:
+        stop(process)

@@ -18,10 +18,13 @@ def test_demo_creates_plans_deletes_and_reports_when_run(
     prefect_api: PrefectServer, tmp_path: Path
 ) -> None:
     report_path = tmp_path / "demo-report.json"
-    completed = subprocess.run(  # noqa: S603 - our own console script
+    completed = subprocess.run(
         [str(BIN / "s3-housekeeping"), "demo", "--report-json", str(report_path)],
-        env={**os.environ, "PREFECT_API_URL": prefect_api.api_url,
-             "PREFECT_HOME": str(tmp_path / "prefect-home")},
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_api.api_url,
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        },
         capture_output=True,
         text=True,
         timeout=240,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,8 @@ def run_demo() -> dict[str, Any]:
     from flows.s3_housekeeping import s3_housekeeping
 
     as_of = datetime.now(UTC)
-    with (
-        tempfile.TemporaryDirectory(prefix="s3-housekeeping-demo-") as workdir,
-        local_aws() as aws,
-        patched_environ({**aws.environment(), "MANIFEST_DIR": str(Path(workdir) / "manifests")}),
-    ):
+    # Plans go where a real run's would (MANIFEST_DIR, default ./manifests), to be looked at.
+    with local_aws() as aws, patched_environ(aws.environment()):
         say(f"Local AWS (moto) listening on {aws.endpoint_url}")
         aws.client("secretsmanager").create_secret(
             Name=SECRET_NAME,

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore import handlers
+from tests.support.hooks import on_every_new_client
 
 #: S3 operations that change something; a dry run must send none of them.
 READ_ONLY_PREFIXES = ("Get", "Head", "List")
@@ -60,9 +60,5 @@ def audit_requests() -> Iterator[RequestAudit]:
         ("before-parameter-build", audit.on_call),
         ("request-created", audit.on_attempt),
     ]
-    handlers.BUILTIN_HANDLERS.extend(entries)
-    try:
+    with on_every_new_client(entries):
         yield audit
-    finally:
-        for entry in entries:
-            handlers.BUILTIN_HANDLERS.remove(entry)

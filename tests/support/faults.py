@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore import handlers
+from tests.support.hooks import on_every_new_client
 
 #: key -> error code for that key, or None to let it through this time.
 FaultRule = Callable[[str, int], str | None]
@@ -60,9 +60,5 @@ def inject_delete_errors(rule: FaultRule) -> Iterator[DeleteFaults]:
         ("before-parameter-build.s3.DeleteObjects", faults.before_build),
         ("after-call.s3.DeleteObjects", faults.after_call),
     ]
-    handlers.BUILTIN_HANDLERS.extend(entries)
-    try:
+    with on_every_new_client(entries):
         yield faults
-    finally:
-        for entry in entries:
-            handlers.BUILTIN_HANDLERS.remove(entry)

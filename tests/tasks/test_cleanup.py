@@ -35,6 +35,16 @@ def put_aged(aws: AwsClients, key: str, last_modified: datetime, body: bytes = b
     backdate(BUCKET, key, last_modified)
 
 
+def plan_old_objects(
+    aws: AwsClients, count: int, cutoff: datetime, manifest: Path
+) -> tuple[PlanTarget, Path]:
+    """Put `count` empty objects a day older than the cutoff under temp/ and plan them."""
+    for number in range(count):
+        put_aged(aws, f"temp/k{number:05d}", cutoff - timedelta(days=1), body=b"")
+    target = make_target(cutoff)
+    return target, Path(plan_cleanup(aws.s3, target, cutoff, manifest).manifest)
+
+
 def remaining_keys(aws: AwsClients) -> set[str]:
     keys: set[str] = set()
     for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
@@ -171,17 +181,13 @@ class TestApply:
     def test_batches_hold_at_most_1000_keys_each_with_etag_when_2500_are_planned(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        old = cutoff - timedelta(days=1)
-        for number in range(2600):
-            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl.gz")
+        target, manifest = plan_old_objects(aws, 2600, cutoff, tmp_path / "plan.jsonl.gz")
 
         with audit_requests() as audit:
             from tasks.aws import AwsSettings, create_clients
 
             audited = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(audited.s3, Path(plan.manifest), target)
+            result = apply_cleanup(audited.s3, manifest, target)
 
         batches = [call.params["Delete"]["Objects"] for call in audit.of("DeleteObjects")]
         assert [len(batch) for batch in batches] == [1000, 1000, 600]
@@ -195,11 +201,7 @@ class TestApply:
     def test_accounts_every_key_when_some_fail_inside_a_200_response(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        old = cutoff - timedelta(days=1)
-        for number in range(1200):
-            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+        target, manifest = plan_old_objects(aws, 1200, cutoff, tmp_path / "plan.jsonl")
 
         def rule(key: str, attempt: int) -> str | None:
             number = int(key[-5:])
@@ -213,7 +215,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, Path(plan.manifest), target)
+            result = apply_cleanup(faulty.s3, manifest, target)
 
         assert len(faults.injected) == 20
         assert result.planned == 1200
@@ -226,11 +228,7 @@ class TestApply:
     def test_retries_only_throttled_keys_when_slowdown_clears(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        old = cutoff - timedelta(days=1)
-        for number in range(50):
-            put_aged(aws, f"temp/k{number:05d}", old, body=b"")
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+        target, manifest = plan_old_objects(aws, 50, cutoff, tmp_path / "plan.jsonl")
 
         def rule(key: str, attempt: int) -> str | None:
             return "SlowDown" if int(key[-5:]) < 10 and attempt == 1 else None
@@ -239,7 +237,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, Path(plan.manifest), target, retry_base_delay_s=0)
+            result = apply_cleanup(faulty.s3, manifest, target, retry_base_delay_s=0)
 
         assert len(audit.of("DeleteObjects")) == 2  # the batch, then the throttled keys only
         sent_twice = {key for key, count in faults.attempts.items() if count == 2}

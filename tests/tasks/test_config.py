@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 
 from tasks.config import PARAMETER_ENV_VARS, RunConfig, load_config
 from tasks.errors import ConfigError
+from tests.support.exceptions import exception_chain
 
 #: A fixed reference time in the past, so the "not in the future" rule never interferes.
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -45,19 +46,6 @@ def refusal(
 def problems_about(error: ConfigError, field: str) -> list[str]:
     """The problems of `error` that concern `field` ("field: ..." or "field (from X): ...")."""
     return [p for p in error.problems if p.split(":", 1)[0].split(" (from ", 1)[0] == field]
-
-
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and everything reachable through __cause__ and __context__."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending += [current.__cause__, current.__context__]
 
 
 # --- every rule, table-driven -------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from tasks.errors import (
 )
 from tasks.retry import retry_on_transient
 from tasks.secrets_manager import RunSecret, fetch_secret, read_secret
+from tests.support.exceptions import exception_chain
 
 CANARY = "CANARY-SECRET-VALUE-1234"
 OWNER = "123456789012"
@@ -33,19 +33,6 @@ AWS_MESSAGE = "CANARY-AWS-MESSAGE-5678"
 def put_secret(aws: AwsClients, secret_string: str, name: str = SECRET_NAME) -> str:
     """Create a secret holding `secret_string` in moto and return its ARN."""
     return aws.secretsmanager.create_secret(Name=name, SecretString=secret_string)["ARN"]
-
-
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and everything reachable through __cause__ and __context__."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending += [current.__cause__, current.__context__]
 
 
 def assert_no_canary(error: BaseException) -> None:

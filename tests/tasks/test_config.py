@@ -912,3 +912,14 @@ def test_config_is_frozen_when_loaded() -> None:
     assert isinstance(config, RunConfig)
     with pytest.raises(ValueError, match="frozen"):
         config.bucket = "other-bucket"  # type: ignore[misc]
+
+
+def test_future_as_of_is_accepted_when_explicitly_allowed_for_test_servers() -> None:
+    future = datetime.now(UTC) + timedelta(days=3)
+    parameters = {"bucket": "valid-bucket", "prefix": "tmp/", "as_of": future}
+
+    config = load_config(parameters, {"ALLOW_FUTURE_AS_OF": "true"})
+
+    assert config.as_of == future
+    with pytest.raises(ConfigError, match="as_of: must not be in the future"):
+        load_config(parameters, {})

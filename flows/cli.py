@@ -64,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-create-bucket", action="store_true", help="do not create or converge the bucket"
     )
     run.add_argument("--as-of", type=parse_as_of, help="reference time (ISO 8601), default now")
+    run.add_argument(
+        "--plan", help="apply this saved plan (a path or s3://bucket/key) instead of listing"
+    )
+    run.add_argument(
+        "--versions",
+        choices=["current", "noncurrent", "all"],
+        help="which versions to delete (CLEANUP_VERSIONS), default current",
+    )
+    run.add_argument("--max-delete-bytes", type=int, help="refuse if the plan holds more bytes")
+    run.add_argument(
+        "--max-delete-percent",
+        type=float,
+        help="refuse if the plan holds more than this %% of the objects listed",
+    )
+    run.add_argument(
+        "--manifest-location", help="directory or s3://bucket/prefix for plans (MANIFEST_LOCATION)"
+    )
+    run.add_argument(
+        "--max-plan-age-hours", type=float, help="oldest saved plan to apply, default 24"
+    )
     run.add_argument("--report-json", type=Path, help="write the run report to this file")
     demo = commands.add_parser(
         "demo", help="run the whole job against an embedded local AWS (moto), then stop it"
@@ -89,13 +109,29 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "create_bucket": not args.no_create_bucket,
         "max_deletions": args.max_deletions,
         "as_of": args.as_of,
+        "plan": args.plan,
+        "versions": args.versions,
+        "max_delete_bytes": args.max_delete_bytes,
+        "max_delete_percent": args.max_delete_percent,
+        "manifest_location": args.manifest_location,
+        "max_plan_age_hours": args.max_plan_age_hours,
     }
 
 
 def run_command(args: argparse.Namespace) -> int:
     from flows.s3_housekeeping import s3_housekeeping
+    from flows.terminal import TerminalProgress
+    from tasks.progress import subscribe
 
-    return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
+    if not sys.stderr.isatty():  # logs stay plain JSON lines when not on a terminal
+        return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
+    display = TerminalProgress(sys.stderr)
+    unsubscribe = subscribe(display)
+    try:
+        return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
+    finally:
+        unsubscribe()
+        display.close()
 
 
 def execute(run: Callable[[], dict[str, Any]], report_json: Path | None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -13,21 +13,34 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.artifacts import publish_plan, publish_report
+from tasks import plan_store
+from tasks.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.buckets import ensure_bucket_task
 from tasks.cleanup import (
-    ApplyResult,
+    Guards,
     PlanSummary,
     apply_cleanup_task,
     check_guards,
+    load_plan,
+    plan_and_apply_task,
     plan_cleanup_task,
 )
 from tasks.config import RunConfig, load_config
+from tasks.deletion import ApplyResult
 from tasks.errors import ConfigError, PartialFailure, SafetyRefusal
+from tasks.lifecycle import lifecycle_rule
+from tasks.listing import versioning_status
 from tasks.manifest import PlanTarget, isoformat
+from tasks.progress import Progress
 from tasks.report import RunReport
 from tasks.secrets_manager import RunSecret, fetch_secret
+
+VERSIONED_CURRENT_NOTE = (
+    "The bucket is versioned: deleting current objects only adds delete markers and reclaims "
+    "no storage. Run with versions=noncurrent to delete versions that became noncurrent "
+    "before the cutoff, which is what frees space."
+)
 
 
 @task(name="validate-config", cache_policy=NO_CACHE)
@@ -51,6 +64,12 @@ def s3_housekeeping(
     create_bucket: bool = True,
     max_deletions: int | None = None,
     as_of: datetime | None = None,
+    plan: str | None = None,
+    versions: Literal["current", "noncurrent", "all"] | None = None,
+    max_delete_bytes: int | None = None,
+    max_delete_percent: float | None = None,
+    manifest_location: str | None = None,
+    max_plan_age_hours: float | None = None,
 ) -> RunReport:
     """Delete the objects under a prefix that are older than N days, safely.
 
@@ -81,6 +100,21 @@ def s3_housekeeping(
         max_deletions: Refuse the run, deleting nothing, if the plan holds more objects
             (env MAX_DELETIONS; empty means no limit).
         as_of: Reference time for the age cutoff (default: now). Not in the future.
+        plan: A saved plan (manifest) to apply instead of listing: a local path or
+            s3://bucket/key. Only its objects are deleted, each only if unchanged; refused if
+            made for another target or older than max_plan_age_hours.
+        versions: Which versions to delete: current (default; in a versioned bucket this only
+            adds delete markers), noncurrent (versions that became noncurrent before the
+            cutoff: reclaims storage) or all (every version and delete marker older than the
+            cutoff) (env CLEANUP_VERSIONS).
+        max_delete_bytes: Refuse the run, deleting nothing, if the plan holds more bytes
+            (env MAX_DELETE_BYTES).
+        max_delete_percent: Refuse the run, deleting nothing, if the plan holds more than this
+            percentage of the objects listed under the prefix (env MAX_DELETE_PERCENT).
+        manifest_location: Where plans are written: a local directory or an s3://bucket/prefix
+            (env MANIFEST_LOCATION, default "manifests").
+        max_plan_age_hours: The oldest saved plan that may be applied, in hours
+            (env MAX_PLAN_AGE_HOURS, default 24).
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -98,11 +132,18 @@ def s3_housekeeping(
         "create_bucket": create_bucket,
         "max_deletions": max_deletions,
         "as_of": as_of,
+        "plan": plan,
+        "versions": versions,
+        "max_delete_bytes": max_delete_bytes,
+        "max_delete_percent": max_delete_percent,
+        "manifest_location": manifest_location,
+        "max_plan_age_hours": max_plan_age_hours,
     }
     config = validate_config(parameters)
     clients = create_clients(aws_settings(config))
+    retries = config.task_retries
     secret = (
-        fetch_secret.with_options(retries=config.task_retries)(
+        fetch_secret.with_options(retries=retries)(
             clients.secretsmanager, config.secret_name, config.secret_required_keys
         )
         if config.secret_name
@@ -117,10 +158,12 @@ def s3_housekeeping(
         environment=config.environment,
         cutoff=isoformat(config.cutoff),
         dry_run=config.dry_run,
+        versions=config.versions,
+        lifecycle_rule=lifecycle_rule(config.prefix, config.older_than_days, config.versions),
     )
     bucket_exists = True
     if config.create_bucket:
-        bucket_result = ensure_bucket_task.with_options(retries=config.task_retries)(
+        bucket_result = ensure_bucket_task.with_options(retries=retries)(
             clients.s3,
             config.bucket,
             config.region,
@@ -131,32 +174,81 @@ def s3_housekeeping(
         )
         report.bucket_action, report.bucket_changes = bucket_result.action, bucket_result.changes
         bucket_exists = bucket_result.exists
+    if bucket_exists:
+        report.versioning = versioning_status(clients.s3, config.bucket, owner)
+        if report.versioning != "Disabled" and config.versions == "current":
+            report.notes.append(VERSIONED_CURRENT_NOTE)
 
     target = PlanTarget(
         bucket=config.bucket,
         region=config.region,
         prefix=config.prefix,
         cutoff=report.cutoff,
-        created_at=isoformat(datetime.now(config.as_of.tzinfo)),
+        created_at=isoformat(datetime.now(UTC)),
         owner=owner,
+        versions=config.versions,
     )
-    plan = plan_cleanup_task.with_options(retries=config.task_retries)(
-        clients.s3, target, config.cutoff, manifest_path(config), bucket_exists
+    guards = Guards(config.max_deletions, config.max_delete_bytes, config.max_delete_percent)
+    progress = Progress()
+    progress_artifact = ProgressArtifact()
+    progress.listeners.append(progress_artifact)
+    result: ApplyResult | None = None
+    staging, upload_to = plan_store.staging_path(
+        config.manifest_location, config.bucket, manifest_name(config)
     )
-    record_plan(report, plan)
-    publish_plan(plan, config.dry_run)
+    if config.plan:
+        saved = load_plan(
+            plan_store.fetch(clients.s3, config.plan),
+            target,
+            timedelta(hours=config.max_plan_age_hours),
+        )
+        report.plan_source, report.cutoff = config.plan, saved.target.cutoff
+        the_plan = PlanSummary(**{**saved.__dict__, "manifest": config.plan})
+        local_plan = saved
+    elif must_plan_first(config, guards):
+        local_plan = plan_cleanup_task.with_options(retries=retries)(
+            clients.s3,
+            target,
+            config.cutoff,
+            staging,
+            bucket_exists,
+            config.list_concurrency,
+            progress,
+        )
+        the_plan = published(clients, local_plan, upload_to)
+    else:
+        # Nothing needs the whole plan before the first delete: delete while listing.
+        progress_artifact.start(f"Deleting under s3://{config.bucket}/{config.prefix}")
+        local_plan, result = plan_and_apply_task.with_options(retries=0)(
+            clients.s3,
+            target,
+            config.cutoff,
+            staging,
+            config.list_concurrency,
+            config.delete_concurrency,
+            progress,
+        )
+        the_plan = published(clients, local_plan, upload_to)
+    record_plan(report, the_plan)
+    publish_plan(the_plan, config.dry_run, config.older_than_days)
     try:
-        check_guards(plan, config.max_deletions)
+        check_guards(the_plan, guards)
     except SafetyRefusal as refusal:
         report.status, report.message = "refused", str(refusal)
         refusal.report = finish(report, clients, started)
         raise
     if config.dry_run:
-        report.message = f"dry run: {plan.matched} objects would be deleted; nothing was deleted"
-        logger.info(report.message, extra={"matched": plan.matched, "dry_run": True})
+        report.message = (
+            f"dry run: {the_plan.matched} objects would be deleted; nothing was deleted"
+        )
+        logger.info(report.message, extra={"matched": the_plan.matched, "dry_run": True})
         return finish(report, clients, started)
 
-    result = apply_cleanup_task.with_options(retries=0)(clients.s3, Path(plan.manifest), target)
+    if result is None:
+        progress_artifact.start(f"Deleting {the_plan.matched} planned objects")
+        result = apply_cleanup_task.with_options(retries=0)(
+            clients.s3, local_plan, config.delete_concurrency, progress
+        )
     record_apply(report, result)
     if result.failed:
         report.status = "partial_failure"
@@ -166,14 +258,21 @@ def s3_housekeeping(
     return finish(report, clients, started)
 
 
+def must_plan_first(config: RunConfig, guards: Guards) -> bool:
+    """Whether the whole plan must exist before the first delete: in a dry run, and whenever a
+    guard must see the plan's totals. Otherwise deletes start while the listing goes on."""
+    return config.dry_run or guards.any
+
+
 def aws_settings(config: RunConfig) -> AwsSettings:
-    """The client factory's settings for this run."""
+    """The client factory's settings for this run: a connection for every worker."""
     return AwsSettings(
         region=config.region,
         credentials_block=config.aws_credentials_block,
         role_arn=config.role_arn,
         max_attempts=config.aws_max_attempts,
         retry_mode=config.aws_retry_mode,
+        max_pool_connections=config.delete_concurrency + config.list_concurrency + 2,
     )
 
 
@@ -187,11 +286,16 @@ def resolve_owner(config: RunConfig, secret: RunSecret | None) -> str | None:
     return config.expected_bucket_owner or from_secret
 
 
-def manifest_path(config: RunConfig) -> Path:
-    """Where this run's plan is written: one gzip JSON Lines file per run."""
+def manifest_name(config: RunConfig) -> str:
+    """One gzip JSON Lines file per run, named for the reference time and the run."""
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    stamp = config.as_of.strftime("%Y%m%dT%H%M%SZ")
-    return config.manifest_dir / config.bucket / f"{stamp}-{run_id}.jsonl.gz"
+    return f"{config.as_of.strftime('%Y%m%dT%H%M%SZ')}-{run_id}.jsonl.gz"
+
+
+def published(clients: AwsClients, plan: PlanSummary, upload_to: str | None) -> PlanSummary:
+    """The plan as it is kept: uploaded to S3 when manifest_location is an s3:// prefix."""
+    location = plan_store.publish(clients.s3, Path(plan.manifest), upload_to)
+    return PlanSummary(**{**plan.__dict__, "manifest": location})
 
 
 def record_plan(report: RunReport, plan: PlanSummary) -> None:

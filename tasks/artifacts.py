@@ -1,31 +1,44 @@
-"""The Prefect artifacts a run leaves: the plan (totals and first rows) and the report."""
+"""The Prefect artifacts a run leaves: the plan, the report, and the progress of deletes."""
 
 from __future__ import annotations
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+import json
+import threading
+import time
+from typing import cast
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from tasks.cleanup import PlanSummary, summary_rows
+from tasks.lifecycle import NOTE, lifecycle_rule
+from tasks.progress import ProgressSnapshot
 from tasks.report import RunReport
 
 PLAN_KEY = "s3-housekeeping-plan"
 REPORT_KEY = "s3-housekeeping-report"
+PROGRESS_KEY = "s3-housekeeping-progress"
 
 
-def publish_plan(plan: PlanSummary, dry_run: bool) -> None:
-    """A table of the first planned objects, described by the plan's totals."""
+def publish_plan(plan: PlanSummary, dry_run: bool, older_than_days: int) -> None:
+    """A table of the first planned objects, described by the plan's totals and the
+    equivalent lifecycle rule."""
     target = plan.target
     mode = "dry run: nothing will be deleted" if dry_run else "will be deleted"
+    rule = lifecycle_rule(target.prefix, older_than_days, target.versions)
     description = (
-        f"Plan for s3://{target.bucket}/{target.prefix}, objects last modified before "
-        f"{target.cutoff} ({mode}): {plan.matched} of {plan.scanned} listed objects, "
-        f"{plan.matched_bytes} bytes. First {len(plan.first_rows)} rows below; the full plan "
-        f"is the manifest {plan.manifest}."
+        f"Plan for s3://{target.bucket}/{target.prefix} ({target.versions} versions), objects "
+        f"last modified before {target.cutoff} ({mode}): {plan.matched} of {plan.scanned} "
+        f"listed objects, {plan.matched_bytes} bytes. First {len(plan.first_rows)} rows below; "
+        f"the full plan is the manifest {plan.manifest}.\n\n"
+        f"Equivalent S3 lifecycle rule: `{json.dumps(rule)}`. {NOTE}"
     )
-    create_table_artifact(
-        key=PLAN_KEY,
-        table=summary_rows(plan),
-        description=description,
-    )
+    create_table_artifact(key=PLAN_KEY, table=summary_rows(plan), description=description)
 
 
 def publish_report(report: RunReport) -> None:
@@ -35,3 +48,35 @@ def publish_report(report: RunReport) -> None:
         markdown=report.to_markdown(),
         description=f"s3-housekeeping {report.status}: s3://{report.bucket}/{report.prefix}",
     )
+
+
+class ProgressArtifact:
+    """A progress artifact of the deletes, updated at most every `interval_s` seconds from
+    whichever thread reports progress."""
+
+    def __init__(self, interval_s: float = 2.0) -> None:
+        self.interval_s = interval_s
+        self._artifact_id: UUID | None = None
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def start(self, description: str) -> None:
+        """Create the artifact at 0%; call it in the flow's own thread, which links it to the
+        run (updates then come from the delete workers)."""
+        created = create_progress_artifact(0.0, key=PROGRESS_KEY, description=description)
+        self._artifact_id = cast(UUID, created)  # the sync call returns the id
+
+    def __call__(self, snapshot: ProgressSnapshot) -> None:
+        if not snapshot.planned or self._artifact_id is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if not snapshot.finished and now - self._last < self.interval_s:
+                return
+            self._last = now
+            percent = min(100.0, 100 * snapshot.deleted / snapshot.planned)
+            description = (
+                f"{snapshot.deleted} of {snapshot.planned} planned objects deleted "
+                f"({snapshot.rate:.0f}/s)"
+            )
+            update_progress_artifact(self._artifact_id, percent, description=description)

@@ -1,54 +1,46 @@
-"""plan_cleanup and apply_cleanup: streaming selection into a manifest, then batched deletes."""
+"""plan_cleanup and apply_cleanup: selection into a manifest, guards, then batched deletes."""
 
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 
-from tasks.errors import (
-    AwsApiError,
-    ConfigError,
-    SafetyRefusal,
-    error_code,
-    translate_aws_error,
-)
+from tasks.deletion import MAX_KEYS_PER_DELETE, ApplyResult, DeletePipeline, DeleteTarget
+from tasks.errors import ConfigError, SafetyRefusal
+from tasks.listing import ListedObject, list_current_objects, list_object_versions
 from tasks.manifest import (
     ManifestWriter,
     PlannedObject,
     PlanTarget,
+    PlanTotals,
     isoformat,
     read_objects,
     read_target,
+    read_totals,
 )
-from tasks.retry import TRANSIENT_DELETE_CODES, aws_task_options
+from tasks.progress import Progress
+from tasks.retry import aws_task_options
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectTypeDef
 
 logger = logging.getLogger(__name__)
 
-#: DeleteObjects takes at most 1000 keys per request.
-MAX_KEYS_PER_DELETE = 1000
+VersionsMode = Literal["current", "noncurrent", "all"]
 #: How many planned objects the plan artifact and the report show.
 FIRST_ROWS = 20
-PRECONDITION_FAILED = "PreconditionFailed"
 
 
 @dataclass(frozen=True)
 class PlanSummary:
-    """The outcome of plan_cleanup: totals, the manifest's path and the first matched rows."""
+    """A finished plan: its totals, where its manifest is, and the first matched rows."""
 
     manifest: str
     target: PlanTarget
@@ -58,19 +50,35 @@ class PlanSummary:
     first_rows: list[PlannedObject] = field(default_factory=list)
 
 
-@dataclass
-class ApplyResult:
-    """One outcome per planned object: deleted, skipped_changed, or failed (by error code)."""
+@dataclass(frozen=True)
+class Guards:
+    """Blast-radius limits, checked against the whole plan before the first delete."""
 
-    planned: int = 0
-    deleted: int = 0
-    skipped_changed: int = 0
-    failed_by_code: Counter[str] = field(default_factory=Counter)
+    max_deletions: int | None = None
+    max_delete_bytes: int | None = None
+    max_delete_percent: float | None = None
 
     @property
-    def failed(self) -> int:
-        """How many planned objects could not be deleted."""
-        return sum(self.failed_by_code.values())
+    def any(self) -> bool:
+        return any(
+            limit is not None
+            for limit in (self.max_deletions, self.max_delete_bytes, self.max_delete_percent)
+        )
+
+
+def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: str) -> bool:
+    """Whether a listed object or version is old enough, under the prefix, for the mode.
+
+    current: the current object, last modified before the cutoff (in a versioned bucket its
+    delete only adds a delete marker). noncurrent: a version that stopped being current before
+    the cutoff. all: any version or delete marker last modified before the cutoff.
+    """
+    # The server filtered by prefix; checked again because a wrong key must never pass.
+    if not listed.key.startswith(prefix):
+        return False
+    if versions == "noncurrent":
+        return listed.noncurrent_since is not None and listed.noncurrent_since < cutoff
+    return listed.last_modified < cutoff
 
 
 def plan_cleanup(
@@ -79,47 +87,61 @@ def plan_cleanup(
     cutoff: datetime,
     manifest_path: Path,
     bucket_exists: bool = True,
+    list_workers: int = 8,
+    pipeline: DeletePipeline | None = None,
+    progress: Progress | None = None,
 ) -> PlanSummary:
-    """List the prefix page by page and write every object older than the cutoff to a manifest.
+    """List the prefix and write every selected object (or version) to a manifest.
 
-    Changes nothing in AWS. Memory stays flat: pages are streamed and only counts are kept.
+    Changes nothing in AWS by itself. Memory stays flat: pages are streamed and only counts are
+    kept. With a `pipeline`, each full batch is also handed to it as soon as it is planned, so
+    deletes run while the listing goes on (used when no guard needs the whole plan first).
 
     Args:
         s3: an S3 client from the factory in tasks/aws.py.
-        target: bucket, region, prefix and owner; written as the manifest's header.
-        cutoff: timezone-aware; objects last modified strictly before it are selected.
+        target: bucket, region, prefix, owner and versions mode; the manifest's header.
+        cutoff: timezone-aware; see `is_selected` for what is compared with it.
         manifest_path: where the plan is written (gzip when it ends in .gz).
         bucket_exists: False when a dry run found the bucket missing: the plan is empty.
+        list_workers: sub-prefixes listed at once.
+        pipeline: where to send batches for deletion while planning, if anywhere.
+        progress: counters to update (listed, matched).
     """
     if cutoff.tzinfo is None:
         raise ValueError("cutoff must be timezone-aware")  # S3 reports LastModified in UTC
+    progress = progress or Progress()
     scanned = matched = matched_bytes = 0
     first_rows: list[PlannedObject] = []
+    batch: list[PlannedObject] = []
     logger.info(
-        "Planning cleanup of s3://%s/%s older than %s",
+        "Planning cleanup of s3://%s/%s (%s versions) older than %s",
         target.bucket,
         target.prefix,
+        target.versions,
         target.cutoff,
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
     with ManifestWriter(manifest_path, target) as manifest:
-        for listed in _list_objects(s3, target) if bucket_exists else ():
+        for listed in _listing(s3, target, list_workers) if bucket_exists else ():
             scanned += 1
-            # The server filtered by prefix; checked again because a wrong key must never pass.
-            if not listed["Key"].startswith(target.prefix) or listed["LastModified"] >= cutoff:
+            selected = is_selected(listed, target.prefix, cutoff, target.versions)
+            progress.add(listed=1, matched=int(selected))
+            if not selected:
                 continue
-            entry = PlannedObject(
-                key=listed["Key"],
-                etag=listed["ETag"],
-                size=int(listed.get("Size", 0)),
-                last_modified=isoformat(listed["LastModified"]),
-                storage_class=listed.get("StorageClass", "STANDARD"),
-            )
+            entry = _planned(listed, target.versions)
             manifest.add(entry)
             matched += 1
             matched_bytes += entry.size
             if len(first_rows) < FIRST_ROWS:
                 first_rows.append(entry)
+            if pipeline is not None:
+                batch.append(entry)
+                if len(batch) == MAX_KEYS_PER_DELETE:
+                    pipeline.submit(batch)
+                    batch = []
+        if pipeline is not None and batch:
+            pipeline.submit(batch)
+        manifest.finish(PlanTotals(scanned, matched, matched_bytes))
     logger.info(
         "Planned %d of %d objects (%d bytes) under s3://%s/%s",
         matched,
@@ -144,62 +166,162 @@ def plan_cleanup(
     )
 
 
-def _list_objects(s3: S3Client, target: PlanTarget) -> Iterator[ObjectTypeDef]:
-    """Every object under the prefix, one ListObjectsV2 page (1000 keys) at a time."""
-    arguments: dict[str, Any] = {"Bucket": target.bucket, "Prefix": target.prefix}
-    if target.owner:
-        arguments["ExpectedBucketOwner"] = target.owner
-    action = f"ListObjectsV2 on bucket '{target.bucket}'"
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(**arguments):
-            yield from page.get("Contents", [])
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchBucket":
-            raise ConfigError(f"bucket '{target.bucket}' does not exist") from None
-        logger.error("%s failed: %s", action, error_code(exc))
-        raise translate_aws_error(exc, action) from None
-    except BotoCoreError as exc:
-        raise translate_aws_error(exc, action) from None
+def _listing(s3: S3Client, target: PlanTarget, workers: int) -> Iterator[ListedObject]:
+    if target.versions == "current":
+        return list_current_objects(s3, target.bucket, target.prefix, target.owner, workers)
+    return list_object_versions(s3, target.bucket, target.prefix, target.owner)
 
 
-def check_guards(plan: PlanSummary, max_deletions: int | None) -> None:
+def _planned(listed: ListedObject, versions: str) -> PlannedObject:
+    return PlannedObject(
+        key=listed.key,
+        etag=listed.etag,
+        size=listed.size,
+        last_modified=isoformat(listed.last_modified),
+        storage_class=listed.storage_class,
+        version_id=listed.version_id if versions != "current" else None,
+        is_delete_marker=listed.is_delete_marker,
+    )
+
+
+def check_guards(plan: PlanSummary, guards: Guards) -> None:
     """The blast-radius limits, checked before the first delete (and in dry runs alike).
 
     Raises:
         SafetyRefusal: the plan is larger than a limit; nothing has been deleted.
     """
-    if max_deletions is not None and plan.matched > max_deletions:
-        raise SafetyRefusal("max_deletions", planned=plan.matched, limit=max_deletions)
+    if guards.max_deletions is not None and plan.matched > guards.max_deletions:
+        raise SafetyRefusal("max_deletions", plan.matched, guards.max_deletions)
+    if guards.max_delete_bytes is not None and plan.matched_bytes > guards.max_delete_bytes:
+        raise SafetyRefusal(
+            "max_delete_bytes",
+            plan.matched_bytes,
+            guards.max_delete_bytes,
+            reason=f"the plan holds {plan.matched_bytes} bytes and the limit is "
+            f"{guards.max_delete_bytes}",
+        )
+    if guards.max_delete_percent is not None and plan.scanned:
+        percent = 100 * plan.matched / plan.scanned
+        if percent > guards.max_delete_percent:
+            raise SafetyRefusal(
+                "max_delete_percent",
+                round(percent, 2),
+                guards.max_delete_percent,
+                reason=f"the plan holds {percent:.2f}% of the {plan.scanned} objects listed "
+                f"and the limit is {guards.max_delete_percent}%",
+            )
+
+
+def load_plan(
+    manifest_path: Path,
+    expected: PlanTarget,
+    max_age: timedelta,
+    now: datetime | None = None,
+) -> PlanSummary:
+    """Read back a saved plan and check it may be applied to this run's target.
+
+    Raises:
+        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode; older
+            than `max_age`; cut short; or holding an object outside its own prefix or cutoff.
+    """
+    header = read_target(manifest_path)
+    mismatched = [
+        name
+        for name in ("bucket", "region", "owner", "prefix", "versions")
+        if getattr(header, name) != getattr(expected, name)
+    ]
+    if mismatched:
+        raise SafetyRefusal(
+            "plan_target", 0, 0, reason=f"the plan was made for another {', '.join(mismatched)}"
+        )
+    age = (now or datetime.now(UTC)) - datetime.fromisoformat(header.created_at)
+    if age > max_age:
+        hours = age.total_seconds() / 3600
+        raise SafetyRefusal(
+            "max_plan_age_hours",
+            round(hours, 2),
+            max_age.total_seconds() / 3600,
+            reason=f"the plan is {hours:.1f} hours old and the limit is "
+            f"{max_age.total_seconds() / 3600:g} hours",
+        )
+    totals = read_totals(manifest_path)
+    if totals is None:
+        raise SafetyRefusal("plan_complete", 0, 0, reason="the plan is incomplete (no totals)")
+    counted, first_rows = verify_entries(manifest_path, header)
+    if counted != totals.matched:
+        raise SafetyRefusal(
+            "plan_complete", counted, totals.matched, reason="the plan's totals do not match it"
+        )
+    return PlanSummary(
+        manifest=str(manifest_path),
+        target=header,
+        scanned=totals.scanned,
+        matched=totals.matched,
+        matched_bytes=totals.matched_bytes,
+        first_rows=first_rows,
+    )
+
+
+def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, list[PlannedObject]]:
+    """Count the plan's entries, refusing one outside its prefix or not older than its cutoff."""
+    cutoff = datetime.fromisoformat(header.cutoff)
+    counted = 0
+    first_rows: list[PlannedObject] = []
+    for number, entry in enumerate(read_objects(manifest_path), start=2):
+        too_new = datetime.fromisoformat(entry.last_modified) >= cutoff
+        if not entry.key.startswith(header.prefix) or too_new:
+            raise SafetyRefusal(
+                "plan_entries",
+                0,
+                0,
+                reason=f"line {number} of the plan is outside its prefix or its cutoff",
+            )
+        counted += 1
+        if len(first_rows) < FIRST_ROWS:
+            first_rows.append(entry)
+    return counted, first_rows
 
 
 def apply_cleanup(
     s3: S3Client,
-    manifest_path: Path,
-    expected: PlanTarget,
+    plan: PlanSummary,
+    concurrency: int = 8,
     key_attempts: int = 3,
     retry_base_delay_s: float = 0.2,
+    progress: Progress | None = None,
 ) -> ApplyResult:
-    """Delete exactly the manifest's objects in DeleteObjects batches of at most 1000 keys,
-    each key conditional on its planned ETag, and account for every one of them.
+    """Delete exactly the plan's objects: conditional DeleteObjects batches of at most 1000
+    keys, a bounded number in flight, and an outcome for every one of them.
 
     Args:
         s3: an S3 client from the factory in tasks/aws.py.
-        manifest_path: the plan written by plan_cleanup.
-        expected: the run's target; a manifest made for another target is refused.
+        plan: a plan from plan_cleanup or load_plan (already checked against the run).
+        concurrency: most batches in flight; halved while the server answers SlowDown.
         key_attempts: tries for keys that fail with a transient per-key code (SlowDown ...).
         retry_base_delay_s: first backoff between those tries; doubles each time, with jitter.
+        progress: counters to update (deleted).
     """
-    verify_manifest(manifest_path, expected)
-    result = ApplyResult()
-    for batch in _batches(read_objects(manifest_path), MAX_KEYS_PER_DELETE):
-        result.planned += len(batch)
-        _delete_batch(s3, expected, batch, result, key_attempts, retry_base_delay_s)
+    manifest = Path(plan.manifest)
+    if read_target(manifest) != plan.target:
+        raise ConfigError(f"manifest '{manifest}' changed since it was planned")
+    target = DeleteTarget(plan.target.bucket, plan.target.owner)
+    with DeletePipeline(
+        s3, target, concurrency, key_attempts, retry_base_delay_s, progress
+    ) as pipeline:
+        for batch in _batches(read_objects(manifest), MAX_KEYS_PER_DELETE):
+            pipeline.submit(batch)
+        result = pipeline.close()
+    log_result(result, plan.target)
+    return result
+
+
+def log_result(result: ApplyResult, target: PlanTarget) -> None:
     logger.info(
         "Deleted %d of %d planned objects from s3://%s/%s",
         result.deleted,
         result.planned,
-        expected.bucket,
-        expected.prefix,
+        target.bucket,
+        target.prefix,
         extra={
             "deleted": result.deleted,
             "skipped_changed": result.skipped_changed,
@@ -207,102 +329,12 @@ def apply_cleanup(
             "failed_by_code": dict(result.failed_by_code),
         },
     )
-    return result
-
-
-def verify_manifest(manifest_path: Path, expected: PlanTarget) -> None:
-    """Refuse a manifest made for another target, or holding an object the target excludes."""
-    header = read_target(manifest_path)
-    mismatched = [
-        name
-        for name in ("bucket", "region", "prefix", "owner", "cutoff")
-        if getattr(header, name) != getattr(expected, name)
-    ]
-    if mismatched:
-        raise ConfigError(
-            f"manifest '{manifest_path}' was made for another target",
-            [f"{name} differs" for name in mismatched],
-        )
-    cutoff = datetime.fromisoformat(expected.cutoff)
-    for number, entry in enumerate(read_objects(manifest_path), start=2):
-        too_new = datetime.fromisoformat(entry.last_modified) >= cutoff
-        if not entry.key.startswith(expected.prefix) or too_new:
-            raise ConfigError(
-                f"manifest '{manifest_path}' line {number} is outside the prefix or the cutoff"
-            )
 
 
 def _batches(entries: Iterable[PlannedObject], size: int) -> Iterator[list[PlannedObject]]:
     iterator = iter(entries)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def _delete_batch(
-    s3: S3Client,
-    target: PlanTarget,
-    batch: list[PlannedObject],
-    result: ApplyResult,
-    key_attempts: int,
-    retry_base_delay_s: float,
-) -> None:
-    """One batch to the end: every key deleted, skipped as changed, or failed with its code."""
-    pending = batch
-    for attempt in range(1, key_attempts + 1):
-        errors = _send_delete(s3, target, pending)
-        retry: list[PlannedObject] = []
-        by_key = {entry.key: entry for entry in pending}
-        for key, code in errors.items():
-            if code == PRECONDITION_FAILED:
-                result.skipped_changed += 1
-            elif code in TRANSIENT_DELETE_CODES and attempt < key_attempts:
-                retry.append(by_key[key])
-            else:
-                result.failed_by_code[code] += 1
-        result.deleted += len(pending) - len(errors)
-        if not retry:
-            return
-        logger.warning(
-            "Retrying %d keys after transient per-key errors (attempt %d of %d)",
-            len(retry),
-            attempt + 1,
-            key_attempts,
-        )
-        time.sleep(retry_base_delay_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))  # noqa: S311
-        pending = retry
-
-
-def _send_delete(s3: S3Client, target: PlanTarget, batch: list[PlannedObject]) -> dict[str, str]:
-    """One DeleteObjects request; returns the per-key error codes by key."""
-    arguments: dict[str, Any] = {
-        "Bucket": target.bucket,
-        "Delete": {
-            "Objects": [{"Key": entry.key, "ETag": entry.etag} for entry in batch],
-            "Quiet": True,
-        },
-    }
-    if target.owner:
-        arguments["ExpectedBucketOwner"] = target.owner
-    try:
-        response = s3.delete_objects(**arguments)
-    except ClientError as exc:
-        translated = translate_aws_error(exc, f"DeleteObjects on bucket '{target.bucket}'")
-        if not isinstance(translated, AwsApiError) or translated.transient:
-            # Credentials, permissions, and throttling that outlived the SDK's retries stop
-            # the run: later batches would fail the same way.
-            raise translated from None
-        # The request as a whole was rejected (MalformedXML, InvalidRequest ...).
-        code = error_code(exc) or "Unknown"
-        logger.error("DeleteObjects rejected a batch of %d keys: %s", len(batch), code)
-        return {entry.key: code for entry in batch}
-    except BotoCoreError as exc:
-        raise translate_aws_error(exc, f"DeleteObjects on bucket '{target.bucket}'") from None
-    planned = {entry.key for entry in batch}
-    return {
-        error["Key"]: error.get("Code", "Unknown")
-        for error in response.get("Errors", [])
-        if error.get("Key") in planned
-    }
 
 
 def summary_rows(plan: PlanSummary) -> list[dict[str, Any]]:
@@ -317,12 +349,41 @@ def plan_cleanup_task(
     cutoff: datetime,
     manifest_path: Path,
     bucket_exists: bool = True,
+    list_workers: int = 8,
+    progress: Progress | None = None,
 ) -> PlanSummary:
     """List the prefix and write the plan manifest; changes nothing in AWS."""
-    return plan_cleanup(s3, target, cutoff, manifest_path, bucket_exists)
+    return plan_cleanup(
+        s3, target, cutoff, manifest_path, bucket_exists, list_workers, progress=progress
+    )
 
 
 @task(name="apply-cleanup", **aws_task_options())
-def apply_cleanup_task(s3: S3Client, manifest_path: Path, expected: PlanTarget) -> ApplyResult:
+def apply_cleanup_task(
+    s3: S3Client, plan: PlanSummary, concurrency: int = 8, progress: Progress | None = None
+) -> ApplyResult:
     """Delete the planned objects (DeleteObjects, ETag-conditional); the one mutating step."""
-    return apply_cleanup(s3, manifest_path, expected)
+    return apply_cleanup(s3, plan, concurrency, progress=progress)
+
+
+@task(name="plan-and-apply-cleanup", **aws_task_options())
+def plan_and_apply_task(
+    s3: S3Client,
+    target: PlanTarget,
+    cutoff: datetime,
+    manifest_path: Path,
+    list_workers: int = 8,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> tuple[PlanSummary, ApplyResult]:
+    """List and delete at once: each batch is deleted as soon as it is planned. Used only when
+    no guard needs the whole plan first; the manifest still records every planned object."""
+    with DeletePipeline(
+        s3, DeleteTarget(target.bucket, target.owner), concurrency, progress=progress
+    ) as pipeline:
+        plan = plan_cleanup(
+            s3, target, cutoff, manifest_path, True, list_workers, pipeline, progress
+        )
+        result = pipeline.close()
+    log_result(result, target)
+    return plan, result

@@ -23,6 +23,7 @@ from pydantic import (
 from tasks.errors import ConfigError
 
 Environment = Literal["dev", "staging", "prod"]
+VersionsMode = Literal["current", "noncurrent", "all"]
 
 #: Flow parameter -> the environment variables it falls back to, first match wins.
 PARAMETER_ENV_VARS: dict[str, tuple[str, ...]] = {
@@ -39,10 +40,17 @@ PARAMETER_ENV_VARS: dict[str, tuple[str, ...]] = {
     "create_bucket": (),
     "max_deletions": ("MAX_DELETIONS",),
     "as_of": (),
+    "plan": (),
+    "versions": ("CLEANUP_VERSIONS",),
+    "max_delete_bytes": ("MAX_DELETE_BYTES",),
+    "max_delete_percent": ("MAX_DELETE_PERCENT",),
+    "manifest_location": ("MANIFEST_LOCATION", "MANIFEST_DIR"),
+    "max_plan_age_hours": ("MAX_PLAN_AGE_HOURS",),
 }
 #: Settings that only come from the environment (deployment-wide, not per run).
 ENVIRONMENT_SETTINGS: dict[str, str] = {
-    "manifest_dir": "MANIFEST_DIR",
+    "delete_concurrency": "DELETE_CONCURRENCY",
+    "list_concurrency": "LIST_CONCURRENCY",
     "aws_max_attempts": "AWS_MAX_ATTEMPTS",
     "aws_retry_mode": "AWS_RETRY_MODE",
     "task_retries": "TASK_RETRIES",
@@ -146,7 +154,14 @@ class RunConfig(BaseModel):
     # whose validator reads it.
     allow_future_as_of: bool = False
     as_of: datetime
-    manifest_dir: Path = Path("manifests")
+    plan: str | None = None
+    versions: VersionsMode = "current"
+    max_delete_bytes: int | None = Field(None, ge=0)
+    max_delete_percent: float | None = Field(None, ge=0, le=100)
+    manifest_location: str = "manifests"
+    max_plan_age_hours: float = Field(24, gt=0, le=24 * 365)
+    delete_concurrency: int = Field(8, ge=1, le=64)
+    list_concurrency: int = Field(8, ge=1, le=64)
     aws_max_attempts: int = Field(3, ge=1, le=20)
     aws_retry_mode: Literal["standard", "adaptive"] = "standard"
     task_retries: int = Field(3, ge=0, le=10)
@@ -232,7 +247,20 @@ class RunConfig(BaseModel):
             raise ValueError("must not be in the future (it would make new objects look old)")
         return aware
 
-    @field_validator("older_than_days", "max_deletions", mode="before")
+    @field_validator("plan", "manifest_location")
+    @classmethod
+    def _location_rules(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("must be a local path or an s3://bucket/... address")
+        if value.startswith("s3://"):
+            bucket, _, _ = value.removeprefix("s3://").partition("/")
+            if bucket_name_problems(bucket):
+                raise ValueError("names an invalid bucket in its s3:// address")
+        return value
+
+    @field_validator("older_than_days", "max_deletions", "max_delete_bytes", mode="before")
     @classmethod
     def _no_booleans(cls, value: object) -> object:
         if isinstance(value, bool):

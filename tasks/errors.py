@@ -120,11 +120,11 @@ class SafetyRefusal(HousekeepingError):
 
     exit_code = 6
 
-    def __init__(self, guard: str, planned: int, limit: int, report: Any = None) -> None:
-        super().__init__(
-            f"refused by {guard}: the plan holds {planned} and the limit is {limit}; "
-            "nothing was deleted"
-        )
+    def __init__(
+        self, guard: str, planned: float, limit: float, report: Any = None, reason: str = ""
+    ) -> None:
+        reason = reason or f"the plan holds {planned} and the limit is {limit}"
+        super().__init__(f"refused by {guard}: {reason}; nothing was deleted")
         self.guard = guard
         self.planned = planned
         self.limit = limit

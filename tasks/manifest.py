@@ -14,6 +14,8 @@ from typing import IO, Any, cast
 from tasks.errors import ConfigError
 
 FORMAT = "s3-housekeeping/plan-v1"
+#: The last line of a complete plan holds its totals; a plan without it was cut short.
+END = "end"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class PlanTarget:
     cutoff: str
     created_at: str
     owner: str | None = None
+    #: Which versions the plan selects: current, noncurrent or all (see the flow's docs).
+    versions: str = "current"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class PlannedObject:
     size: int
     last_modified: str
     storage_class: str
+    #: Set for a specific version (versions "noncurrent" or "all"): deleted by id, for good.
+    version_id: str | None = None
+    is_delete_marker: bool = False
 
 
 def _open(path: Path, mode: str) -> IO[str]:
@@ -45,8 +52,17 @@ def _open(path: Path, mode: str) -> IO[str]:
     return path.open(mode, encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class PlanTotals:
+    """The trailer of a complete plan."""
+
+    scanned: int
+    matched: int
+    matched_bytes: int
+
+
 class ManifestWriter:
-    """Streams a plan to disk: the header first, then one line per matched object."""
+    """Streams a plan to disk: the header, one line per matched object, then the totals."""
 
     def __init__(self, path: Path, target: PlanTarget) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +71,17 @@ class ManifestWriter:
         self._write({"format": FORMAT, **asdict(target)})
 
     def add(self, entry: PlannedObject) -> None:
-        """Append one planned object."""
-        self._write(asdict(entry))
+        """Append one planned object (fields left at their defaults are not written)."""
+        record = asdict(entry)
+        if entry.version_id is None:
+            del record["version_id"]
+        if not entry.is_delete_marker:
+            del record["is_delete_marker"]
+        self._write(record)
+
+    def finish(self, totals: PlanTotals) -> None:
+        """Write the totals: the plan is complete."""
+        self._write({END: True, **asdict(totals)})
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
@@ -90,14 +115,34 @@ def read_target(path: Path) -> PlanTarget:
 
 
 def read_objects(path: Path) -> Iterator[PlannedObject]:
-    """The planned objects of a manifest, one at a time (the header is skipped)."""
+    """The planned objects of a manifest, one at a time (header and totals are skipped)."""
     with _open(path, "r") as lines:
         next(lines, None)
         for number, line in enumerate(lines, start=2):
+            record = _parse(line, path, number)
+            if record.get(END):
+                if next(lines, None) is not None:
+                    raise ConfigError(f"manifest '{path}' has lines after its totals")
+                return
             try:
-                yield PlannedObject(**_parse(line, path, number))
+                yield PlannedObject(**record)
             except TypeError:
                 raise ConfigError(f"manifest '{path}' line {number} is malformed") from None
+
+
+def read_totals(path: Path) -> PlanTotals | None:
+    """The totals of a complete plan, or None when the plan was cut short."""
+    last = ""
+    with _open(path, "r") as lines:
+        for line in lines:
+            last = line
+    record = _parse(last, path, 0) if last.strip() else {}
+    if not record.get(END):
+        return None
+    try:
+        return PlanTotals(record["scanned"], record["matched"], record["matched_bytes"])
+    except KeyError:
+        raise ConfigError(f"manifest '{path}' has malformed totals") from None
 
 
 def _parse(line: str, path: Path, number: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,8 @@ class RunReport:
     environment: str
     cutoff: str
     dry_run: bool
+    versions: str = "current"
+    versioning: str = "unknown"
     bucket_action: str = "skipped"
     bucket_changes: list[str] = field(default_factory=list)
     scanned: int = 0
@@ -30,6 +33,9 @@ class RunReport:
     failed_by_code: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     manifest: str | None = None
+    plan_source: str | None = None
+    lifecycle_rule: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     message: str = ""
 
@@ -51,6 +57,7 @@ class RunReport:
             "|---|---|",
         ]
         rows: dict[str, Any] = {
+            "versions": f"{self.versions} (bucket versioning: {self.versioning})",
             "bucket action": self.bucket_action,
             "scanned": self.scanned,
             "matched": self.matched,
@@ -66,4 +73,14 @@ class RunReport:
         lines += [f"| {name} | {value} |" for name, value in rows.items()]
         if self.message:
             lines += ["", self.message]
+        lines += [f"- {note}" for note in self.notes]
+        if self.lifecycle_rule:
+            lines += [
+                "",
+                "Equivalent S3 lifecycle rule (S3 would do this itself, in whole days):",
+                "",
+                "```json",
+                json.dumps(self.lifecycle_rule, indent=2),
+                "```",
+            ]
         return "\n".join(lines) + "\n"

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
+
 from tests.support.hooks import on_every_new_client
 
 #: key -> error code for that key, or None to let it through this time.
@@ -62,3 +64,43 @@ def inject_delete_errors(rule: FaultRule) -> Iterator[DeleteFaults]:
     ]
     with on_every_new_client(entries):
         yield faults
+
+
+@dataclass
+class BatchRejections:
+    """Whole DeleteObjects requests refused by the server, as S3 refuses a body it cannot
+    parse (MalformedXML) when a key holds a character XML 1.0 cannot carry."""
+
+    poison: set[str]
+    code: str = "MalformedXML"
+    rejected_sizes: list[int] = field(default_factory=list)
+
+    def before_build(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        keys = {entry["Key"] for entry in params["Delete"]["Objects"]}
+        context["reject_batch"] = bool(keys & self.poison)
+        if context["reject_batch"]:
+            self.rejected_sizes.append(len(keys))
+
+    def short_circuit(self, context: dict[str, Any], **_: Any) -> Any:
+        if not context.get("reject_batch"):
+            return None
+        response = AWSResponse(url="", status_code=400, headers={}, raw=None)
+        parsed = {
+            "Error": {"Code": self.code, "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return response, parsed
+
+
+@contextmanager
+def reject_batches_containing(
+    poison: set[str], code: str = "MalformedXML"
+) -> Iterator[BatchRejections]:
+    """Every DeleteObjects whose batch holds a poison key is refused as a whole."""
+    rejections = BatchRejections(poison, code)
+    entries: list[tuple[str, Callable[..., Any]]] = [
+        ("before-parameter-build.s3.DeleteObjects", rejections.before_build),
+        ("before-call.s3.DeleteObjects", rejections.short_circuit),
+    ]
+    with on_every_new_client(entries):
+        yield rejections

@@ -11,11 +11,12 @@ import pytest
 
 from deployments.local_aws import backdate
 from tasks.aws import AwsClients
-from tasks.cleanup import apply_cleanup, check_guards, plan_cleanup
+from tasks.cleanup import Guards, PlanSummary, apply_cleanup, check_guards, plan_cleanup
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.manifest import PlanTarget, isoformat, read_objects, read_target
 from tests.support.audit import audit_requests
 from tests.support.faults import inject_delete_errors
+from tests.support.moto_backend import bulk_put
 
 BUCKET = "cleanup-test-bucket"
 
@@ -35,14 +36,10 @@ def put_aged(aws: AwsClients, key: str, last_modified: datetime, body: bytes = b
     backdate(BUCKET, key, last_modified)
 
 
-def plan_old_objects(
-    aws: AwsClients, count: int, cutoff: datetime, manifest: Path
-) -> tuple[PlanTarget, Path]:
+def plan_old_objects(aws: AwsClients, count: int, cutoff: datetime, manifest: Path) -> PlanSummary:
     """Put `count` empty objects a day older than the cutoff under temp/ and plan them."""
-    for number in range(count):
-        put_aged(aws, f"temp/k{number:05d}", cutoff - timedelta(days=1), body=b"")
-    target = make_target(cutoff)
-    return target, Path(plan_cleanup(aws.s3, target, cutoff, manifest).manifest)
+    bulk_put(BUCKET, [f"temp/k{number:05d}" for number in range(count)], cutoff - timedelta(days=1))
+    return plan_cleanup(aws.s3, make_target(cutoff), cutoff, manifest)
 
 
 def remaining_keys(aws: AwsClients) -> set[str]:
@@ -136,7 +133,13 @@ class TestManifest:
         header = json.loads(lines[0])
         assert header["format"] == "s3-housekeeping/plan-v1"
         assert header["bucket"] == BUCKET and header["prefix"] == "temp/"
-        rows = [json.loads(line) for line in lines[1:]]
+        rows = [json.loads(line) for line in lines[1:-1]]
+        assert json.loads(lines[-1]) == {
+            "end": True,
+            "scanned": 5,
+            "matched": 3,
+            "matched_bytes": 12,
+        }
         assert len(rows) == 3
         assert set(rows[0]) == {"key", "etag", "size", "last_modified", "storage_class"}
         assert all(row["etag"].startswith('"') for row in rows)
@@ -150,20 +153,38 @@ class TestGuards:
         plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
 
         with pytest.raises(SafetyRefusal) as refused:
-            check_guards(plan, max_deletions=2)
+            check_guards(plan, Guards(max_deletions=2))
         assert (refused.value.planned, refused.value.limit, refused.value.exit_code) == (3, 2, 6)
-        check_guards(plan, max_deletions=3)  # at the limit is allowed
-        check_guards(plan, max_deletions=None)
+        check_guards(plan, Guards(max_deletions=3))  # at the limit is allowed
+        check_guards(plan, Guards())
+
+    def test_refuses_when_plan_exceeds_max_delete_bytes(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        with pytest.raises(SafetyRefusal, match="max_delete_bytes: the plan holds 12 bytes"):
+            check_guards(plan, Guards(max_delete_bytes=11))
+        check_guards(plan, Guards(max_delete_bytes=12))
+
+    def test_refuses_when_plan_exceeds_max_delete_percent_of_listed(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+
+        # 3 of the 5 objects listed under temp/: 60%.
+        with pytest.raises(SafetyRefusal, match=r"60.00% of the 5 objects listed"):
+            check_guards(plan, Guards(max_delete_percent=59.9))
+        check_guards(plan, Guards(max_delete_percent=60))
 
 
 class TestApply:
     def test_deletes_exactly_the_planned_objects_when_executed(
         self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
     ) -> None:
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
 
-        result = apply_cleanup(aws.s3, Path(plan.manifest), target)
+        result = apply_cleanup(aws.s3, plan)
 
         assert (result.planned, result.deleted, result.skipped_changed, result.failed) == (
             3,
@@ -181,16 +202,16 @@ class TestApply:
     def test_batches_hold_at_most_1000_keys_each_with_etag_when_2500_are_planned(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        target, manifest = plan_old_objects(aws, 2600, cutoff, tmp_path / "plan.jsonl.gz")
+        plan = plan_old_objects(aws, 2600, cutoff, tmp_path / "plan.jsonl.gz")
 
         with audit_requests() as audit:
             from tasks.aws import AwsSettings, create_clients
 
             audited = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(audited.s3, manifest, target)
+            result = apply_cleanup(audited.s3, plan)
 
         batches = [call.params["Delete"]["Objects"] for call in audit.of("DeleteObjects")]
-        assert [len(batch) for batch in batches] == [1000, 1000, 600]
+        assert sorted(len(batch) for batch in batches) == [600, 1000, 1000]
         assert all(entry.get("ETag") for batch in batches for entry in batch)
         assert all(call.params["Delete"]["Quiet"] is True for call in audit.of("DeleteObjects"))
         sent = [entry["Key"] for batch in batches for entry in batch]
@@ -201,7 +222,7 @@ class TestApply:
     def test_accounts_every_key_when_some_fail_inside_a_200_response(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        target, manifest = plan_old_objects(aws, 1200, cutoff, tmp_path / "plan.jsonl")
+        plan = plan_old_objects(aws, 1200, cutoff, tmp_path / "plan.jsonl")
 
         def rule(key: str, attempt: int) -> str | None:
             number = int(key[-5:])
@@ -215,7 +236,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, manifest, target)
+            result = apply_cleanup(faulty.s3, plan)
 
         assert len(faults.injected) == 20
         assert result.planned == 1200
@@ -228,7 +249,7 @@ class TestApply:
     def test_retries_only_throttled_keys_when_slowdown_clears(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
-        target, manifest = plan_old_objects(aws, 50, cutoff, tmp_path / "plan.jsonl")
+        plan = plan_old_objects(aws, 50, cutoff, tmp_path / "plan.jsonl")
 
         def rule(key: str, attempt: int) -> str | None:
             return "SlowDown" if int(key[-5:]) < 10 and attempt == 1 else None
@@ -237,7 +258,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, manifest, target, retry_base_delay_s=0)
+            result = apply_cleanup(faulty.s3, plan, retry_base_delay_s=0)
 
         assert len(audit.of("DeleteObjects")) == 2  # the batch, then the throttled keys only
         sent_twice = {key for key, count in faults.attempts.items() if count == 2}
@@ -251,48 +272,13 @@ class TestApply:
     ) -> None:
         put_aged(aws, "temp/a", cutoff - timedelta(days=1))
         put_aged(aws, "temp/b", cutoff - timedelta(days=1))
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
 
         with inject_delete_errors(lambda key, _: "SlowDown" if key == "temp/a" else None) as f:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(
-                faulty.s3, Path(plan.manifest), target, key_attempts=3, retry_base_delay_s=0
-            )
+            result = apply_cleanup(faulty.s3, plan, key_attempts=3, retry_base_delay_s=0)
 
         assert f.attempts["temp/a"] == 3
         assert (result.deleted, dict(result.failed_by_code)) == (1, {"SlowDown": 1})
-
-    def test_refuses_manifest_of_another_target_when_applying(
-        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
-    ) -> None:
-        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
-
-        with audit_requests() as audit, pytest.raises(ConfigError, match="another target"):
-            from tasks.aws import AwsSettings, create_clients
-
-            other = create_clients(AwsSettings(region="us-east-1"))
-            apply_cleanup(other.s3, Path(plan.manifest), make_target(cutoff, prefix="temp/nested/"))
-        assert audit.mutating() == []
-
-    def test_refuses_tampered_manifest_when_an_entry_is_outside_the_prefix(
-        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
-    ) -> None:
-        target = make_target(cutoff)
-        plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / "plan.jsonl")
-        manifest = Path(plan.manifest)
-        row = {
-            "key": "temp-keep/old.db",
-            "etag": '"x"',
-            "size": 1,
-            "last_modified": isoformat(cutoff - timedelta(days=9)),
-            "storage_class": "STANDARD",
-        }
-        manifest.write_text(manifest.read_text() + json.dumps(row) + "\n")
-
-        with pytest.raises(ConfigError, match="outside the prefix or the cutoff"):
-            apply_cleanup(aws.s3, manifest, target)
-        assert "temp-keep/old.db" in remaining_keys(aws)
-        assert "temp/old-1.log" in remaining_keys(aws)  # refused before the first delete

@@ -675,6 +675,12 @@ def test_every_documented_parameter_is_accepted_when_all_are_passed() -> None:
         "create_bucket": False,
         "max_deletions": 100,
         "as_of": NOW,
+        "plan": "s3://example-plans/plans/run.jsonl.gz",
+        "versions": "noncurrent",
+        "max_delete_bytes": 10_000,
+        "max_delete_percent": 12.5,
+        "manifest_location": "s3://example-plans/plans",
+        "max_plan_age_hours": 6.0,
     }
     assert set(parameters) == set(PARAMETER_ENV_VARS)
 
@@ -880,7 +886,9 @@ def test_deployment_settings_take_defaults_when_environment_is_empty() -> None:
     config = load()
 
     assert config.secret_required_keys == ()
-    assert str(config.manifest_dir) == "manifests"
+    assert config.manifest_location == "manifests"
+    assert (config.delete_concurrency, config.list_concurrency) == (8, 8)
+    assert (config.versions, config.max_plan_age_hours) == ("current", 24)
     assert (config.aws_max_attempts, config.aws_retry_mode, config.task_retries) == (
         3,
         "standard",
@@ -891,6 +899,8 @@ def test_deployment_settings_take_defaults_when_environment_is_empty() -> None:
 def test_deployment_settings_come_from_environment_when_set() -> None:
     environ = {
         "MANIFEST_DIR": "out/manifests",
+        "DELETE_CONCURRENCY": "16",
+        "CLEANUP_VERSIONS": "all",
         "AWS_MAX_ATTEMPTS": "7",
         "AWS_RETRY_MODE": "adaptive",
         "TASK_RETRIES": "0",
@@ -898,7 +908,8 @@ def test_deployment_settings_come_from_environment_when_set() -> None:
 
     config = load({}, environ)
 
-    assert str(config.manifest_dir) == "out/manifests"
+    assert config.manifest_location == "out/manifests"
+    assert (config.delete_concurrency, config.versions) == (16, "all")
     assert (config.aws_max_attempts, config.aws_retry_mode, config.task_retries) == (
         7,
         "adaptive",
@@ -923,3 +934,22 @@ def test_future_as_of_is_accepted_when_explicitly_allowed_for_test_servers() -> 
     assert config.as_of == future
     with pytest.raises(ConfigError, match="as_of: must not be in the future"):
         load_config(parameters, {})
+
+
+@pytest.mark.parametrize(
+    ("parameters", "problem"),
+    [
+        ({"plan": "s3://Bad_Bucket/plan.jsonl"}, "plan: names an invalid bucket"),
+        ({"manifest_location": "  "}, "manifest_location: must be a local path"),
+        ({"versions": "latest"}, "versions: Input should be 'current', 'noncurrent' or 'all'"),
+        ({"max_delete_percent": 101}, "max_delete_percent: Input should be less than or equal"),
+        ({"max_delete_bytes": -1}, "max_delete_bytes: Input should be greater than or equal"),
+        ({"max_plan_age_hours": 0}, "max_plan_age_hours: Input should be greater than 0"),
+    ],
+)
+def test_refuses_invalid_scale_settings_when_given(
+    parameters: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config({"bucket": "valid-bucket", "prefix": "tmp/", **parameters}, {})
+    assert any(found.startswith(problem) for found in refused.value.problems), refused.value

@@ -1,0 +1,264 @@
+"""Concurrent, conditional DeleteObjects batches with an outcome for every planned object."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.errors import AwsApiError, error_code, translate_aws_error
+from tasks.manifest import PlannedObject
+from tasks.progress import Progress
+from tasks.retry import TRANSIENT_DELETE_CODES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+#: DeleteObjects takes at most 1000 keys per request.
+MAX_KEYS_PER_DELETE = 1000
+PRECONDITION_FAILED = "PreconditionFailed"
+THROTTLED = "SlowDown"
+
+
+@dataclass
+class ApplyResult:
+    """One outcome per planned object: deleted, skipped_changed, or failed (by error code)."""
+
+    planned: int = 0
+    deleted: int = 0
+    skipped_changed: int = 0
+    failed_by_code: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        """How many planned objects could not be deleted."""
+        return sum(self.failed_by_code.values())
+
+
+class AdaptiveLimit:
+    """How many batches may be in flight: halved when the server throttles, grown back by one
+    after each clean batch (additive increase, multiplicative decrease)."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.in_flight = 0
+        self._condition = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._condition:
+            while self.in_flight >= self.limit:
+                self._condition.wait()
+            self.in_flight += 1
+
+    def release(self, throttled: bool) -> None:
+        with self._condition:
+            self.in_flight -= 1
+            if throttled:
+                self.limit = max(1, self.limit // 2)
+            elif self.limit < self.maximum:
+                self.limit += 1
+            self._condition.notify_all()
+
+
+@dataclass(frozen=True)
+class DeleteTarget:
+    """Where deletes go; `owner` adds ExpectedBucketOwner to every request."""
+
+    bucket: str
+    owner: str | None = None
+
+
+class DeletePipeline:
+    """Sends batches of planned objects as conditional DeleteObjects requests, a bounded
+    number at a time, and counts every object's outcome.
+
+    Use it as a context manager; `submit` blocks while the in-flight limit is reached, so the
+    producer (a listing or a manifest reader) never runs far ahead and memory stays flat.
+    """
+
+    def __init__(
+        self,
+        s3: S3Client,
+        target: DeleteTarget,
+        concurrency: int = 8,
+        key_attempts: int = 3,
+        retry_base_delay_s: float = 0.2,
+        progress: Progress | None = None,
+    ) -> None:
+        self.s3 = s3
+        self.target = target
+        self.key_attempts = key_attempts
+        self.retry_base_delay_s = retry_base_delay_s
+        self.progress = progress or Progress()
+        self.result = ApplyResult()
+        self.limit = AdaptiveLimit(concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.limit.maximum, thread_name_prefix="del")
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+
+    def submit(self, batch: list[PlannedObject]) -> None:
+        """Queue one batch (at most 1000 objects); raises a fatal error of an earlier batch."""
+        if len(batch) > MAX_KEYS_PER_DELETE:
+            raise ValueError(f"a batch holds at most {MAX_KEYS_PER_DELETE} keys")
+        self._raise_if_failed()
+        with self._lock:
+            self.result.planned += len(batch)
+        self.progress.add(planned=len(batch))
+        self.limit.acquire()
+        self._pool.submit(self._run, batch)
+
+    def close(self) -> ApplyResult:
+        """Wait for every batch; raise the first fatal error, else return the outcomes."""
+        self._pool.shutdown(wait=True)
+        self.progress.finish()
+        self._raise_if_failed()
+        return self.result
+
+    def __enter__(self) -> DeletePipeline:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # On an error in the producer, let the batches already sent finish and be counted.
+        self._pool.shutdown(wait=True)
+
+    def _raise_if_failed(self) -> None:
+        with self._lock:
+            error = self._error
+        if error is not None:
+            raise error
+
+    def _run(self, batch: list[PlannedObject]) -> None:
+        throttled = False
+        try:
+            if self._error is None:
+                throttled = self._delete_batch(batch)
+        except BaseException as exc:  # re-raised by submit/close in the producer's thread
+            with self._lock:
+                self._error = self._error or exc
+        finally:
+            self.limit.release(throttled)
+
+    def _delete_batch(self, batch: list[PlannedObject]) -> bool:
+        """One batch to the end; returns whether the server throttled any of it."""
+        pending, throttled = batch, False
+        for attempt in range(1, self.key_attempts + 1):
+            errors = self._send_isolating(pending)
+            retry: list[PlannedObject] = []
+            by_key = {_identity(entry): entry for entry in pending}
+            outcome = Counter[str]()
+            for identity, code in errors.items():
+                throttled = throttled or code == THROTTLED
+                if code == PRECONDITION_FAILED:
+                    outcome["skipped"] += 1
+                elif code in TRANSIENT_DELETE_CODES and attempt < self.key_attempts:
+                    retry.append(by_key[identity])
+                else:
+                    outcome[f"failed:{code}"] += 1
+            deleted = len(pending) - len(errors)
+            self._record(deleted, outcome)
+            if not retry:
+                return throttled
+            logger.warning(
+                "Retrying %d keys after transient per-key errors (attempt %d of %d)",
+                len(retry),
+                attempt + 1,
+                self.key_attempts,
+            )
+            jitter = random.uniform(0.5, 1.5)  # noqa: S311 - backoff jitter, not security
+            time.sleep(self.retry_base_delay_s * 2 ** (attempt - 1) * jitter)
+            pending = retry
+        return throttled
+
+    def _record(self, deleted: int, outcome: Counter[str]) -> None:
+        with self._lock:
+            self.result.deleted += deleted
+            self.result.skipped_changed += outcome.pop("skipped", 0)
+            for name, count in outcome.items():
+                self.result.failed_by_code[name.removeprefix("failed:")] += count
+        self.progress.add(deleted=deleted)
+
+    def _send_isolating(self, batch: list[PlannedObject]) -> dict[tuple[str, str | None], str]:
+        """Send a batch; if the request as a whole is rejected (a poison key: MalformedXML,
+        a character XML cannot carry), split it in halves until the bad keys stand alone, so
+        one bad key never blocks the others."""
+        try:
+            return self._send(batch)
+        except _BatchRejected as rejected:
+            if len(batch) == 1:
+                logger.error("DeleteObjects rejected a key on its own: %s", rejected.code)
+                return {_identity(batch[0]): rejected.code}
+            middle = len(batch) // 2
+            logger.warning(
+                "DeleteObjects rejected a batch of %d keys (%s); splitting it",
+                len(batch),
+                rejected.code,
+            )
+            return self._send_isolating(batch[:middle]) | self._send_isolating(batch[middle:])
+
+    def _send(self, batch: list[PlannedObject]) -> dict[tuple[str, str | None], str]:
+        """One DeleteObjects request; returns the per-key error codes by (key, version)."""
+        arguments: dict[str, Any] = {
+            "Bucket": self.target.bucket,
+            "Delete": {"Objects": [_delete_entry(entry) for entry in batch], "Quiet": True},
+        }
+        if self.target.owner:
+            arguments["ExpectedBucketOwner"] = self.target.owner
+        action = f"DeleteObjects on bucket '{self.target.bucket}'"
+        try:
+            response = self.s3.delete_objects(**arguments)
+        except ClientError as exc:
+            translated = translate_aws_error(exc, action)
+            if not isinstance(translated, AwsApiError) or translated.transient:
+                # Credentials, permissions, and throttling that outlived the SDK's retries stop
+                # the run: later batches would fail the same way.
+                raise translated from None
+            raise _BatchRejected(error_code(exc) or "Unknown") from None
+        except BotoCoreError as exc:
+            raise translate_aws_error(exc, action) from None
+        planned: dict[str, list[tuple[str, str | None]]] = {}
+        for entry in batch:
+            planned.setdefault(entry.key, []).append(_identity(entry))
+        errors = {}
+        for error in response.get("Errors", []):
+            key, version = error.get("Key", ""), error.get("VersionId")
+            candidates = planned.get(key, [])
+            if (key, version) in candidates:
+                errors[(key, version)] = error.get("Code", "Unknown")
+            elif version is None and len(candidates) == 1:
+                # An error that does not name the version of the one entry for its key.
+                errors[candidates[0]] = error.get("Code", "Unknown")
+        return errors
+
+
+class _BatchRejected(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _identity(entry: PlannedObject) -> tuple[str, str | None]:
+    return (entry.key, entry.version_id)
+
+
+def _delete_entry(entry: PlannedObject) -> dict[str, str]:
+    """A DeleteObjects entry: a version by its id (immutable), or the current object on the
+    condition that its ETag is still the one planned."""
+    if entry.version_id is not None:
+        return {"Key": entry.key, "VersionId": entry.version_id}
+    return {"Key": entry.key, "ETag": entry.etag}

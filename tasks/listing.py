@@ -136,8 +136,15 @@ def list_object_versions(
             entries: list[tuple[dict[str, Any], bool]] = [
                 (dict(version), False) for version in page.get("Versions", [])
             ] + [(dict(marker), True) for marker in page.get("DeleteMarkers", [])]
-            # S3 returns each list ordered by key, newest first; merge the two that way.
-            entries.sort(key=lambda pair: (pair[0]["Key"], -pair[0]["LastModified"].timestamp()))
+            # S3 returns each list ordered by key, newest first; merge the two that way. Times
+            # can tie (second precision): the current entry comes first, else S3's own order.
+            entries.sort(
+                key=lambda pair: (
+                    pair[0]["Key"],
+                    -pair[0]["LastModified"].timestamp(),
+                    not pair[0].get("IsLatest"),
+                )
+            )
             for entry, is_marker in entries:
                 listed = ListedObject(
                     key=entry["Key"],

@@ -21,3 +21,14 @@ def bulk_put(bucket: str, keys: Iterable[str], last_modified: datetime, body: by
         stored.last_modified = naive_utc
         count += 1
     return count
+
+
+def backdate_versions(bucket: str, key: str, moments: list[datetime]) -> None:
+    """Set the LastModified of a key's versions (and delete markers), oldest first."""
+    from moto.s3.models import s3_backends
+
+    versions = s3_backends[LOCAL_ACCOUNT_ID]["aws"].buckets[bucket].keys.getlist(key)
+    if len(versions) != len(moments):
+        raise ValueError(f"{key} has {len(versions)} versions, not {len(moments)}")
+    for version, moment in zip(versions, moments, strict=True):
+        version.last_modified = moment.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,134 @@
+"""Against a real S3 server (SeaweedFS): deleting while listing with exact request counts, the
+1000-key limit, and a saved plan whose changed key survives through its ETag condition."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Cli
+from tests.support.audit import audit_requests
+from tests.support.servers import PrefectServer, S3Server, seaweedfs
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+def fill(server: S3Server, bucket: str, old: int, young: int) -> datetime:
+    """Put `old` objects, then `young` ones a moment later, under bench/, and old ones beside
+    it. SeaweedFS cannot backdate: returns the run's as_of, 30 days after a moment between
+    the two batches, so that with 30 days the cutoff falls exactly between them."""
+    s3 = server.client()
+    s3.create_bucket(Bucket=bucket)
+
+    def put(key: str) -> None:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, [f"bench/old-{n:05d}" for n in range(old)] + ["bench-keep/old"]))
+        time.sleep(1.5)
+        between = datetime.now(UTC) - timedelta(seconds=0.7)
+        time.sleep(1.5)
+        list(pool.map(put, [f"bench/new-{n:05d}" for n in range(young)]))
+    return between + timedelta(days=30)
+
+
+def keys(server: S3Server, bucket: str) -> set[str]:
+    found: set[str] = set()
+    for page in server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        found.update(obj["Key"] for obj in page.get("Contents", []))
+    return found
+
+
+@pytest.fixture
+def on_weed(weed: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    for name, value in weed.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ALLOW_FUTURE_AS_OF", "true")
+    return weed
+
+
+def test_deletes_while_listing_with_two_requests_per_1000_when_no_guard_is_set(
+    on_weed: S3Server, prefect_harness: None
+) -> None:
+    from flows.s3_housekeeping import s3_housekeeping
+
+    bucket = f"stream-{uuid.uuid4().hex[:8]}"
+    as_of = fill(on_weed, bucket, old=3000, young=400)
+
+    with audit_requests() as audit:
+        report = s3_housekeeping(
+            bucket=bucket,
+            prefix="bench/",
+            older_than_days=30,
+            as_of=as_of,
+            dry_run=False,
+            create_bucket=False,
+        )
+
+    deletes = audit.of("DeleteObjects")
+    assert len(audit.of("ListObjectsV2")) == 4  # ceil(3,400 / 1000)
+    assert len(deletes) == 3  # ceil(3,000 / 1000)
+    assert all(len(call.params["Delete"]["Objects"]) <= 1000 for call in deletes)
+    assert all("ETag" in entry for call in deletes for entry in call.params["Delete"]["Objects"])
+    assert (report.matched, report.deleted, report.failed) == (3000, 3000, 0)
+    remaining = keys(on_weed, bucket)
+    assert remaining == {f"bench/new-{n:05d}" for n in range(400)} | {"bench-keep/old"}
+
+
+def test_saved_plan_skips_a_key_changed_after_planning(
+    weed: S3Server, prefect_api: PrefectServer, tmp_path: Path
+) -> None:
+    bucket = f"plan-{uuid.uuid4().hex[:8]}"
+    as_of = fill(weed, bucket, old=1200, young=10)
+    cli = Cli(
+        {
+            **os.environ,
+            **weed.environment(),
+            "ALLOW_FUTURE_AS_OF": "true",
+            "PREFECT_API_URL": prefect_api.api_url,
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "MANIFEST_LOCATION": str(tmp_path / "plans"),
+        }
+    )
+    common = [
+        "run",
+        "--bucket",
+        bucket,
+        "--prefix",
+        "bench/",
+        "--older-than-days",
+        "30",
+        "--no-create-bucket",
+    ]
+    dry_report = tmp_path / "dry.json"
+
+    dry = cli(*common, "--as-of", as_of.isoformat(), "--report-json", str(dry_report))
+    assert dry.code == 0, dry.stderr
+    plan = json.loads(dry_report.read_text())["manifest"]
+    changed = "bench/old-00042"
+    weed.client().put_object(Bucket=bucket, Key=changed, Body=b"rewritten after planning")
+    report_path = tmp_path / "apply.json"
+
+    applied = cli(*common, "--plan", plan, "--execute", "--report-json", str(report_path))
+
+    assert applied.code == 0, applied.stderr
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    assert (report["matched"], report["deleted"], report["skipped_changed"]) == (1200, 1199, 1)
+    assert report["requests"].get("ListObjectsV2", 0) == 0
+    remaining = keys(weed, bucket)
+    assert remaining == {changed, "bench-keep/old"} | {f"bench/new-{n:05d}" for n in range(10)}

@@ -1,0 +1,90 @@
+"""Listings: sub-prefixes in parallel with exact request counts; versions with their history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tasks.aws import AwsClients, AwsSettings, create_clients
+from tasks.listing import list_current_objects, list_object_versions, versioning_status
+from tests.support.audit import audit_requests
+from tests.support.moto_backend import bulk_put
+
+BUCKET = "listing-test-bucket"
+OLD = datetime.now(UTC) - timedelta(days=90)
+
+
+class TestCurrentObjects:
+    def test_lists_every_object_once_with_one_request_per_1000_when_prefix_is_flat(
+        self, aws: AwsClients
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        bulk_put(BUCKET, (f"flat/k{n:05d}" for n in range(2500)), OLD)
+        bulk_put(BUCKET, ["flat-sibling/x", "other/y"], OLD)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            keys = [listed.key for listed in list_current_objects(s3, BUCKET, "flat/")]
+
+        assert len(keys) == len(set(keys)) == 2500
+        assert all(key.startswith("flat/") for key in keys)
+        assert len(audit.of("ListObjectsV2")) == 3  # ceil(2500 / 1000)
+
+    def test_lists_sub_prefixes_in_parallel_when_the_prefix_has_folders(
+        self, aws: AwsClients
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        folders = [f"tree/day-{day:02d}/" for day in range(12)]
+        for folder in folders:
+            bulk_put(BUCKET, (f"{folder}part-{n:04d}" for n in range(1100)), OLD)
+        bulk_put(BUCKET, ["tree/top-level.txt"], OLD)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            keys = [listed.key for listed in list_current_objects(s3, BUCKET, "tree/", workers=4)]
+
+        assert len(keys) == len(set(keys)) == 12 * 1100 + 1
+        calls = audit.of("ListObjectsV2")
+        discovery = [call for call in calls if call.params.get("Delimiter") == "/"]
+        assert len(discovery) == 1
+        listed_prefixes = sorted(call.params["Prefix"] for call in calls if call not in discovery)
+        assert listed_prefixes == sorted(folder for folder in folders for _ in range(2))
+
+    def test_stops_cleanly_when_the_consumer_stops_early(self, aws: AwsClients) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        for day in range(6):
+            bulk_put(BUCKET, (f"tree/d{day}/k{n:05d}" for n in range(3000)), OLD)
+
+        listing = list_current_objects(aws.s3, BUCKET, "tree/", workers=2)
+        first = [next(listing) for _ in range(10)]
+        listing.close()  # must not hang on workers blocked by a full queue
+
+        assert len(first) == 10
+
+
+class TestVersions:
+    def test_reports_when_each_noncurrent_version_was_superseded(self, aws: AwsClients) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        for body in (b"v1", b"v2", b"v3"):
+            aws.s3.put_object(Bucket=BUCKET, Key="ver/a", Body=body)
+        aws.s3.put_object(Bucket=BUCKET, Key="ver/b", Body=b"only")
+        aws.s3.delete_object(Bucket=BUCKET, Key="ver/b")
+
+        listed = list(list_object_versions(aws.s3, BUCKET, "ver/"))
+
+        a = [entry for entry in listed if entry.key == "ver/a"]
+        assert [entry.is_latest for entry in a] == [True, False, False]
+        assert a[0].noncurrent_since is None
+        assert a[1].noncurrent_since == a[0].last_modified
+        assert a[2].noncurrent_since == a[1].last_modified
+        b = [entry for entry in listed if entry.key == "ver/b"]
+        assert [(entry.is_delete_marker, entry.is_latest) for entry in b] == [
+            (True, True),
+            (False, False),
+        ]
+        assert b[1].noncurrent_since == b[0].last_modified
+        assert versioning_status(aws.s3, BUCKET) == "Enabled"
+
+    def test_versioning_is_disabled_when_never_enabled(self, aws: AwsClients) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        assert versioning_status(aws.s3, BUCKET) == "Disabled"

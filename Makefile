@@ -1,9 +1,11 @@
 # The two commands: `make demo` and `make test`. Both set everything up from scratch.
+# In Prefect: `make serve` (a local server, workers and the deployments; LOCAL_AWS=1 adds a local
+# AWS with demo data) and `make deploy` (prefect.yaml to the server PREFECT_API_URL names).
 PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN = $(UV) run --locked --all-extras
 
-.PHONY: demo test lint typecheck pytest install clean
+.PHONY: demo serve deploy test lint typecheck pytest install clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -14,6 +16,12 @@ install: $(UV)
 
 demo: install
 	$(RUN) s3-housekeeping demo
+
+serve: install
+	$(RUN) python -m deployments.serve
+
+deploy: install
+	$(RUN) python -m deployments.deploy
 
 lint: install
 	$(RUN) ruff check .
@@ -28,4 +36,23 @@ pytest: install
 test: lint typecheck pytest
 
 clean:
-	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache manifests
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache manifests test-output
+
+# Benchmarks (benchmarks/README.md): `make bench N=20000` runs every tool against local S3
+# servers; `make bench-memory` measures plan + apply at 10k vs 1M objects. BENCH_ARGS and
+# MEMORY_ARGS pass options through (python -m benchmarks.run --help).
+N ?= 20000
+BENCH_ARGS ?=
+MEMORY_ARGS ?=
+BENCH_RUN = $(UV) run --locked --all-extras --group bench
+
+.PHONY: bench bench-memory bench-install
+
+bench-install: $(UV)
+	$(UV) sync --locked --all-extras --group bench --inexact
+
+bench: bench-install
+	$(BENCH_RUN) python -m benchmarks.run --objects $(N) $(BENCH_ARGS)
+
+bench-memory: bench-install
+	$(BENCH_RUN) python -m benchmarks.memory $(MEMORY_ARGS)

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: moto's default account: buckets created through the local endpoint belong to it.
@@ -16,6 +16,18 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local-aws-placeholder",
     "AWS_SECRET_ACCESS_KEY": "local-aws-placeholder",
+}
+#: The demo's objects, key -> age in days: under a `tmp/` prefix and 30 days, the keys outside
+#: tmp/ and the young ones must survive.
+DEMO_OBJECTS = {
+    "tmp/build-0001.tar.gz": 400,
+    "tmp/build-0002.tar.gz": 90,
+    "tmp/cache/layer-a.bin": 45,
+    "tmp/cache/layer-b.bin": 31,
+    "tmp/cache/layer-c.bin": 29,
+    "tmp/today.log": 0,
+    "tmp-keep/precious.db": 400,
+    "logs/2024/app.log": 400,
 }
 
 
@@ -94,3 +106,27 @@ def backdate(bucket: str, key: str, last_modified: datetime) -> None:
 
     stored = s3_backends[LOCAL_ACCOUNT_ID]["aws"].buckets[bucket].keys[key]
     stored.last_modified = last_modified.astimezone(UTC).replace(tzinfo=None)
+
+
+def seed_objects(
+    aws: LocalAws,
+    bucket: str,
+    as_of: datetime,
+    objects: Mapping[str, int] = DEMO_OBJECTS,
+    create_bucket: bool = False,
+) -> None:
+    """Put each object (key -> age in days before `as_of`) into the bucket, backdated.
+
+    Args:
+        aws: the running local AWS (in this process: backdating reaches into moto's backend).
+        bucket: where to put them.
+        as_of: the reference time the ages count back from.
+        objects: key -> age in days.
+        create_bucket: create the bucket first when it does not exist yet.
+    """
+    s3 = aws.client("s3")
+    if create_bucket and bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=bucket)
+    for key, age_days in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x" * (1024 + len(key)))
+        backdate(bucket, key, as_of - timedelta(days=age_days))

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate, local_aws, patched_environ
+from deployments.local_aws import (
+    DEMO_OBJECTS,
+    LOCAL_ACCOUNT_ID,
+    local_aws,
+    patched_environ,
+    seed_objects,
+)
 
 BUCKET = "s3-housekeeping-demo"
 PREFIX = "tmp/"
 OLDER_THAN_DAYS = 30
 SECRET_NAME = "s3-housekeeping/demo"  # noqa: S105 - a name, not a value
-#: key -> age in days; the keys outside tmp/ and the young ones must survive.
-DEMO_OBJECTS = {
-    "tmp/build-0001.tar.gz": 400,
-    "tmp/build-0002.tar.gz": 90,
-    "tmp/cache/layer-a.bin": 45,
-    "tmp/cache/layer-b.bin": 31,
-    "tmp/cache/layer-c.bin": 29,
-    "tmp/today.log": 0,
-    "tmp-keep/precious.db": 400,
-    "logs/2024/app.log": 400,
-}
 
 
 def say(text: str = "") -> None:
@@ -57,10 +52,7 @@ def run_demo() -> dict[str, Any]:
         first = s3_housekeeping(**common, dry_run=False)
         say(f"   bucket {first.bucket}: {first.bucket_action} ({', '.join(first.bucket_changes)})")
 
-        s3 = aws.client("s3")
-        for key, age_days in DEMO_OBJECTS.items():
-            s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * (1024 + len(key)))
-            backdate(BUCKET, key, as_of - timedelta(days=age_days))
+        seed_objects(aws, BUCKET, as_of)
         say(f"\n== 2. Put {len(DEMO_OBJECTS)} objects of various ages in and beside {PREFIX}")
         for key, age_days in DEMO_OBJECTS.items():
             say(f"   {age_days:>4} days  {key}")
@@ -73,6 +65,7 @@ def run_demo() -> dict[str, Any]:
         report = s3_housekeeping(**common, dry_run=False, as_of=as_of)
         say(json.dumps(report.to_dict(), indent=2))
 
+        s3 = aws.client("s3")
         remaining = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
         say("\n== 5. What is left in the bucket")
         for key in remaining:

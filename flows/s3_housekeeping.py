@@ -7,14 +7,20 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from tasks import plan_store
-from tasks.artifacts import ProgressArtifact, publish_plan, publish_report
+from tasks.approval import request_approval
+from tasks.artifacts import (
+    ProgressArtifact,
+    publish_manifest_link,
+    publish_plan,
+    publish_report,
+)
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.buckets import ensure_bucket_task
 from tasks.cleanup import (
@@ -32,8 +38,10 @@ from tasks.errors import ConfigError, PartialFailure, SafetyRefusal
 from tasks.lifecycle import lifecycle_rule
 from tasks.listing import versioning_status
 from tasks.manifest import PlanTarget, isoformat
+from tasks.parameters import SNS_TOPIC_ARN_PATTERN, optional_int, optional_pattern
 from tasks.progress import Progress
 from tasks.report import RunReport
+from tasks.run_hooks import announce_outcome
 from tasks.secrets_manager import RunSecret, fetch_secret
 
 VERSIONED_CURRENT_NOTE = (
@@ -49,11 +57,17 @@ def validate_config(parameters: dict[str, object]) -> RunConfig:
     return load_config(parameters, os.environ)
 
 
-@flow(name="s3-housekeeping", validate_parameters=True)
+@flow(
+    name="s3-housekeeping",
+    validate_parameters=True,
+    # Every ending, success or failure, emits its Prefect event and (if a topic is set) its notice.
+    on_completion=[announce_outcome],
+    on_failure=[announce_outcome],
+)
 def s3_housekeeping(
     bucket: str | None = None,
     prefix: str | None = None,
-    older_than_days: int | None = None,
+    older_than_days: Annotated[int | None, optional_int(1, 36500)] = None,
     dry_run: bool | None = None,
     environment: Literal["dev", "staging", "prod"] | None = None,
     region: str | None = None,
@@ -62,7 +76,7 @@ def s3_housekeeping(
     secret_name: str | None = None,
     expected_bucket_owner: str | None = None,
     create_bucket: bool = True,
-    max_deletions: int | None = None,
+    max_deletions: Annotated[int | None, optional_int(0)] = None,
     as_of: datetime | None = None,
     plan: str | None = None,
     versions: Literal["current", "noncurrent", "all"] | None = None,
@@ -70,6 +84,9 @@ def s3_housekeeping(
     max_delete_percent: float | None = None,
     manifest_location: str | None = None,
     max_plan_age_hours: float | None = None,
+    require_approval: bool | None = None,
+    approval_timeout_minutes: Annotated[int | None, optional_int(1, 10080)] = None,
+    notify_topic_arn: Annotated[str | None, optional_pattern(SNS_TOPIC_ARN_PATTERN)] = None,
 ) -> RunReport:
     """Delete the objects under a prefix that are older than N days, safely.
 
@@ -115,6 +132,13 @@ def s3_housekeeping(
             (env MANIFEST_LOCATION, default "manifests").
         max_plan_age_hours: The oldest saved plan that may be applied, in hours
             (env MAX_PLAN_AGE_HOURS, default 24).
+        require_approval: Before deleting, show the plan and pause until a person approves it
+            in the UI; a rejection or no answer deletes nothing (env REQUIRE_APPROVAL,
+            default false).
+        approval_timeout_minutes: How long a run waits for approval before it gives up,
+            deleting nothing, 1 to 10080 (env APPROVAL_TIMEOUT_MINUTES, default 60).
+        notify_topic_arn: SNS topic told (a short JSON summary) when a run deletes something,
+            is refused or fails (env SNS_TOPIC_ARN; empty: no notice).
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -138,6 +162,9 @@ def s3_housekeeping(
         "max_delete_percent": max_delete_percent,
         "manifest_location": manifest_location,
         "max_plan_age_hours": max_plan_age_hours,
+        "require_approval": require_approval,
+        "approval_timeout_minutes": approval_timeout_minutes,
+        "notify_topic_arn": notify_topic_arn,
     }
     config = validate_config(parameters)
     clients = create_clients(aws_settings(config))
@@ -231,6 +258,7 @@ def s3_housekeeping(
         the_plan = published(clients, local_plan, upload_to)
     record_plan(report, the_plan)
     publish_plan(the_plan, config.dry_run, config.older_than_days)
+    publish_manifest_link(the_plan)
     try:
         check_guards(the_plan, guards)
     except SafetyRefusal as refusal:
@@ -244,6 +272,13 @@ def s3_housekeeping(
         logger.info(report.message, extra={"matched": the_plan.matched, "dry_run": True})
         return finish(report, clients, started)
 
+    if config.require_approval and result is None and the_plan.matched:
+        try:
+            request_approval(the_plan, config.approval_timeout_minutes * 60)
+        except SafetyRefusal as refusal:
+            report.status, report.message = "refused", str(refusal)
+            refusal.report = finish(report, clients, started)
+            raise
     if result is None:
         progress_artifact.start(f"Deleting {the_plan.matched} planned objects")
         result = apply_cleanup_task.with_options(retries=0)(
@@ -260,8 +295,9 @@ def s3_housekeeping(
 
 def must_plan_first(config: RunConfig, guards: Guards) -> bool:
     """Whether the whole plan must exist before the first delete: in a dry run, and whenever a
-    guard must see the plan's totals. Otherwise deletes start while the listing goes on."""
-    return config.dry_run or guards.any
+    guard must see the plan's totals, or a person must approve it. Otherwise deletes start while
+    the listing goes on."""
+    return config.dry_run or guards.any or config.require_approval
 
 
 def aws_settings(config: RunConfig) -> AwsSettings:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import cast
+from urllib.parse import quote
 from uuid import UUID
 
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -80,3 +83,31 @@ class ProgressArtifact:
                 f"({snapshot.rate:.0f}/s)"
             )
             update_progress_artifact(self._artifact_id, percent, description=description)
+
+
+MANIFEST_KEY = "s3-housekeeping-manifest"
+
+
+def manifest_link(location: str, region: str) -> str:
+    """Where a person opens a plan: the S3 console for an s3:// manifest, a file URI for a path
+    (on the machine that ran the flow)."""
+    if location.startswith("s3://"):
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        return (
+            f"https://{region}.console.aws.amazon.com/s3/object/{quote(bucket)}"
+            f"?region={quote(region)}&prefix={quote(key)}"
+        )
+    return Path(location).resolve().as_uri()
+
+
+def publish_manifest_link(plan: PlanSummary) -> None:
+    """A link artifact to the plan's manifest, the exact set of objects a run may delete."""
+    create_link_artifact(
+        key=MANIFEST_KEY,
+        link=manifest_link(plan.manifest, plan.target.region),
+        link_text=plan.manifest,
+        description=(
+            f"The plan's manifest: {plan.matched} objects ({plan.matched_bytes} bytes) under "
+            f"s3://{plan.target.bucket}/{plan.target.prefix}, one JSON line each"
+        ),
+    )

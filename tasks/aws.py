@@ -24,6 +24,7 @@ from tasks.log_context import SDK_LOGGERS
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
 
 logger = logging.getLogger(__name__)
 
@@ -192,3 +193,11 @@ def create_clients(settings: AwsSettings) -> AwsClients:
         },
     )
     return AwsClients(s3=s3, secretsmanager=secretsmanager, requests=requests)
+
+
+def create_sns_client(settings: AwsSettings) -> SNSClient:
+    """An SNS client for run notifications, with the run's credentials (block, chain, role)
+    in `settings.region`, which must be the topic's region."""
+    quiet_aws_loggers()
+    session, overrides = create_session(settings)
+    return session.client("sns", config=botocore_config(settings), **overrides)

@@ -24,6 +24,8 @@ from tasks.errors import ConfigError
 
 Environment = Literal["dev", "staging", "prod"]
 VersionsMode = Literal["current", "noncurrent", "all"]
+#: A paused run waits for approval at most a week.
+APPROVAL_TIMEOUT_MAX_MINUTES = 7 * 24 * 60
 
 #: Flow parameter -> the environment variables it falls back to, first match wins.
 PARAMETER_ENV_VARS: dict[str, tuple[str, ...]] = {
@@ -46,6 +48,9 @@ PARAMETER_ENV_VARS: dict[str, tuple[str, ...]] = {
     "max_delete_percent": ("MAX_DELETE_PERCENT",),
     "manifest_location": ("MANIFEST_LOCATION", "MANIFEST_DIR"),
     "max_plan_age_hours": ("MAX_PLAN_AGE_HOURS",),
+    "require_approval": ("REQUIRE_APPROVAL",),
+    "approval_timeout_minutes": ("APPROVAL_TIMEOUT_MINUTES",),
+    "notify_topic_arn": ("SNS_TOPIC_ARN",),
 }
 #: Settings that only come from the environment (deployment-wide, not per run).
 ENVIRONMENT_SETTINGS: dict[str, str] = {
@@ -166,6 +171,10 @@ class RunConfig(BaseModel):
     aws_retry_mode: Literal["standard", "adaptive"] = "standard"
     task_retries: int = Field(3, ge=0, le=10)
     secret_required_keys: tuple[str, ...] = ()
+    # Approval and notifications (deployments, the UI).
+    require_approval: bool = False
+    approval_timeout_minutes: int = Field(60, ge=1, le=APPROVAL_TIMEOUT_MAX_MINUTES)
+    notify_topic_arn: str | None = None
 
     @property
     def cutoff(self) -> datetime:
@@ -267,6 +276,13 @@ class RunConfig(BaseModel):
             raise ValueError("must be a whole number, not true/false")
         return value
 
+    @field_validator("notify_topic_arn")
+    @classmethod
+    def _topic_rules(cls, value: str | None) -> str | None:
+        if value is not None and sns_topic_problems(value):
+            raise ValueError("; ".join(sns_topic_problems(value)))
+        return value
+
 
 def load_config(
     parameters: Mapping[str, Any],
@@ -334,3 +350,21 @@ def _describe(error: Mapping[str, Any], source: Mapping[str, str]) -> str:
     origin = source.get(field)
     where = f" (from {origin})" if origin and origin != "parameter" else ""
     return f"{field or 'configuration'}{where}: {message}"
+
+
+def sns_topic_problems(arn: str) -> list[str]:
+    """Why this is not an SNS topic ARN (empty when it is one): arn:PARTITION:sns:REGION:
+    ACCOUNT:NAME, the region in the ARN's partition, a name of 1-256 letters, digits, - and _
+    (a FIFO topic's ending in .fifo)."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
+        return ["must be an SNS topic ARN: arn:PARTITION:sns:REGION:ACCOUNT:TOPIC"]
+    _, partition, _, region, account, name = parts
+    problems = []
+    if partition not in aws_partitions() or partition_of_region(region) != partition:
+        problems.append("names a region that is not in the ARN's AWS partition")
+    if not ACCOUNT_ID.fullmatch(account):
+        problems.append("must hold a 12-digit account ID")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}(\.fifo)?", name) or len(name) > 256:
+        problems.append("must end with a topic name of 1-256 letters, digits, '-' and '_'")
+    return problems

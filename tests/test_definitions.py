@@ -32,3 +32,74 @@ def test_entrypoint_loads_and_takes_the_parameters_when_deployed(
     assert set(deployment.get("parameters", {})) <= accepted
     env = deployment["work_pool"]["job_variables"]["env"]
     assert (ROOT / env["PREFECT_LOGGING_CONFIG_PATH"]).is_file()
+
+
+# --- prefect.yaml: what every deployment must say ----------------------------------------------
+
+ENVIRONMENTS = {"dev", "staging", "prod"}
+
+
+def by_name(name: str) -> dict[str, Any]:
+    (deployment,) = [d for d in DEPLOYMENTS if d["name"] == name]
+    return deployment
+
+
+def test_each_environment_has_a_deployment_when_prefect_yaml_is_read() -> None:
+    assert {d["parameters"]["environment"] for d in DEPLOYMENTS} == ENVIRONMENTS
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_deployment_is_guarded_and_described_when_defined(deployment: dict[str, Any]) -> None:
+    environment = deployment["parameters"]["environment"]
+
+    assert deployment["enforce_parameter_schema"] is True
+    assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert deployment["description"].strip()
+    assert {"s3-housekeeping", environment} <= set(deployment["tags"])
+    assert deployment["work_pool"]["name"] == f"s3-housekeeping-{environment}"
+    env = deployment["work_pool"]["job_variables"]["env"]
+    assert env["ENVIRONMENT"] == environment
+    assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING"}
+    assert deployment["parameters"]["aws_credentials_block"] == f"s3-housekeeping-{environment}"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_schedules_are_cron_with_a_timezone_when_a_deployment_has_any(
+    deployment: dict[str, Any],
+) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    for schedule in deployment["schedules"]:
+        # Prefect's own model refuses an invalid cron expression or an unknown timezone.
+        parsed = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+        assert parsed.timezone == schedule["timezone"] != "UTC"
+
+
+def test_prod_deletes_only_on_purpose_when_its_deployments_are_read() -> None:
+    scheduled, manual = by_name("s3-housekeeping-prod"), by_name("s3-housekeeping-prod-manual")
+
+    assert scheduled["schedules"] and scheduled["parameters"]["dry_run"] is True
+    assert manual["schedules"] == []
+    assert manual["parameters"]["require_approval"] is True
+    assert all(d["parameters"].get("require_approval", False) is False for d in DEPLOYMENTS[:3])
+
+
+def test_pull_step_holds_no_machine_path_when_read() -> None:
+    text = (ROOT / "prefect.yaml").read_text()
+    (step,) = yaml.safe_load(text)["pull"]
+
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $PWD }}"
+    assert "/home/" not in text and "/work/" not in text and "/root" not in text
+
+
+def test_every_parameter_has_help_text_and_choices_are_enums_when_the_schema_is_built() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.s3_housekeeping import s3_housekeeping
+
+    properties = parameter_schema(s3_housekeeping).model_dump()["properties"]
+
+    missing = [name for name, spec in properties.items() if not spec.get("description")]
+    assert missing == []
+    assert properties["environment"]["anyOf"][0]["enum"] == ["dev", "staging", "prod"]
+    assert properties["versions"]["anyOf"][0]["enum"] == ["current", "noncurrent", "all"]

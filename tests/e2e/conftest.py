@@ -12,6 +12,7 @@ import pytest
 
 from deployments.local_aws import LocalAws, local_aws
 from tests.support.servers import BIN, PrefectServer, prefect_server
+from tests.support.stack import Stack, deployed_stack
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,10 @@ def cli(prefect_api: PrefectServer, moto_http: LocalAws, tmp_path: Path) -> Cli:
         "MANIFEST_DIR": str(tmp_path / "manifests"),
     }
     return Cli(env)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """prefect.yaml deployed to a server of its own, workers polling, blocks pointing at moto."""
+    with deployed_stack(tmp_path_factory.mktemp("stack")) as deployed:
+        yield deployed

@@ -178,7 +178,12 @@ class TestPrefectIntegration:
                 )
             )
         by_key = {artifact.key: artifact for artifact in artifacts}
-        assert set(by_key) == {"s3-housekeeping-plan", "s3-housekeeping-report"}
+        assert set(by_key) == {
+            "s3-housekeeping-plan",
+            "s3-housekeeping-report",
+            "s3-housekeeping-manifest",
+        }
+        assert by_key["s3-housekeeping-manifest"].data.count("file://") == 1
         plan_rows = json.loads(by_key["s3-housekeeping-plan"].data)
         assert {row["key"] for row in plan_rows} == OLD_UNDER_PREFIX
         assert "dry_run" in by_key["s3-housekeeping-report"].data

@@ -681,6 +681,9 @@ def test_every_documented_parameter_is_accepted_when_all_are_passed() -> None:
         "max_delete_percent": 12.5,
         "manifest_location": "s3://example-plans/plans",
         "max_plan_age_hours": 6.0,
+        "require_approval": True,
+        "approval_timeout_minutes": 15,
+        "notify_topic_arn": f"arn:aws:sns:eu-west-1:{ACCOUNT}:housekeeping",
     }
     assert set(parameters) == set(PARAMETER_ENV_VARS)
 

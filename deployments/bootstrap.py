@@ -1,0 +1,270 @@
+"""Bring a Prefect server to what prefect.yaml needs (pools, blocks, deployments, workers).
+
+Also the local processes that `make serve` and the end-to-end tests start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployments.blocks import BlockAction, apply_block, block_settings, describe
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = ROOT / "prefect.yaml"
+BIN = Path(sys.executable).parent
+#: Each environment's pool runs one flow run at a time: with the deployments' own limit, two
+#: runs never work on one environment's bucket at once.
+POOL_CONCURRENCY_LIMIT = 1
+
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `ready()` until it is true, or fail naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} was not ready within {timeout_s} s")
+
+
+def http_ok(url: str) -> bool:
+    """True when a GET of the (loopback) URL answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@contextmanager
+def background(
+    args: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child in its own process group (Ctrl-C reaches us, we stop it), output to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own fixed command lines
+            list(args),
+            env=dict(env),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def prefect_server(
+    home: Path, port: int, extra_env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`prefect server start` on 127.0.0.1:port with SQLite under `home`; yields the API URL."""
+    api_url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The UI must be told where its API is on any port but 4200.
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_API_URL": "",
+        **(extra_env or {}),
+    }
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with background(command, env, home / "server.log") as process:
+        wait_until(
+            lambda: http_ok(f"{api_url}/health") or process.poll() is not None,
+            120,
+            "the Prefect server",
+        )
+        if process.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited; see {home / 'server.log'}")
+        yield api_url
+
+
+def client_env(api_url: str, home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of the Prefect commands and workers that talk to this server."""
+    return {
+        **(os.environ if base is None else base),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PWD": str(ROOT),
+    }
+
+
+def prefect(*args: str, env: Mapping[str, str], timeout_s: float = 300) -> str:
+    """Run a `prefect` command from the project's root; its output, or an error with its tail."""
+    completed = subprocess.run(  # noqa: S603 - our own fixed command lines
+        [str(BIN / "prefect"), *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if completed.returncode != 0:
+        tail = (completed.stdout + completed.stderr)[-3000:]
+        raise RuntimeError(f"`prefect {' '.join(args)}` failed ({completed.returncode}):\n{tail}")
+    return completed.stdout
+
+
+def deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The deployments of prefect.yaml, anchors resolved."""
+    specs: list[dict[str, Any]] = yaml.safe_load(path.read_text())["deployments"]
+    return specs
+
+
+def work_pool_names(specs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each work pool the deployments name, once, in file order."""
+    return list(dict.fromkeys(spec["work_pool"]["name"] for spec in specs))
+
+
+def credentials_blocks(specs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Block name -> environment, for each credentials block the deployments name."""
+    blocks: dict[str, str] = {}
+    for spec in specs:
+        parameters = spec.get("parameters", {})
+        name = parameters.get("aws_credentials_block")
+        if name:
+            blocks[name] = parameters.get("environment", "dev")
+    return blocks
+
+
+def ensure_work_pools(names: Sequence[str]) -> dict[str, str]:
+    """Create the `process` pools that are missing (an existing pool is left as it is)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    actions: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                client.create_work_pool(
+                    WorkPoolCreate(
+                        name=name,
+                        type="process",
+                        base_job_template=template,
+                        concurrency_limit=POOL_CONCURRENCY_LIMIT,
+                    )
+                )
+                actions[name] = "created"
+            except ObjectAlreadyExists:
+                actions[name] = "exists"
+    return actions
+
+
+def apply_credentials_blocks(
+    blocks: Mapping[str, str], environ: Mapping[str, str], overwrite: bool
+) -> dict[str, BlockAction]:
+    """Create or update each named block from the environment variables (see blocks.py)."""
+    return {
+        name: apply_block(name, block_settings(environment, environ), overwrite)
+        for name, environment in blocks.items()
+    }
+
+
+def register_block_types(env: Mapping[str, str]) -> None:
+    """Register prefect-aws's block types (the bundled catalog's AWS Credentials is old)."""
+    prefect("block", "register", "-m", "prefect_aws", env=env)
+
+
+def deploy_all(env: Mapping[str, str]) -> None:
+    """Apply prefect.yaml: create or update every deployment it defines.
+
+    Its pull step names "{{ $PWD }}", which `prefect deploy` resolves: the project's root here.
+    """
+    prefect("--no-prompt", "deploy", "--all", env={**env, "PWD": str(ROOT)})
+
+
+def pool_ready(api_url: str, pool: str) -> bool:
+    """True once a worker polls the pool (the server then reports it READY)."""
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - our own server
+            f"{api_url}/work_pools/{pool}", timeout=2
+        ) as response:
+            return bool(json.loads(response.read()).get("status") == "READY")
+    except OSError:
+        return False
+
+
+@contextmanager
+def workers(
+    pools: Sequence[str], env: Mapping[str, str], log_dir: Path, ready_timeout_s: float = 120
+) -> Iterator[dict[str, Path]]:
+    """One `prefect worker start` per pool, each logging to log_dir/worker-POOL.log."""
+    logs = {pool: log_dir / f"worker-{pool}.log" for pool in pools}
+    with ExitStack() as stack:
+        for pool in pools:
+            command = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+            stack.enter_context(background(command, env, logs[pool]))
+        for pool in pools:
+            wait_until(partial(pool_ready, env["PREFECT_API_URL"], pool), ready_timeout_s, pool)
+        yield logs
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """What bootstrap did, for a person to read."""
+
+    pools: dict[str, str]
+    blocks: dict[str, BlockAction]
+    block_descriptions: dict[str, str]
+
+
+def bootstrap(
+    env: Mapping[str, str], block_environ: Mapping[str, str], overwrite_blocks: bool
+) -> Bootstrapped:
+    """Pools, block types, credentials blocks and deployments, in that order (each idempotent).
+
+    Args:
+        env: the environment of the `prefect` commands (PREFECT_API_URL names the server);
+            this process must already point at the same server.
+        block_environ: where the credentials blocks' settings come from.
+        overwrite_blocks: bring existing blocks to these settings (a local server) or keep them
+            (a team's server).
+    """
+    specs = deployment_specs()
+    pools = ensure_work_pools(work_pool_names(specs))
+    register_block_types(env)
+    blocks = credentials_blocks(specs)
+    actions = apply_credentials_blocks(blocks, block_environ, overwrite_blocks)
+    descriptions = {
+        name: describe(block_settings(environment, block_environ))
+        for name, environment in blocks.items()
+    }
+    deploy_all(env)
+    return Bootstrapped(pools=pools, blocks=actions, block_descriptions=descriptions)

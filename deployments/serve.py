@@ -1,0 +1,142 @@
+"""`make serve`: a local Prefect server with this project's deployments, workers and blocks.
+
+Everything runs on 127.0.0.1 until Ctrl-C: the server (SQLite under .prefect-local/), one process
+work pool and worker per environment, the prefect-aws block types, the credentials blocks the
+deployments name and the deployments of prefect.yaml. With LOCAL_AWS=1 this process also runs the
+embedded local AWS (moto) with demo objects in each deployment's bucket, and the blocks point at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from deployments.bootstrap import (
+    ROOT,
+    bootstrap,
+    client_env,
+    deployment_specs,
+    prefect_server,
+    work_pool_names,
+    workers,
+)
+
+DEFAULT_HOME = ROOT / ".prefect-local"
+DEFAULT_PORT = 4200
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def deployment_buckets() -> list[str]:
+    """The buckets prefect.yaml's deployments clean, once each."""
+    buckets = (spec.get("parameters", {}).get("bucket") for spec in deployment_specs())
+    return list(dict.fromkeys(bucket for bucket in buckets if bucket))
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C or SIGTERM stops everything, once: a second signal (the terminal and `uv run` both
+    pass Ctrl-C on) must not interrupt the shutdown half way."""
+    stopping = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def serve(port: int, home: Path, with_local_aws: bool) -> int:
+    """Start everything, print where it is, and wait for Ctrl-C; then stop it all."""
+    if not port_is_free(port):
+        say(f"serve: port {port} on 127.0.0.1 is in use; set PORT=... (make serve PORT=4300)")
+        return 1
+    api_url = f"http://127.0.0.1:{port}/api"
+    # This process talks to the same server (pools, blocks) through Prefect's settings, read
+    # when prefect is first imported: set them before that.
+    env = client_env(api_url, home)
+    os.environ.update({name: env[name] for name in ("PREFECT_API_URL", "PREFECT_HOME")})
+    block_environ: Mapping[str, str] = os.environ
+    with ExitStack() as stack:
+        say(f"Starting the Prefect server on 127.0.0.1:{port} (home {home}) ...")
+        stack.enter_context(prefect_server(home, port))
+        if with_local_aws:
+            from deployments.local_aws import local_aws, seed_objects
+
+            # moto's HTTP server logs every request it serves.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+            aws = stack.enter_context(local_aws())
+            as_of = datetime.now(UTC)
+            buckets = deployment_buckets()
+            for bucket in buckets:
+                seed_objects(aws, bucket, as_of, create_bucket=True)
+            say(f"Local AWS (moto) on {aws.endpoint_url}, demo objects in: {', '.join(buckets)}")
+            block_environ = aws.environment()
+        say("Creating work pools, registering block types, applying blocks and prefect.yaml ...")
+        done = bootstrap(env, block_environ, overwrite_blocks=True)
+        for pool, action in done.pools.items():
+            say(f"  work pool {pool}: {action}")
+        for name, action in done.blocks.items():
+            say(f"  credentials block {name}: {action} ({done.block_descriptions[name]})")
+        pools = work_pool_names(deployment_specs())
+        stack.enter_context(workers(pools, env, home / "logs"))
+        say(f"  workers polling: {', '.join(pools)} (logs in {home / 'logs'})")
+        say("")
+        say(f"Prefect UI:  http://127.0.0.1:{port}")
+        say(f"API:         {api_url}   (export PREFECT_API_URL={api_url} to use the CLI)")
+        say("Deployments: s3-housekeeping/* ; start one from the UI with 'Run > Custom run'.")
+        say("Press Ctrl-C to stop everything.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            say("\nStopping the workers, the server" + (" and local AWS" if with_local_aws else ""))
+    say("Stopped.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT))
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the server's PREFECT_HOME")
+    parser.add_argument(
+        "--local-aws",
+        action="store_true",
+        default=os.environ.get("LOCAL_AWS", "").strip().lower() in {"1", "true", "yes"},
+        help="run the embedded local AWS with demo data (LOCAL_AWS=1)",
+    )
+    args = parser.parse_args(argv)
+    stop_on_signals()
+    try:
+        return serve(args.port, args.home.resolve(), args.local_aws)
+    except KeyboardInterrupt:
+        say("\nStopped.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Approval before deleting: publish the plan, pause for a person's decision, refuse unless yes."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from tasks.cleanup import PlanSummary
+from tasks.errors import SafetyRefusal
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_KEY = "s3-housekeeping-approval"
+#: How many planned keys the approval request lists (the plan artifact has more, the manifest all).
+FIRST_KEYS = 10
+#: How often a paused run asks the server whether it was resumed.
+POLL_INTERVAL_S = 5
+REASON_MAX_CHARS = 500
+
+
+class ApprovalInput(RunInput):
+    """The form a paused run shows in the Prefect UI."""
+
+    approve: bool = Field(
+        default=False,
+        description="Tick to delete the planned objects; leave unticked to reject the plan.",
+    )
+    reason: str = Field(
+        default="",
+        max_length=REASON_MAX_CHARS,
+        description="Why: kept in the run's logs, report and notification.",
+    )
+
+
+def human_bytes(size: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def duration(seconds: int) -> str:
+    """600 -> '10 minutes'; 5 -> '5 seconds'."""
+    if seconds % 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def approval_request(plan: PlanSummary, timeout_s: int) -> str:
+    """The plan as a person must see it before saying yes: counts, bytes, first keys, manifest."""
+    target = plan.target
+    keys = [f"- `{row.key}` ({row.size} bytes, {row.last_modified})" for row in plan.first_rows]
+    shown = keys[:FIRST_KEYS]
+    more = plan.matched - len(shown)
+    lines = [
+        "## Approve this cleanup?",
+        "",
+        f"Delete **{plan.matched}** objects (**{human_bytes(plan.matched_bytes)}**) from "
+        f"`s3://{target.bucket}/{target.prefix}` ({target.region}, {target.versions} versions), "
+        f"last modified before **{target.cutoff}**; {plan.scanned} objects were listed.",
+        "",
+        f"First {len(shown)} planned objects:" if shown else "No object listed in the plan.",
+        "",
+        *shown,
+        *([f"- ... and {more} more"] if more > 0 else []),
+        "",
+        f"The whole plan (the exact set that may be deleted) is the manifest `{plan.manifest}`.",
+        "",
+        "Switch **Approve** on and submit to delete them; submit it off, with a reason, to reject. "
+        f"Without an answer within {duration(timeout_s)} nothing is deleted.",
+    ]
+    return "\n".join(lines)
+
+
+def request_approval(plan: PlanSummary, timeout_s: int) -> str:
+    """Pause the flow run until a person approves the plan in the UI; return their reason.
+
+    Publishes the request as a markdown artifact and as the pause form's description.
+
+    Args:
+        plan: the plan to approve; its manifest is the exact set that may be deleted.
+        timeout_s: how long to wait for an answer.
+
+    Raises:
+        SafetyRefusal: rejected, or no answer within the timeout; nothing has been deleted.
+    """
+    description = approval_request(plan, timeout_s)
+    create_markdown_artifact(
+        key=APPROVAL_KEY,
+        markdown=description,
+        description=f"Waiting for approval to delete {plan.matched} objects",
+    )
+    logger.info(
+        "Waiting up to %s for approval to delete %d objects (%d bytes)",
+        duration(timeout_s),
+        plan.matched,
+        plan.matched_bytes,
+        extra={"matched": plan.matched, "matched_bytes": plan.matched_bytes},
+    )
+    try:
+        decision = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(
+                description=description, approve=False, reason=""
+            ),
+            timeout=timeout_s,
+            poll_interval=min(POLL_INTERVAL_S, timeout_s),
+        )
+    except FlowPauseTimeout:
+        _resume_after_timeout()
+        raise SafetyRefusal(
+            "approval",
+            plan.matched,
+            0,
+            reason=f"no approval within {duration(timeout_s)}",
+        ) from None
+    reason = " ".join(decision.reason.split())[:REASON_MAX_CHARS]
+    if not decision.approve:
+        logger.warning("The plan was rejected: %s", reason or "(no reason given)")
+        raise SafetyRefusal(
+            "approval",
+            plan.matched,
+            0,
+            reason=f"rejected ({reason})" if reason else "rejected",
+        )
+    logger.info("The plan was approved: %s", reason or "(no reason given)")
+    return reason
+
+
+def _resume_after_timeout() -> None:
+    """Move the timed-out run from Paused back to Running, so that it ends with our state
+    message (the server would otherwise fail it with a generic 'never resumed')."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+    from prefect.states import Running
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(
+                run_id, Running(message="approval timed out; nothing deleted"), force=True
+            )
+    except Exception as exc:  # the refusal stands whatever the state update did
+        logger.warning("Could not update the run's state after the approval timeout: %s", exc)

@@ -1,0 +1,96 @@
+"""How a run ended, from its report or its exception: the one summary events and notices carry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from tasks.errors import HousekeepingError
+from tasks.report import RunReport
+
+OutcomeStatus = Literal["dry_run", "completed", "refused", "partial_failure", "failed"]
+COUNTS = ("scanned", "matched", "matched_bytes", "deleted", "skipped_changed", "failed")
+MESSAGE_MAX_CHARS = 500
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Counts and names only: never a secret, never the list of keys."""
+
+    status: OutcomeStatus
+    bucket: str
+    prefix: str
+    environment: str
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_by_code: dict[str, int] = field(default_factory=dict)
+    manifest: str | None = None
+    message: str = ""
+    error: str | None = None
+    flow_run_id: str | None = None
+    flow_run_url: str | None = None
+
+    @property
+    def deleted(self) -> int:
+        return self.counts.get("deleted", 0)
+
+    @property
+    def worth_notifying(self) -> bool:
+        """A run that deleted something, refused, or failed: what someone must know about."""
+        return self.status in {"refused", "partial_failure", "failed"} or self.deleted > 0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready, small (well under SNS's 256 KB and Prefect's event size limit)."""
+        return {"source": "s3-housekeeping", **asdict(self)}
+
+
+def from_report(report: RunReport, run_id: str | None, run_url: str | None) -> RunOutcome:
+    """The outcome of a run that produced its report (also carried by refusals and partial
+    failures)."""
+    return RunOutcome(
+        status=report.status,
+        bucket=report.bucket,
+        prefix=report.prefix,
+        environment=report.environment,
+        dry_run=report.dry_run,
+        counts={name: int(getattr(report, name)) for name in COUNTS},
+        failed_by_code=dict(report.failed_by_code),
+        manifest=report.manifest,
+        message=report.message[:MESSAGE_MAX_CHARS],
+        flow_run_id=run_id,
+        flow_run_url=run_url,
+    )
+
+
+def from_failure(
+    error: BaseException,
+    parameters: Mapping[str, Any],
+    run_id: str | None,
+    run_url: str | None,
+    environ: Mapping[str, str] = os.environ,
+) -> RunOutcome:
+    """The outcome of a run that failed before it had a report: its target comes from the
+    parameters (or their environment variables); the message is ours only, since another
+    library's exception text could hold a value."""
+    report = getattr(error, "report", None)
+    if isinstance(report, RunReport):
+        return from_report(report, run_id, run_url)
+
+    def setting(name: str, env_var: str) -> str:
+        return str(parameters.get(name) or environ.get(env_var, "") or "")
+
+    message = str(error) if isinstance(error, HousekeepingError) else "unexpected error"
+    dry_run = parameters.get("dry_run")
+    return RunOutcome(
+        status="failed",
+        bucket=setting("bucket", "S3_BUCKET"),
+        prefix=setting("prefix", "CLEANUP_PREFIX"),
+        environment=setting("environment", "ENVIRONMENT") or "dev",
+        dry_run=True if dry_run is None else bool(dry_run),
+        message=message[:MESSAGE_MAX_CHARS],
+        error=type(error).__name__,
+        flow_run_id=run_id,
+        flow_run_url=run_url,
+    )

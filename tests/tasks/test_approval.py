@@ -1,0 +1,101 @@
+"""Approval in a local flow run: what the request shows, and how yes, no and silence end."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from prefect import flow
+
+from tasks.approval import approval_request, request_approval
+from tasks.cleanup import PlanSummary
+from tasks.errors import SafetyRefusal
+from tasks.manifest import PlannedObject, PlanTarget
+
+TARGET = PlanTarget(
+    bucket="approval-bucket",
+    region="eu-west-1",
+    prefix="tmp/",
+    cutoff="2026-01-01T00:00:00Z",
+    created_at="2026-01-31T00:00:00Z",
+)
+
+
+def plan(matched: int = 25) -> PlanSummary:
+    rows = [
+        PlannedObject(f"tmp/{n:03d}.log", f'"etag{n}"', 100, "2025-06-01T00:00:00Z", "STANDARD")
+        for n in range(min(matched, 20))
+    ]
+    return PlanSummary(
+        manifest="manifests/approval-bucket/plan.jsonl.gz",
+        target=TARGET,
+        scanned=40,
+        matched=matched,
+        matched_bytes=100 * matched,
+        first_rows=rows,
+    )
+
+
+@flow(name="approval-test")
+def approve_flow(timeout_s: int) -> str:
+    return request_approval(plan(), timeout_s)
+
+
+def resume_when_paused(run_input: dict[str, Any]) -> threading.Thread:
+    """A person answering the paused run's form (through the API, as the UI does)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
+    from prefect.client.schemas.objects import StateType as Type
+
+    def answer() -> None:
+        with get_client(sync_client=True) as client:
+            for _ in range(120):
+                paused = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=StateType(any_=[Type.PAUSED]))
+                    )
+                )
+                if paused:
+                    client.resume_flow_run(paused[0].id, run_input=run_input)
+                    return
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_request_shows_counts_bytes_first_keys_and_manifest_when_published() -> None:
+    text = approval_request(plan(25), 3600)
+
+    assert "Delete **25** objects (**2.4 KiB**)" in text
+    assert "`s3://approval-bucket/tmp/`" in text and "2026-01-01T00:00:00Z" in text
+    assert "`tmp/000.log`" in text and "`tmp/009.log`" in text and "tmp/010.log" not in text
+    assert "... and 15 more" in text
+    assert "`manifests/approval-bucket/plan.jsonl.gz`" in text
+    assert "within 60 minutes nothing is deleted" in text
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestDecision:
+    def test_reason_is_returned_when_approved(self) -> None:
+        answering = resume_when_paused({"approve": True, "reason": "  looks  right "})
+
+        assert approve_flow(60) == "looks right"
+        answering.join(5)
+
+    def test_refused_with_the_reason_when_rejected(self) -> None:
+        answering = resume_when_paused({"approve": False, "reason": "not today"})
+
+        with pytest.raises(SafetyRefusal, match=r"rejected \(not today\); nothing was deleted"):
+            approve_flow(60)
+        answering.join(5)
+
+    def test_run_fails_with_its_own_message_when_no_one_answers_in_time(self) -> None:
+        state = approve_flow(2, return_state=True)  # type: ignore[call-arg]
+
+        assert state.is_failed()
+        assert "refused by approval: no approval within 2 seconds" in (state.message or "")

@@ -27,6 +27,9 @@ def configure_environment(environ: dict[str, str] | os._Environ[str] = os.enviro
     environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     # A local run's temporary server would otherwise write telemetry into a shared database.
     environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL a local run starts a temporary API; on a busy machine its default
+    # 20 s to come up is not always enough.
+    environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def parse_as_of(text: str) -> datetime:

@@ -1,0 +1,92 @@
+"""Run one command as a child process: wall time and its peak RSS (from wait4's rusage)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+POLL_S = 0.005
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Wall time from start to exit (or to the time limit), peak RSS, and how it ended."""
+
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    timed_out: bool
+
+
+def _wait(pid: int, deadline: float | None) -> tuple[int, resource.struct_rusage] | None:
+    """wait4 until the child exits (status, rusage), or None once the deadline passes."""
+    while True:
+        waited, status, usage = os.wait4(pid, os.WNOHANG)
+        if waited:
+            return status, usage
+        if deadline is not None and time.perf_counter() >= deadline:
+            return None
+        time.sleep(POLL_S)
+
+
+def run_measured(
+    command: list[str],
+    env: dict[str, str],
+    timeout_s: float,
+    log_prefix: Path,
+    cwd: Path | None = None,
+) -> Measurement:
+    """Run `command`; stop its process group at the time limit (SIGTERM, SIGKILL after 5 s).
+
+    Peak RSS is `ru_maxrss` of wait4 on that one child: the largest resident set of the child
+    or of any descendant it waited for (not their sum).
+
+    Args:
+        log_prefix: stdout and stderr go to `<log_prefix>.out` and `<log_prefix>.err`.
+    """
+    log_prefix.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        log_prefix.with_suffix(".out").open("wb") as out,
+        log_prefix.with_suffix(".err").open("wb") as err,
+    ):
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            waited = _wait(process.pid, started + timeout_s)
+            seconds = time.perf_counter() - started
+            timed_out = waited is None
+            if waited is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                waited = _wait(process.pid, time.perf_counter() + 5)
+            if waited is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                waited = _wait(process.pid, None)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): leave no tool running behind us.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        assert waited is not None
+        status, usage = waited
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return Measurement(
+        seconds=seconds,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        returncode=process.returncode,
+        timed_out=timed_out,
+    )

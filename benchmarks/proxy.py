@@ -1,0 +1,259 @@
+"""A counting (and optionally delaying) HTTP reverse proxy on loopback, in front of an S3 server."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qsl, urlsplit
+
+# Headers that describe one hop, not the request: never forwarded as they came.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "expect",
+    }
+)
+# Bucket sub-resources, as query keys, and the operation each one names per method.
+BUCKET_SUBRESOURCES = (
+    "versioning",
+    "location",
+    "tagging",
+    "encryption",
+    "publicAccessBlock",
+    "lifecycle",
+    "policy",
+    "acl",
+    "uploads",
+    "versions",
+)
+
+
+def classify(method: str, path: str, has_copy_source: bool = False) -> str:
+    """The S3 operation a path-style request names, from its method, path and query keys."""
+    parts = urlsplit(path)
+    query = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    bucket, _, key = parts.path.lstrip("/").partition("/")
+    if not bucket:
+        return "ListBuckets" if method == "GET" else f"{method} /"
+    if key:
+        if method == "PUT":
+            return "CopyObject" if has_copy_source else "PutObject"
+        return {
+            "GET": "GetObject",
+            "HEAD": "HeadObject",
+            "DELETE": "DeleteObject",
+            "POST": "PostObject",
+        }.get(method, f"{method} object")
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    if method == "GET" and "list-type" in query:
+        return "ListObjectsV2"
+    if method == "GET" and "versions" in query:
+        return "ListObjectVersions"
+    for name in BUCKET_SUBRESOURCES:
+        if name in query:
+            verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method, method)
+            return f"{verb}Bucket{name[0].upper()}{name[1:]}"
+    return {
+        "GET": "ListObjects",
+        "HEAD": "HeadBucket",
+        "PUT": "CreateBucket",
+        "DELETE": "DeleteBucket",
+    }.get(method, f"{method} bucket")
+
+
+@dataclass
+class Tally:
+    """Requests seen, by operation, with the keys carried in DeleteObjects and error answers."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    delete_objects_keys: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, operation: str, keys: int) -> None:
+        with self._lock:
+            self.requests[operation] += 1
+            self.delete_objects_keys += keys
+
+    def record_error(self, operation: str, status: int) -> None:
+        with self._lock:
+            self.errors[f"{operation} {status}"] += 1
+
+    def reset(self) -> None:
+        """Start counting from zero (between benchmark runs)."""
+        with self._lock:
+            self.requests.clear()
+            self.errors.clear()
+            self.delete_objects_keys = 0
+
+    def snapshot(self) -> dict[str, object]:
+        """The counts so far as plain data."""
+        with self._lock:
+            return {
+                "total": sum(self.requests.values()),
+                "by_operation": dict(sorted(self.requests.items())),
+                "errors": dict(sorted(self.errors.items())),
+                "delete_objects_keys": self.delete_objects_keys,
+            }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silent: one line per request would cost more than the request."""
+
+    def _upstream(self, fresh: bool = False) -> http.client.HTTPConnection:
+        # One keep-alive upstream connection per client connection (this handler's thread).
+        connection: http.client.HTTPConnection | None = getattr(self, "_connection", None)
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
+            connection = http.client.HTTPConnection(
+                self.server.upstream_host, self.server.upstream_port, timeout=120
+            )
+            self._connection = connection
+        return connection
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():  # trailers, up to the blank line
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else None
+
+    def _forward(self) -> None:
+        body = self._read_body()
+        operation = classify(self.command, self.path, "x-amz-copy-source" in self.headers)
+        keys = body.count(b"<Object>") if body and operation == "DeleteObjects" else 0
+        self.server.tally.record(operation, keys)
+        if self.server.delay_s:
+            time.sleep(self.server.delay_s)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        for attempt in (1, 2):
+            connection = self._upstream(fresh=attempt == 2)
+            try:
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                # A keep-alive connection the server closed meanwhile: one retry on a new one.
+                if attempt == 2:
+                    self.server.tally.record_error(operation, 502)
+                    self.send_error(502, "upstream unreachable")
+                    return
+        if response.status >= 400:
+            self.server.tally.record_error(operation, response.status)
+        self.send_response_only(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        if self.command == "HEAD":
+            length = response.getheader("Content-Length")
+            if length is not None:
+                self.send_header("Content-Length", length)
+        else:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, port: int, upstream: str, delay_s: float, tally: Tally) -> None:
+        parts = urlsplit(upstream)
+        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the proxy only forwards to a loopback upstream")
+        self.upstream_host = parts.hostname
+        self.upstream_port = parts.port or 80
+        self.delay_s = delay_s
+        self.tally = tally
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client gone mid-answer (a tool stopped at its time limit) is not worth a trace."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+class CountingProxy:
+    """The proxy in a background thread: `url` to point tools at, `tally` to read the counts."""
+
+    def __init__(self, upstream: str, delay_ms: float = 0, port: int = 0) -> None:
+        self.tally = Tally()
+        self._server = _ProxyServer(port, upstream, delay_ms / 1000, self.tally)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def delay_ms(self) -> float:
+        """The fixed delay added to every request, in milliseconds."""
+        return self._server.delay_s * 1000
+
+    @delay_ms.setter
+    def delay_ms(self, value: float) -> None:
+        self._server.delay_s = value / 1000
+
+    def __enter__(self) -> CountingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def main() -> None:
+    """Run the proxy by itself until interrupted, printing the counts every 10 s."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:8333")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay-ms", type=float, default=0)
+    args = parser.parse_args()
+    with CountingProxy(args.upstream, args.delay_ms, args.port) as proxy:
+        print(f"proxy on {proxy.url} -> {args.upstream}, delay {args.delay_ms} ms", flush=True)
+        try:
+            while True:
+                time.sleep(10)
+                print(proxy.tally.snapshot(), flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployments.bootstrap import http_ok, stop, wait_until
 from deployments.local_aws import free_port
 
 BIN = Path(sys.executable).parent
@@ -26,36 +24,6 @@ class PrefectServer:
     api_url: str
     home: Path
     log: Path
-
-
-def wait_until(ready: object, timeout_s: float, what: str) -> None:
-    """Poll `ready()` until it is true, or fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ready():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} was not ready within {timeout_s} s")
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
@@ -17,6 +18,7 @@ from botocore.credentials import (
     Credentials,
     DeferredRefreshableCredentials,
 )
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from tasks.errors import ConfigError
 from tasks.log_context import SDK_LOGGERS
@@ -111,13 +113,41 @@ class _AssumedRoleProvider(CredentialProvider):
         return self._credentials
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """A response timestamp: ISO 8601 with a zone (S3's LastModified) by the standard library's
+    C parser, anything else by botocore's own parser.
+
+    botocore parses every timestamp with dateutil, which costs about 100 µs: more than half of
+    the time spent on a ListObjectsV2 page of 1000 objects. The result is the same instant,
+    timezone-aware either way.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return botocore_parse_timestamp(value)
+
+
+def core_session() -> botocore.session.Session:
+    """A botocore session whose clients parse response timestamps with `parse_timestamp`."""
+    core = botocore.session.Session()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_timestamp
+    )
+    return core
+
+
 def base_session(settings: AwsSettings) -> tuple[boto3.Session, dict[str, Any]]:
     """The source session (block or default chain) and client overrides from the block."""
     if settings.credentials_block is None:
-        return boto3.Session(region_name=settings.region), {}
+        return boto3.Session(botocore_session=core_session(), region_name=settings.region), {}
     block = _load_credentials_block(settings.credentials_block)
     secret = block.aws_secret_access_key
     session = boto3.Session(
+        botocore_session=core_session(),
         aws_access_key_id=block.aws_access_key_id,
         aws_secret_access_key=secret.get_secret_value() if secret else None,
         aws_session_token=block.aws_session_token,
@@ -160,7 +190,7 @@ def assume_role_session(
     credentials = DeferredRefreshableCredentials(
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
-    core = botocore.session.Session()
+    core = core_session()
     core.get_component("credential_provider").insert_before(
         "env", _AssumedRoleProvider(credentials)
     )

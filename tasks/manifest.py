@@ -72,11 +72,18 @@ class ManifestWriter:
 
     def add(self, entry: PlannedObject) -> None:
         """Append one planned object (fields left at their defaults are not written)."""
-        record = asdict(entry)
-        if entry.version_id is None:
-            del record["version_id"]
-        if not entry.is_delete_marker:
-            del record["is_delete_marker"]
+        # Built by hand: dataclasses.asdict copies recursively and cost more than the JSON.
+        record: dict[str, Any] = {
+            "key": entry.key,
+            "etag": entry.etag,
+            "size": entry.size,
+            "last_modified": entry.last_modified,
+            "storage_class": entry.storage_class,
+        }
+        if entry.version_id is not None:
+            record["version_id"] = entry.version_id
+        if entry.is_delete_marker:
+            record["is_delete_marker"] = True
         self._write(record)
 
     def finish(self, totals: PlanTotals) -> None:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from datetime import UTC, datetime
 
+import boto3
 import pytest
 from botocore.credentials import DeferredRefreshableCredentials
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
-from tasks.aws import AwsSettings, botocore_config, create_clients, create_session
+from tasks.aws import (
+    AwsSettings,
+    botocore_config,
+    create_clients,
+    create_session,
+    parse_timestamp,
+)
 from tasks.errors import ConfigError
 from tests.support.audit import audit_requests
 
@@ -117,3 +126,43 @@ class TestLoggingAndCounting:
             clients.s3.list_objects_v2(Bucket="counted-bucket")
 
         assert clients.requests.snapshot() == {"CreateBucket": 1, "ListObjectsV2": 3}
+
+
+class TestResponseTimestamps:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2026-11-27T10:15:30.000Z",  # S3's XML
+            "2026-11-27T10:15:30Z",
+            "2026-11-27T10:15:30.123456+02:00",
+            "Fri, 27 Nov 2026 10:15:30 GMT",  # HTTP dates in headers
+            "2026-11-27T10:15:30",  # no zone: botocore decides
+            "1795774530",  # epoch seconds as text
+        ],
+    )
+    def test_same_instant_as_botocore_when_parsed(self, text: str) -> None:
+        ours, theirs = parse_timestamp(text), botocore_parse_timestamp(text)
+
+        assert ours == theirs
+        assert (ours.tzinfo is None) == (theirs.tzinfo is None)
+
+    def test_epoch_numbers_go_to_botocore_when_not_text(self) -> None:
+        # JSON protocols (Secrets Manager) carry timestamps as numbers.
+        assert parse_timestamp(1795774530.5) == botocore_parse_timestamp(1795774530.5)
+
+    def test_s3_listing_uses_the_fast_parser_when_clients_come_from_the_factory(
+        self, moto: None
+    ) -> None:
+        plain = boto3.client("s3", region_name="us-east-1")
+        plain.create_bucket(Bucket="timestamps")
+        plain.put_object(Bucket="timestamps", Key="a", Body=b"x")
+        ours = create_clients(AwsSettings(region="us-east-1")).s3
+        role = create_clients(AwsSettings(region="us-east-1", role_arn=ROLE_ARN)).s3
+
+        expected = plain.list_objects_v2(Bucket="timestamps")["Contents"][0]["LastModified"]
+        for client in (ours, role):
+            listed = client.list_objects_v2(Bucket="timestamps")["Contents"][0]["LastModified"]
+            assert listed == expected
+            # The standard library's UTC, not dateutil's tzutc: the fast parser made it.
+            assert listed.tzinfo is UTC
+            assert isinstance(listed, datetime)

@@ -1,0 +1,59 @@
+"""The plan manifest: every field of a planned object survives the round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tasks.manifest import (
+    ManifestWriter,
+    PlannedObject,
+    PlanTarget,
+    PlanTotals,
+    read_objects,
+    read_target,
+    read_totals,
+)
+
+TARGET = PlanTarget(
+    bucket="manifest-bucket",
+    region="eu-west-1",
+    prefix="tmp/",
+    cutoff="2026-10-28T00:00:00Z",
+    created_at="2026-11-27T00:00:00Z",
+    owner="123456789012",
+    versions="all",
+)
+CURRENT = PlannedObject("tmp/a", '"e1"', 10, "2026-01-01T00:00:00Z", "STANDARD")
+VERSION = PlannedObject("tmp/b", "", 0, "2026-01-02T00:00:00Z", "", "v-2", is_delete_marker=True)
+
+
+@pytest.mark.parametrize("name", ["plan.jsonl", "plan.jsonl.gz"])
+def test_reads_back_every_field_when_written(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    with ManifestWriter(path, TARGET) as manifest:
+        manifest.add(CURRENT)
+        manifest.add(VERSION)
+        manifest.finish(PlanTotals(scanned=5, matched=2, matched_bytes=10))
+
+    assert read_target(path) == TARGET
+    assert list(read_objects(path)) == [CURRENT, VERSION]
+    assert read_totals(path) == PlanTotals(5, 2, 10)
+
+
+def test_writes_every_field_that_differs_from_its_default(tmp_path: Path) -> None:
+    # The record is built by hand for speed; a new field must not be dropped silently.
+    changed = {
+        field.name: f"value-{field.name}" if field.type == "str | None" else True
+        for field in dataclasses.fields(PlannedObject)
+        if field.default is not dataclasses.MISSING
+    }
+    entry = dataclasses.replace(VERSION, **changed)
+    path = tmp_path / "plan.jsonl"
+    with ManifestWriter(path, TARGET) as manifest:
+        manifest.add(entry)
+        manifest.finish(PlanTotals(1, 1, 0))
+
+    assert list(read_objects(path)) == [entry]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -167,130 +169,135 @@ def s3_housekeeping(
         "notify_topic_arn": notify_topic_arn,
     }
     config = validate_config(parameters)
-    clients = create_clients(aws_settings(config))
-    retries = config.task_retries
-    secret = (
-        fetch_secret.with_options(retries=retries)(
-            clients.secretsmanager, config.secret_name, config.secret_required_keys
+    # Scratch files of this run (a downloaded plan) are removed however it ends.
+    with ExitStack() as scratch:
+        clients = create_clients(aws_settings(config))
+        retries = config.task_retries
+        secret = (
+            fetch_secret.with_options(retries=retries)(
+                clients.secretsmanager, config.secret_name, config.secret_required_keys
+            )
+            if config.secret_name
+            else None
         )
-        if config.secret_name
-        else None
-    )
-    owner = resolve_owner(config, secret)
-    report = RunReport(
-        status="dry_run" if config.dry_run else "completed",
-        bucket=config.bucket,
-        prefix=config.prefix,
-        region=config.region,
-        environment=config.environment,
-        cutoff=isoformat(config.cutoff),
-        dry_run=config.dry_run,
-        versions=config.versions,
-        lifecycle_rule=lifecycle_rule(config.prefix, config.older_than_days, config.versions),
-    )
-    bucket_exists = True
-    if config.create_bucket:
-        bucket_result = ensure_bucket_task.with_options(retries=retries)(
-            clients.s3,
-            config.bucket,
-            config.region,
-            config.environment,
-            owner,
-            secret.kms_key_id if secret else None,
-            config.dry_run,
+        owner = resolve_owner(config, secret)
+        report = RunReport(
+            status="dry_run" if config.dry_run else "completed",
+            bucket=config.bucket,
+            prefix=config.prefix,
+            region=config.region,
+            environment=config.environment,
+            cutoff=isoformat(config.cutoff),
+            dry_run=config.dry_run,
+            versions=config.versions,
+            lifecycle_rule=lifecycle_rule(config.prefix, config.older_than_days, config.versions),
         )
-        report.bucket_action, report.bucket_changes = bucket_result.action, bucket_result.changes
-        bucket_exists = bucket_result.exists
-    if bucket_exists:
-        report.versioning = versioning_status(clients.s3, config.bucket, owner)
-        if report.versioning != "Disabled" and config.versions == "current":
-            report.notes.append(VERSIONED_CURRENT_NOTE)
+        bucket_exists = True
+        if config.create_bucket:
+            bucket_result = ensure_bucket_task.with_options(retries=retries)(
+                clients.s3,
+                config.bucket,
+                config.region,
+                config.environment,
+                owner,
+                secret.kms_key_id if secret else None,
+                config.dry_run,
+            )
+            report.bucket_action, report.bucket_changes = (
+                bucket_result.action,
+                bucket_result.changes,
+            )
+            bucket_exists = bucket_result.exists
+        if bucket_exists:
+            report.versioning = versioning_status(clients.s3, config.bucket, owner)
+            if report.versioning != "Disabled" and config.versions == "current":
+                report.notes.append(VERSIONED_CURRENT_NOTE)
 
-    target = PlanTarget(
-        bucket=config.bucket,
-        region=config.region,
-        prefix=config.prefix,
-        cutoff=report.cutoff,
-        created_at=isoformat(datetime.now(UTC)),
-        owner=owner,
-        versions=config.versions,
-    )
-    guards = Guards(config.max_deletions, config.max_delete_bytes, config.max_delete_percent)
-    progress = Progress()
-    progress_artifact = ProgressArtifact()
-    progress.listeners.append(progress_artifact)
-    result: ApplyResult | None = None
-    staging, upload_to = plan_store.staging_path(
-        config.manifest_location, config.bucket, manifest_name(config)
-    )
-    if config.plan:
-        saved = load_plan(
-            plan_store.fetch(clients.s3, config.plan),
-            target,
-            timedelta(hours=config.max_plan_age_hours),
+        target = PlanTarget(
+            bucket=config.bucket,
+            region=config.region,
+            prefix=config.prefix,
+            cutoff=report.cutoff,
+            created_at=isoformat(datetime.now(UTC)),
+            owner=owner,
+            versions=config.versions,
         )
-        report.plan_source, report.cutoff = config.plan, saved.target.cutoff
-        the_plan = PlanSummary(**{**saved.__dict__, "manifest": config.plan})
-        local_plan = saved
-    elif must_plan_first(config, guards):
-        local_plan = plan_cleanup_task.with_options(retries=retries)(
-            clients.s3,
-            target,
-            config.cutoff,
-            staging,
-            bucket_exists,
-            config.list_concurrency,
-            progress,
+        guards = Guards(config.max_deletions, config.max_delete_bytes, config.max_delete_percent)
+        progress = Progress()
+        progress_artifact = ProgressArtifact()
+        progress.listeners.append(progress_artifact)
+        result: ApplyResult | None = None
+        staging, upload_to = plan_store.staging_path(
+            config.manifest_location, config.bucket, manifest_name(config)
         )
-        the_plan = published(clients, local_plan, upload_to)
-    else:
-        # Nothing needs the whole plan before the first delete: delete while listing.
-        progress_artifact.start(f"Deleting under s3://{config.bucket}/{config.prefix}")
-        local_plan, result = plan_and_apply_task.with_options(retries=0)(
-            clients.s3,
-            target,
-            config.cutoff,
-            staging,
-            config.list_concurrency,
-            config.delete_concurrency,
-            progress,
-        )
-        the_plan = published(clients, local_plan, upload_to)
-    record_plan(report, the_plan)
-    publish_plan(the_plan, config.dry_run, config.older_than_days)
-    publish_manifest_link(the_plan)
-    try:
-        check_guards(the_plan, guards)
-    except SafetyRefusal as refusal:
-        report.status, report.message = "refused", str(refusal)
-        refusal.report = finish(report, clients, started)
-        raise
-    if config.dry_run:
-        report.message = (
-            f"dry run: {the_plan.matched} objects would be deleted; nothing was deleted"
-        )
-        logger.info(report.message, extra={"matched": the_plan.matched, "dry_run": True})
-        return finish(report, clients, started)
-
-    if config.require_approval and result is None and the_plan.matched:
+        if config.plan:
+            saved = load_plan(
+                plan_store.fetch(clients.s3, config.plan, scratch),
+                target,
+                timedelta(hours=config.max_plan_age_hours),
+            )
+            report.plan_source, report.cutoff = config.plan, saved.target.cutoff
+            the_plan = replace(saved, manifest=config.plan)
+            local_plan = saved
+        elif must_plan_first(config, guards):
+            local_plan = plan_cleanup_task.with_options(retries=retries)(
+                clients.s3,
+                target,
+                config.cutoff,
+                staging,
+                bucket_exists,
+                config.list_concurrency,
+                progress,
+            )
+            the_plan = published(clients, local_plan, upload_to)
+        else:
+            # Nothing needs the whole plan before the first delete: delete while listing.
+            progress_artifact.start(f"Deleting under s3://{config.bucket}/{config.prefix}")
+            local_plan, result = plan_and_apply_task.with_options(retries=0)(
+                clients.s3,
+                target,
+                config.cutoff,
+                staging,
+                config.list_concurrency,
+                config.delete_concurrency,
+                progress,
+            )
+            the_plan = published(clients, local_plan, upload_to)
+        record_plan(report, the_plan)
+        publish_plan(the_plan, config.dry_run, config.older_than_days)
+        publish_manifest_link(the_plan)
         try:
-            request_approval(the_plan, config.approval_timeout_minutes * 60)
+            check_guards(the_plan, guards)
         except SafetyRefusal as refusal:
             report.status, report.message = "refused", str(refusal)
             refusal.report = finish(report, clients, started)
             raise
-    if result is None:
-        progress_artifact.start(f"Deleting {the_plan.matched} planned objects")
-        result = apply_cleanup_task.with_options(retries=0)(
-            clients.s3, local_plan, config.delete_concurrency, progress
-        )
-    record_apply(report, result)
-    if result.failed:
-        report.status = "partial_failure"
-        report.message = f"{result.failed} of {result.planned} planned deletions failed"
-        raise PartialFailure(result.failed, result.planned, finish(report, clients, started))
-    report.message = f"deleted {result.deleted} of {result.planned} planned objects"
-    return finish(report, clients, started)
+        if config.dry_run:
+            report.message = (
+                f"dry run: {the_plan.matched} objects would be deleted; nothing was deleted"
+            )
+            logger.info(report.message, extra={"matched": the_plan.matched, "dry_run": True})
+            return finish(report, clients, started)
+
+        if config.require_approval and result is None and the_plan.matched:
+            try:
+                request_approval(the_plan, config.approval_timeout_minutes * 60)
+            except SafetyRefusal as refusal:
+                report.status, report.message = "refused", str(refusal)
+                refusal.report = finish(report, clients, started)
+                raise
+        if result is None:
+            progress_artifact.start(f"Deleting {the_plan.matched} planned objects")
+            result = apply_cleanup_task.with_options(retries=0)(
+                clients.s3, local_plan, config.delete_concurrency, progress
+            )
+        record_apply(report, result)
+        if result.failed:
+            report.status = "partial_failure"
+            report.message = f"{result.failed} of {result.planned} planned deletions failed"
+            raise PartialFailure(result.failed, result.planned, finish(report, clients, started))
+        report.message = f"deleted {result.deleted} of {result.planned} planned objects"
+        return finish(report, clients, started)
 
 
 def must_plan_first(config: RunConfig, guards: Guards) -> bool:
@@ -331,7 +338,7 @@ def manifest_name(config: RunConfig) -> str:
 def published(clients: AwsClients, plan: PlanSummary, upload_to: str | None) -> PlanSummary:
     """The plan as it is kept: uploaded to S3 when manifest_location is an s3:// prefix."""
     location = plan_store.publish(clients.s3, Path(plan.manifest), upload_to)
-    return PlanSummary(**{**plan.__dict__, "manifest": location})
+    return replace(plan, manifest=location)
 
 
 def record_plan(report: RunReport, plan: PlanSummary) -> None:

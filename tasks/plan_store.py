@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,15 +56,18 @@ def publish(s3: S3Client, local: Path, uri: str | None) -> str:
     return uri
 
 
-def fetch(s3: S3Client, plan: str) -> Path:
-    """A local copy of a saved plan: the path itself, or a download of an s3:// plan."""
+def fetch(s3: S3Client, plan: str, scratch: ExitStack) -> Path:
+    """A local copy of a saved plan: the path itself, or a download of an s3:// plan into a
+    temporary directory that `scratch` removes when it closes."""
     if not is_s3_uri(plan):
         path = Path(plan)
         if not path.is_file():
             raise ConfigError(f"plan '{plan}' was not found")
         return path
     bucket, key = split_s3_uri(plan)
-    local = Path(tempfile.mkdtemp(prefix="s3-housekeeping-plan-")) / Path(key).name
+    folder = Path(tempfile.mkdtemp(prefix="s3-housekeeping-plan-"))
+    scratch.callback(shutil.rmtree, folder, ignore_errors=True)
+    local = folder / Path(key).name
     try:
         s3.download_file(bucket, key, str(local))
     except ClientError as exc:

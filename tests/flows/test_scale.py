@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -162,8 +163,16 @@ class TestSavedPlans:
             run(as_of, dry_run=False, plan=str(cut))
 
     def test_plans_go_to_s3_and_apply_from_there_when_location_is_s3(
-        self, aws: AwsClients, small: None, as_of: datetime
+        self,
+        aws: AwsClients,
+        small: None,
+        as_of: datetime,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
         aws.s3.create_bucket(Bucket="plans-bucket")
 
         dry = run(as_of, manifest_location="s3://plans-bucket/runs")
@@ -173,6 +182,8 @@ class TestSavedPlans:
         assert count(aws, "flat/") == 100 and report.deleted == 1_500
         stored = aws.s3.list_objects_v2(Bucket="plans-bucket")["Contents"]
         assert [obj["Key"] for obj in stored] == [dry.manifest.removeprefix("s3://plans-bucket/")]
+        # Neither the staged upload nor the downloaded copy is left behind.
+        assert list(scratch.iterdir()) == []
 
 
 class TestReportAdvice:

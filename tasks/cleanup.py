@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import task
 
-from tasks.deletion import MAX_KEYS_PER_DELETE, ApplyResult, DeletePipeline, DeleteTarget
+from tasks.deletion import (
+    DEFAULT_CONCURRENCY,
+    MAX_KEYS_PER_DELETE,
+    ApplyResult,
+    DeletePipeline,
+    DeleteTarget,
+)
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.listing import ListedObject, list_current_objects, list_object_versions
 from tasks.manifest import (
@@ -285,7 +291,7 @@ def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, list[P
 def apply_cleanup(
     s3: S3Client,
     plan: PlanSummary,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     key_attempts: int = 3,
     retry_base_delay_s: float = 0.2,
     progress: Progress | None = None,
@@ -360,7 +366,10 @@ def plan_cleanup_task(
 
 @task(name="apply-cleanup", **aws_task_options())
 def apply_cleanup_task(
-    s3: S3Client, plan: PlanSummary, concurrency: int = 8, progress: Progress | None = None
+    s3: S3Client,
+    plan: PlanSummary,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Progress | None = None,
 ) -> ApplyResult:
     """Delete the planned objects (DeleteObjects, ETag-conditional); the one mutating step."""
     return apply_cleanup(s3, plan, concurrency, progress=progress)
@@ -373,7 +382,7 @@ def plan_and_apply_task(
     cutoff: datetime,
     manifest_path: Path,
     list_workers: int = 8,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
 ) -> tuple[PlanSummary, ApplyResult]:
     """List and delete at once: each batch is deleted as soon as it is planned. Used only when

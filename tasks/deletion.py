@@ -45,13 +45,25 @@ class ApplyResult:
         return sum(self.failed_by_code.values())
 
 
-class AdaptiveLimit:
-    """How many batches may be in flight: halved when the server throttles, grown back by one
-    after each clean batch (additive increase, multiplicative decrease)."""
+#: Most batches in flight unless configured (DELETE_CONCURRENCY): what a self-hosted S3 server
+#: needs to be kept busy; against AWS the adaptive limit settles lower by itself.
+DEFAULT_CONCURRENCY = 32
+#: Batches in flight at the start of a run; the limit grows from here to the maximum.
+INITIAL_IN_FLIGHT = 8
 
-    def __init__(self, maximum: int) -> None:
+
+class AdaptiveLimit:
+    """How many batches may be in flight: halved when the server throttles, grown by one after
+    each clean batch up to the maximum (additive increase, multiplicative decrease).
+
+    A run starts at `initial` rather than at the maximum, so a server with a request-rate limit
+    (S3: about 3,500 deletes per second per prefix partition) sees a ramp, not a burst of
+    maximum x 1000 keys, and a server without one is at the maximum after a few dozen batches.
+    """
+
+    def __init__(self, maximum: int, initial: int | None = None) -> None:
         self.maximum = max(1, maximum)
-        self.limit = self.maximum
+        self.limit = max(1, min(initial or self.maximum, self.maximum))
         self.in_flight = 0
         self._condition = threading.Condition()
 
@@ -91,7 +103,7 @@ class DeletePipeline:
         self,
         s3: S3Client,
         target: DeleteTarget,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         key_attempts: int = 3,
         retry_base_delay_s: float = 0.2,
         progress: Progress | None = None,
@@ -102,7 +114,7 @@ class DeletePipeline:
         self.retry_base_delay_s = retry_base_delay_s
         self.progress = progress or Progress()
         self.result = ApplyResult()
-        self.limit = AdaptiveLimit(concurrency)
+        self.limit = AdaptiveLimit(concurrency, initial=INITIAL_IN_FLIGHT)
         self._pool = ThreadPoolExecutor(max_workers=self.limit.maximum, thread_name_prefix="del")
         self._lock = threading.Lock()
         self._error: BaseException | None = None

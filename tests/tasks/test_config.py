@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tasks.config import PARAMETER_ENV_VARS, RunConfig, load_config
+from tasks.deletion import DEFAULT_CONCURRENCY
 from tasks.errors import ConfigError
 from tests.support.exceptions import exception_chain
 
@@ -890,7 +891,7 @@ def test_deployment_settings_take_defaults_when_environment_is_empty() -> None:
 
     assert config.secret_required_keys == ()
     assert config.manifest_location == "manifests"
-    assert (config.delete_concurrency, config.list_concurrency) == (8, 8)
+    assert (config.delete_concurrency, config.list_concurrency) == (DEFAULT_CONCURRENCY, 8)
     assert (config.versions, config.max_plan_age_hours) == ("current", 24)
     assert (config.aws_max_attempts, config.aws_retry_mode, config.task_retries) == (
         3,

@@ -102,6 +102,19 @@ class TestThrottling:
             limit.release(throttled)
         assert limit.limit == 4  # 8 -> 4 -> 2 -> 3 -> 4
 
+    def test_limit_starts_at_the_initial_value_and_grows_to_the_maximum_when_clean(self) -> None:
+        limit = AdaptiveLimit(32, initial=8)
+        seen = [limit.limit]
+        for _ in range(40):
+            limit.acquire()
+            limit.release(throttled=False)
+            seen.append(limit.limit)
+        assert seen[:3] == [8, 9, 10]
+        assert seen[24:] == [32] * 17  # reached after 24 clean batches, never above
+
+    def test_initial_value_never_exceeds_the_maximum(self) -> None:
+        assert AdaptiveLimit(4, initial=8).limit == 4
+
     def test_reduces_in_flight_and_accounts_everything_when_server_throttles(
         self, aws: AwsClients
     ) -> None:

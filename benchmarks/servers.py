@@ -1,41 +1,23 @@
-"""Local servers for the benchmarks: SeaweedFS, rclone serve s3 and a Prefect API, on loopback."""
+"""Local servers for the benchmarks (and SeaweedFS for the tests), on loopback."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+
+from deployments.bootstrap import stop, wait_until
+from deployments.local_aws import free_port
 
 BIN = Path(sys.executable).parent
 ACCESS_KEY = "bench-access-key"
 SECRET_KEY = "bench-secret-key"  # noqa: S105 - a fake credential for local servers only
 REGION = "us-east-1"
 STOP_GRACE_S = 5.0
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `ready()` every 0.2 s until it is true, or raise naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} was not ready within {timeout_s:.0f} s")
 
 
 def http_answers(url: str, ok_only: bool = False) -> bool:
@@ -47,20 +29,6 @@ def http_answers(url: str, ok_only: bool = False) -> bool:
         return not ok_only
     except OSError:
         return False
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after the grace period."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(grace_s)
-    except ProcessLookupError:
-        process.wait(grace_s)
 
 
 class ServerProcess:
@@ -109,7 +77,7 @@ class ServerProcess:
     def stop(self) -> None:
         """Stop it: SIGTERM, then SIGKILL after 5 s."""
         if self.process is not None:
-            stop_process(self.process)
+            stop(self.process, STOP_GRACE_S)
             self.process = None
 
     def __enter__(self) -> ServerProcess:
@@ -129,11 +97,13 @@ class SeaweedFS(ServerProcess):
     """`weed server` with its S3 gateway; every port chosen free and bound to 127.0.0.1."""
 
     name = "seaweedfs"
-    #: Each bucket is a collection with volumes of its own; runs use a fresh bucket each.
-    volume_max = 200
+    ready_timeout_s = 90.0
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, volume_max: int = 200) -> None:
         super().__init__(workdir)
+        #: Each bucket is a collection with volumes of its own; bench runs use a fresh bucket
+        #: each, so the bench needs many.
+        self.volume_max = volume_max
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 

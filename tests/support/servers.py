@@ -1,4 +1,4 @@
-"""Real servers for end-to-end tests: a Prefect API server and a moto server process."""
+"""Real servers for end-to-end tests: a Prefect API server, a moto server process, SeaweedFS."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.servers import SeaweedFS
 from deployments.bootstrap import http_ok, stop, wait_until
 from deployments.local_aws import free_port
 
@@ -109,45 +110,11 @@ class S3Server:
 def seaweedfs(workdir: Path, volume_max: int = 50) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS `weed server -s3`), every port free and on 127.0.0.1. It
     enforces the 1000-key DeleteObjects limit and honours per-object ETag conditions."""
-    data = workdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    s3_port = free_port()
-    flags = {
-        "master.port": free_port(),
-        "master.port.grpc": free_port(),
-        "volume.port": free_port(),
-        "volume.port.grpc": free_port(),
-        "filer.port": free_port(),
-        "filer.port.grpc": free_port(),
-        "s3.port": s3_port,
-        "s3.port.grpc": free_port(),
-    }
-    log = workdir / "seaweedfs.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(BIN / "weed"),
-                "server",
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                f"-dir={data}",
-                "-s3",
-                *(f"-{flag}={port}" for flag, port in flags.items()),
-                "-master.telemetry=false",
-                f"-volume.max={volume_max}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{s3_port}"
-    server = S3Server(endpoint_url=url, workdir=workdir)
-    try:
+    with SeaweedFS(workdir, volume_max=volume_max) as process:
+        server = S3Server(endpoint_url=process.url, workdir=workdir)
+        # Its S3 port answers before its filer is ready; wait for a real S3 answer.
         wait_until(lambda: _s3_answers(server), 90, "SeaweedFS")
         yield server
-    finally:
-        stop(process, grace_s=3)
 
 
 def _s3_answers(server: S3Server) -> bool:

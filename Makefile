@@ -39,14 +39,16 @@ clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache manifests test-output
 
 # Benchmarks (benchmarks/README.md): `make bench N=20000` runs every tool against local S3
-# servers; `make bench-memory` measures plan + apply at 10k vs 1M objects. BENCH_ARGS and
-# MEMORY_ARGS pass options through (python -m benchmarks.run --help).
+# servers; `make bench-memory` measures plan + apply at 10k vs 1M objects; `make
+# bench-conditional` what ETag conditions cost the server's deletes. BENCH_ARGS, MEMORY_ARGS
+# and CONDITIONAL_ARGS pass options through (python -m benchmarks.run --help).
 N ?= 20000
 BENCH_ARGS ?=
 MEMORY_ARGS ?=
+CONDITIONAL_ARGS ?=
 BENCH_RUN = $(UV) run --locked --all-extras --group bench
 
-.PHONY: bench bench-memory bench-install
+.PHONY: bench bench-memory bench-conditional bench-install
 
 bench-install: $(UV)
 	$(UV) sync --locked --all-extras --group bench --inexact
@@ -56,3 +58,6 @@ bench: bench-install
 
 bench-memory: bench-install
 	$(BENCH_RUN) python -m benchmarks.memory $(MEMORY_ARGS)
+
+bench-conditional: bench-install
+	$(BENCH_RUN) python -m benchmarks.conditional $(CONDITIONAL_ARGS)

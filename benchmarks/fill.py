@@ -77,15 +77,18 @@ class Cutoff:
         return self.as_of - timedelta(days=OLDER_THAN_DAYS)
 
 
-def s3_client(endpoint_url: str) -> Any:
-    """A boto3 S3 client for set-up and verification (never the measured path)."""
+def s3_client(endpoint_url: str, max_pool_connections: int = 20) -> Any:
+    """A boto3 S3 client for set-up and verification (and the bench's own delete loops)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=tool_environment()["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=tool_environment()["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20),
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=max_pool_connections,
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Run one command as a child process: wall time and its peak RSS (from wait4's rusage)."""
+"""Run one command as a child process: wall time, CPU time and peak RSS (wait4's rusage)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ POLL_S = 0.005
 
 @dataclass(frozen=True)
 class Measurement:
-    """Wall time from start to exit (or to the time limit), peak RSS, and how it ended."""
+    """Wall time from start to exit (or to the time limit), CPU time, peak RSS, and how it
+    ended."""
 
     seconds: float
     peak_rss_mb: float
     returncode: int
     timed_out: bool
+    #: User + system CPU seconds of the child and the descendants it waited for.
+    cpu_s: float = 0.0
 
 
 def _wait(pid: int, deadline: float | None) -> tuple[int, resource.struct_rusage] | None:
@@ -89,4 +92,5 @@ def run_measured(
         peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         returncode=process.returncode,
         timed_out=timed_out,
+        cpu_s=usage.ru_utime + usage.ru_stime,
     )

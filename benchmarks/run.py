@@ -63,6 +63,7 @@ class Result:
     seconds: float = 0.0
     objects_per_s: float = 0.0
     peak_rss_mb: float = 0.0
+    cpu_s: float | None = None
     returncode: int = 0
     timed_out: bool = False
     status: str = "ok"
@@ -237,6 +238,7 @@ def run_tool(
             return result
         result.seconds = round(measured.seconds, 3)
         result.peak_rss_mb = round(measured.peak_rss_mb, 1)
+        result.cpu_s = round(measured.cpu_s, 2)
         result.returncode, result.timed_out = measured.returncode, measured.timed_out
         if proxy:
             result.requests, result.requests_source = proxy.tally.snapshot(), variant
@@ -321,6 +323,7 @@ def measure_overhead(
         repetition=repetition,
         seconds=round(measured.seconds, 3),
         peak_rss_mb=round(measured.peak_rss_mb, 1),
+        cpu_s=round(measured.cpu_s, 2),
         returncode=measured.returncode,
         status="ok" if measured.returncode == 0 else "failed",
         requests=proxy.tally.snapshot() if proxy else {},

@@ -85,6 +85,28 @@ class TestConcurrency:
         assert (result.planned, result.deleted, result.failed) == (8000, 8000, 0)
         assert remaining(aws) == 0
 
+    def test_grows_past_the_initial_limit_to_the_maximum_when_batches_are_clean(
+        self, aws: AwsClients
+    ) -> None:
+        entries = planned(aws, 20_000)
+        probe = ConcurrencyProbe()
+        with on_every_new_client(
+            [
+                ("before-call.s3.DeleteObjects", probe.before),
+                ("after-call.s3.DeleteObjects", probe.after),
+            ]
+        ):
+            s3 = create_clients(AwsSettings(region="us-east-1", max_pool_connections=12)).s3
+            with DeletePipeline(s3, DeleteTarget(BUCKET), concurrency=10) as pipeline:
+                assert pipeline.limit.limit == 8  # the run starts below its maximum
+                for batch in batches_of(entries):
+                    pipeline.submit(batch)
+                result = pipeline.close()
+
+        assert probe.peak == 10
+        assert (result.planned, result.deleted, result.failed) == (20_000, 20_000, 0)
+        assert remaining(aws) == 0
+
     def test_refuses_a_batch_larger_than_1000_keys(self, aws: AwsClients) -> None:
         entries = planned(aws, 1001)
         with (

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import SeaweedFS
+from deployments import bootstrap
 from deployments.bootstrap import http_ok, stop, wait_until
 from deployments.local_aws import free_port
 
@@ -32,31 +33,8 @@ def prefect_server(
     home: Path, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[PrefectServer]:
     """Start a Prefect server on a free loopback port with SQLite under `home`."""
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_API_URL": api_url,
-        "PREFECT_API_URL": "",
-        **(extra_env or {}),
-    }
-    log = home / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(lambda: http_ok(f"{api_url}/health"), 90, "the Prefect server")
-        yield PrefectServer(api_url=api_url, home=home, log=log)
-    finally:
-        stop(process)
+    with bootstrap.prefect_server(home, free_port(), extra_env) as api_url:
+        yield PrefectServer(api_url=api_url, home=home, log=home / "server.log")
 
 
 @contextmanager

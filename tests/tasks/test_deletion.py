@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.deletion import AdaptiveLimit, DeletePipeline, DeleteTarget
+from tasks.deletion import AdaptiveLimit, ApplyResult, DeletePipeline, DeleteTarget
 from tasks.manifest import PlannedObject
 from tests.support.faults import inject_delete_errors, reject_batches_containing
 from tests.support.hooks import on_every_new_client
@@ -62,24 +62,33 @@ class ConcurrencyProbe:
             self.in_flight -= 1
 
 
+def delete_counting_in_flight(
+    entries: list[PlannedObject], concurrency: int, pool: int
+) -> tuple[ConcurrencyProbe, ApplyResult, int]:
+    """Delete through a pipeline while counting requests in flight; also returns the limit the
+    pipeline started with."""
+    probe = ConcurrencyProbe()
+    with on_every_new_client(
+        [
+            ("before-call.s3.DeleteObjects", probe.before),
+            ("after-call.s3.DeleteObjects", probe.after),
+        ]
+    ):
+        s3 = create_clients(AwsSettings(region="us-east-1", max_pool_connections=pool)).s3
+        with DeletePipeline(s3, DeleteTarget(BUCKET), concurrency=concurrency) as pipeline:
+            initial = pipeline.limit.limit
+            for batch in batches_of(entries):
+                pipeline.submit(batch)
+            result = pipeline.close()
+    return probe, result, initial
+
+
 class TestConcurrency:
     @pytest.mark.parametrize("concurrency", [1, 4])
     def test_never_exceeds_the_in_flight_limit_when_batches_queue_up(
         self, aws: AwsClients, concurrency: int
     ) -> None:
-        entries = planned(aws, 8000)
-        probe = ConcurrencyProbe()
-        with on_every_new_client(
-            [
-                ("before-call.s3.DeleteObjects", probe.before),
-                ("after-call.s3.DeleteObjects", probe.after),
-            ]
-        ):
-            s3 = create_clients(AwsSettings(region="us-east-1", max_pool_connections=8)).s3
-            with DeletePipeline(s3, DeleteTarget(BUCKET), concurrency=concurrency) as pipeline:
-                for batch in batches_of(entries):
-                    pipeline.submit(batch)
-                result = pipeline.close()
+        probe, result, _ = delete_counting_in_flight(planned(aws, 8000), concurrency, pool=8)
 
         assert probe.peak == concurrency
         assert (result.planned, result.deleted, result.failed) == (8000, 8000, 0)
@@ -88,21 +97,9 @@ class TestConcurrency:
     def test_grows_past_the_initial_limit_to_the_maximum_when_batches_are_clean(
         self, aws: AwsClients
     ) -> None:
-        entries = planned(aws, 20_000)
-        probe = ConcurrencyProbe()
-        with on_every_new_client(
-            [
-                ("before-call.s3.DeleteObjects", probe.before),
-                ("after-call.s3.DeleteObjects", probe.after),
-            ]
-        ):
-            s3 = create_clients(AwsSettings(region="us-east-1", max_pool_connections=12)).s3
-            with DeletePipeline(s3, DeleteTarget(BUCKET), concurrency=10) as pipeline:
-                assert pipeline.limit.limit == 8  # the run starts below its maximum
-                for batch in batches_of(entries):
-                    pipeline.submit(batch)
-                result = pipeline.close()
+        probe, result, initial = delete_counting_in_flight(planned(aws, 20_000), 10, pool=12)
 
+        assert initial == 8  # the run starts below its maximum
         assert probe.peak == 10
         assert (result.planned, result.deleted, result.failed) == (20_000, 20_000, 0)
         assert remaining(aws) == 0

@@ -58,10 +58,10 @@ def _python_module(module: str, *arguments: str) -> Command:
     return Command([sys.executable, "-m", module, *arguments], env)
 
 
-def naive(context: RunContext) -> Command:
-    """boto3: list the prefix, one DeleteObject per old key, sequentially."""
+def _cutoff_script(module: str, context: RunContext, *extra: str) -> Command:
+    """One of the bench's own scripts, told the endpoint, bucket, prefix and cutoff."""
     return _python_module(
-        "benchmarks.naive",
+        module,
         "--endpoint-url",
         context.endpoint_url,
         "--bucket",
@@ -70,7 +70,13 @@ def naive(context: RunContext) -> Command:
         context.prefix,
         "--cutoff",
         iso(context.cutoff.moment),
+        *extra,
     )
+
+
+def naive(context: RunContext) -> Command:
+    """boto3: list the prefix, one DeleteObject per old key, sequentially."""
+    return _cutoff_script("benchmarks.naive", context)
 
 
 def aws_s3_rm(context: RunContext) -> Command:
@@ -133,18 +139,8 @@ def s5cmd_keys(context: RunContext) -> Command:
 
 def s5cmd_ls(context: RunContext) -> Command:
     """s5cmd with the listing: `s5cmd ls`, an age filter in a small script, then `s5cmd run`."""
-    return _python_module(
-        "benchmarks.s5cmd_aged",
-        "--endpoint-url",
-        context.endpoint_url,
-        "--bucket",
-        context.bucket,
-        "--prefix",
-        context.prefix,
-        "--cutoff",
-        iso(context.cutoff.moment),
-        "--commands",
-        str(context.workdir / "s5cmd-ls-rm.txt"),
+    return _cutoff_script(
+        "benchmarks.s5cmd_aged", context, "--commands", str(context.workdir / "s5cmd-ls-rm.txt")
     )
 
 

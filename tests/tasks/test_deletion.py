@@ -63,11 +63,11 @@ class ConcurrencyProbe:
 
 
 def delete_counting_in_flight(
-    entries: list[PlannedObject], concurrency: int, pool: int
+    entries: list[PlannedObject], concurrency: int, pool: int, hold_s: float = 0.05
 ) -> tuple[ConcurrencyProbe, ApplyResult, int]:
-    """Delete through a pipeline while counting requests in flight; also returns the limit the
-    pipeline started with."""
-    probe = ConcurrencyProbe()
+    """Delete through a pipeline while counting requests in flight (each held open `hold_s`);
+    also returns the limit the pipeline started with."""
+    probe = ConcurrencyProbe(hold_s)
     with on_every_new_client(
         [
             ("before-call.s3.DeleteObjects", probe.before),
@@ -97,11 +97,15 @@ class TestConcurrency:
     def test_grows_past_the_initial_limit_to_the_maximum_when_batches_are_clean(
         self, aws: AwsClients
     ) -> None:
-        probe, result, initial = delete_counting_in_flight(planned(aws, 20_000), 10, pool=12)
+        # Held longer than in the test above: slots free one at a time as the limit grows, and
+        # a loaded machine needs the overlap to have all ten requests open at one moment.
+        probe, result, initial = delete_counting_in_flight(
+            planned(aws, 30_000), 10, pool=12, hold_s=0.3
+        )
 
         assert initial == 8  # the run starts below its maximum
         assert probe.peak == 10
-        assert (result.planned, result.deleted, result.failed) == (20_000, 20_000, 0)
+        assert (result.planned, result.deleted, result.failed) == (30_000, 30_000, 0)
         assert remaining(aws) == 0
 
     def test_refuses_a_batch_larger_than_1000_keys(self, aws: AwsClients) -> None:

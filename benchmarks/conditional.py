@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fill import Dataset, SourceFiles, s3_client, s5cmd_upload
-from benchmarks.servers import SeaweedFS
+from devtools.seaweedfs import SeaweedFS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODES = ("etag", "plain")

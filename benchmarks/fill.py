@@ -18,7 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from benchmarks.servers import BIN, REGION, tool_environment
+from benchmarks.servers import REGION, tool_environment
+from devtools.processes import BIN
 
 OLDER_THAN_DAYS = 30
 BODY = b"s3-housekeeping benchmark object\n" * 3

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from benchmarks.fill import OLD_KEY_PATTERN, OLDER_THAN_DAYS, PREFIX, Cutoff, Dataset
 from benchmarks.s5cmd_aged import write_rm_commands
-from benchmarks.servers import ACCESS_KEY, BIN, REGION, SECRET_KEY, tool_environment
+from benchmarks.servers import ACCESS_KEY, REGION, SECRET_KEY, tool_environment
+from devtools.processes import BIN
 
 REPO = Path(__file__).resolve().parent.parent
 S3HK = "s3-housekeeping"

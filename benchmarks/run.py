@@ -33,13 +33,10 @@ from benchmarks.measure import run_measured
 from benchmarks.peers import S3HK, TOOLS, RunContext, Tool
 from benchmarks.proxy import CountingProxy
 from benchmarks.report import print_tables
-from benchmarks.servers import (
-    BIN,
-    PrefectServer,
-    RcloneServeS3,
-    SeaweedFS,
-    tool_environment,
-)
+from benchmarks.servers import RcloneServeS3, tool_environment
+from devtools.prefect_server import PrefectServer
+from devtools.processes import BIN
+from devtools.seaweedfs import SeaweedFS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SERVERS = ("seaweedfs", "rclone-serve")

@@ -8,7 +8,7 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.servers import BIN
+from devtools.processes import BIN
 
 KEYS_PER_RM = 1000
 

@@ -1,21 +1,12 @@
-"""Bring a Prefect server to what prefect.yaml needs (pools, blocks, deployments, workers).
-
-Also the local processes that `make serve` and the end-to-end tests start.
-"""
+"""Bring a Prefect server to what prefect.yaml needs: work pools, blocks and deployments."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,90 +16,11 @@ from deployments.blocks import BlockAction, apply_block, block_settings, describ
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = ROOT / "prefect.yaml"
-BIN = Path(sys.executable).parent
+#: The `prefect` command of this environment.
+PREFECT = Path(sys.executable).parent / "prefect"
 #: Each environment's pool runs one flow run at a time: with the deployments' own limit, two
 #: runs never work on one environment's bucket at once.
 POOL_CONCURRENCY_LIMIT = 1
-
-
-def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `ready()` until it is true, or fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} was not ready within {timeout_s} s")
-
-
-def http_ok(url: str) -> bool:
-    """True when a GET of the (loopback) URL answers 200."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
-@contextmanager
-def background(
-    args: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path = ROOT
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own process group (Ctrl-C reaches us, we stop it), output to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own fixed command lines
-            list(args),
-            env=dict(env),
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        stop(process)
-
-
-@contextmanager
-def prefect_server(
-    home: Path, port: int, extra_env: Mapping[str, str] | None = None
-) -> Iterator[str]:
-    """`prefect server start` on 127.0.0.1:port with SQLite under `home`; yields the API URL."""
-    api_url = f"http://127.0.0.1:{port}/api"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # The UI must be told where its API is on any port but 4200.
-        "PREFECT_UI_API_URL": api_url,
-        "PREFECT_API_URL": "",
-        **(extra_env or {}),
-    }
-    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with background(command, env, home / "server.log") as process:
-        wait_until(
-            lambda: http_ok(f"{api_url}/health") or process.poll() is not None,
-            120,
-            "the Prefect server",
-        )
-        if process.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited; see {home / 'server.log'}")
-        yield api_url
 
 
 def client_env(api_url: str, home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -125,7 +37,7 @@ def client_env(api_url: str, home: Path, base: Mapping[str, str] | None = None) 
 def prefect(*args: str, env: Mapping[str, str], timeout_s: float = 300) -> str:
     """Run a `prefect` command from the project's root; its output, or an error with its tail."""
     completed = subprocess.run(  # noqa: S603 - our own fixed command lines
-        [str(BIN / "prefect"), *args],
+        [str(PREFECT), *args],
         env=dict(env),
         cwd=ROOT,
         capture_output=True,
@@ -208,32 +120,6 @@ def deploy_all(env: Mapping[str, str]) -> None:
     Its pull step names "{{ $PWD }}", which `prefect deploy` resolves: the project's root here.
     """
     prefect("--no-prompt", "deploy", "--all", env={**env, "PWD": str(ROOT)})
-
-
-def pool_ready(api_url: str, pool: str) -> bool:
-    """True once a worker polls the pool (the server then reports it READY)."""
-    try:
-        with urllib.request.urlopen(  # noqa: S310 - our own server
-            f"{api_url}/work_pools/{pool}", timeout=2
-        ) as response:
-            return bool(json.loads(response.read()).get("status") == "READY")
-    except OSError:
-        return False
-
-
-@contextmanager
-def workers(
-    pools: Sequence[str], env: Mapping[str, str], log_dir: Path, ready_timeout_s: float = 120
-) -> Iterator[dict[str, Path]]:
-    """One `prefect worker start` per pool, each logging to log_dir/worker-POOL.log."""
-    logs = {pool: log_dir / f"worker-{pool}.log" for pool in pools}
-    with ExitStack() as stack:
-        for pool in pools:
-            command = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
-            stack.enter_context(background(command, env, logs[pool]))
-        for pool in pools:
-            wait_until(partial(pool_ready, env["PREFECT_API_URL"], pool), ready_timeout_s, pool)
-        yield logs
 
 
 @dataclass(frozen=True)

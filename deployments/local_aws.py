@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,13 +59,6 @@ class LocalAws:
         )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def local_aws(region: str = "us-east-1") -> Iterator[LocalAws]:
     """Run moto's server in this process (S3, Secrets Manager, STS) until the block ends."""
@@ -76,7 +68,8 @@ def local_aws(region: str = "us-east-1") -> Iterator[LocalAws]:
         raise SystemExit(
             "the local AWS needs moto: install s3-housekeeping[local-aws] (make demo does)"
         ) from None
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    # Port 0: the system picks a free port, which the running server then reports.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:

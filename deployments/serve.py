@@ -21,15 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from deployments.bootstrap import (
-    ROOT,
-    bootstrap,
-    client_env,
-    deployment_specs,
-    prefect_server,
-    work_pool_names,
-    workers,
-)
+from deployments.bootstrap import ROOT, bootstrap, client_env, deployment_specs, work_pool_names
+from devtools.prefect_server import PrefectServer, workers
 
 DEFAULT_HOME = ROOT / ".prefect-local"
 DEFAULT_PORT = 4200
@@ -82,7 +75,7 @@ def serve(port: int, home: Path, with_local_aws: bool) -> int:
     block_environ: Mapping[str, str] = os.environ
     with ExitStack() as stack:
         say(f"Starting the Prefect server on 127.0.0.1:{port} (home {home}) ...")
-        stack.enter_context(prefect_server(home, port))
+        stack.enter_context(PrefectServer(home, port))
         if with_local_aws:
             from deployments.local_aws import local_aws, seed_objects
 
@@ -103,7 +96,7 @@ def serve(port: int, home: Path, with_local_aws: bool) -> int:
         for name, action in done.blocks.items():
             say(f"  credentials block {name}: {action} ({done.block_descriptions[name]})")
         pools = work_pool_names(deployment_specs())
-        stack.enter_context(workers(pools, env, home / "logs"))
+        stack.enter_context(workers(pools, env, home / "logs", cwd=ROOT))
         say(f"  workers polling: {', '.join(pools)} (logs in {home / 'logs'})")
         say("")
         say(f"Prefect UI:  http://127.0.0.1:{port}")

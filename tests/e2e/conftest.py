@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from deployments.local_aws import LocalAws, local_aws
-from tests.support.servers import BIN, PrefectServer, prefect_server
+from devtools.prefect_server import PrefectServer
+from devtools.processes import BIN
 from tests.support.stack import Stack, deployed_stack
 
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
+    with PrefectServer(tmp_path_factory.mktemp("prefect-server-home")) as server:
         yield server
 
 

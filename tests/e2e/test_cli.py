@@ -10,7 +10,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployments.local_aws import LocalAws, backdate, free_port
+from deployments.local_aws import LocalAws, backdate
+from devtools.processes import free_port
 from flows import cli as cli_module
 from tests.e2e.conftest import Cli
 from tests.support.faults import inject_delete_errors

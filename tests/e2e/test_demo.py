@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import BIN, PrefectServer
+from devtools.prefect_server import PrefectServer
+from devtools.processes import BIN
 
 pytestmark = pytest.mark.e2e
 

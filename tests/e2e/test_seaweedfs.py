@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from devtools.prefect_server import PrefectServer
 from tests.e2e.conftest import Cli
 from tests.support.audit import audit_requests
-from tests.support.servers import PrefectServer, S3Server, seaweedfs
+from tests.support.servers import S3Server, seaweedfs
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from deployments.local_aws import LOCAL_ACCOUNT_ID, LocalAws, backdate
+from devtools.prefect_server import PrefectServer
 from tests.e2e.conftest import Cli
-from tests.support.servers import PrefectServer
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from deployments.bootstrap import ROOT, http_ok, stop
-from deployments.local_aws import LOCAL_CREDENTIALS, free_port
+from deployments.bootstrap import ROOT
+from deployments.local_aws import LOCAL_CREDENTIALS
+from devtools.processes import free_port, http_ok, stop
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Real servers for end-to-end tests: a Prefect API server, a moto server process, SeaweedFS."""
+"""Real servers for end-to-end tests: a moto server process, and SeaweedFS answering S3."""
 
 from __future__ import annotations
 
@@ -11,30 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import SeaweedFS
-from deployments import bootstrap
-from deployments.bootstrap import http_ok, stop, wait_until
-from deployments.local_aws import free_port
-
-BIN = Path(sys.executable).parent
-
-
-@dataclass(frozen=True)
-class PrefectServer:
-    """A running `prefect server start` with its own Prefect home."""
-
-    api_url: str
-    home: Path
-    log: Path
-
-
-@contextmanager
-def prefect_server(
-    home: Path, extra_env: Mapping[str, str] | None = None
-) -> Iterator[PrefectServer]:
-    """Start a Prefect server on a free loopback port with SQLite under `home`."""
-    with bootstrap.prefect_server(home, free_port(), extra_env) as api_url:
-        yield PrefectServer(api_url=api_url, home=home, log=home / "server.log")
+from devtools.processes import free_port, http_ok, stop, wait_until
+from devtools.seaweedfs import SeaweedFS
 
 
 @contextmanager

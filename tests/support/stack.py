@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from deployments.bootstrap import bootstrap, client_env, prefect_server, workers
-from deployments.local_aws import LocalAws, free_port, local_aws, seed_objects
+from deployments.bootstrap import ROOT, bootstrap, client_env
+from deployments.local_aws import LocalAws, local_aws, seed_objects
+from devtools.prefect_server import PrefectServer, workers
+from devtools.processes import BIN
 from tasks.config import ENVIRONMENT_SETTINGS, PARAMETER_ENV_VARS
-from tests.support.servers import BIN
 
 #: The pools whose workers the tests need: they run the dev deployment (the others are deployed
 #: and checked, never run; test_serve.py starts a worker for every pool).
@@ -208,9 +209,9 @@ def deployed_stack(home: Path) -> Iterator[Stack]:
     moto, and one worker per test pool."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_server(home / "server-home", free_port()) as api_url, local_aws() as aws:
-        env = worker_environment(api_url, home)
-        with temporary_settings({PREFECT_API_URL: api_url}):
+    with PrefectServer(home / "server-home") as server, local_aws() as aws:
+        env = worker_environment(server.api_url, home)
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
             bootstrap(env, aws.environment(), overwrite_blocks=True)
-        with workers(TEST_POOLS, env, home / "logs"):
-            yield Stack(api_url=api_url, aws=aws, env=env, home=home)
+        with workers(TEST_POOLS, env, home / "logs", cwd=ROOT):
+            yield Stack(api_url=server.api_url, aws=aws, env=env, home=home)

@@ -1,0 +1,1 @@
+"""Development support shared by the tests, the benchmarks and `make serve`: local processes."""

@@ -1,0 +1,103 @@
+"""A local Prefect server and its workers, each a process on loopback with its own log."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from pathlib import Path
+
+from devtools.processes import BIN, ServerProcess, free_port, http_ok, wait_until
+
+
+class PrefectServer(ServerProcess):
+    """`prefect server start` on 127.0.0.1 with SQLite under `home`, healthy at /api/health."""
+
+    name = "the Prefect server"
+    ready_timeout_s = 120.0
+
+    def __init__(
+        self, home: Path, port: int | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(home / "server.log")
+        self.home = home
+        self.port = port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.extra_env = dict(extra_env or {})
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    def command(self) -> list[str]:
+        port = str(self.port)
+        return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port]
+
+    def environment(self) -> dict[str, str]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # The UI must be told where its API is on any port but 4200.
+            "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_API_URL": "",
+            **self.extra_env,
+        }
+
+    def ready(self) -> bool:
+        return http_ok(f"{self.api_url}/health")
+
+    def __enter__(self) -> PrefectServer:
+        self.start()
+        return self
+
+
+def pool_ready(api_url: str, pool: str) -> bool:
+    """True once a worker polls the pool (the server then reports it READY)."""
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - our own server
+            f"{api_url}/work_pools/{pool}", timeout=2
+        ) as response:
+            return bool(json.loads(response.read()).get("status") == "READY")
+    except OSError:
+        return False
+
+
+class PrefectWorker(ServerProcess):
+    """`prefect worker start` for one process work pool."""
+
+    def __init__(self, pool: str, env: Mapping[str, str], log: Path, cwd: Path) -> None:
+        super().__init__(log, cwd)
+        self.name = f"the worker of {pool}"
+        self.pool = pool
+        self.env = env
+
+    def command(self) -> list[str]:
+        return [str(BIN / "prefect"), "worker", "start", "--pool", self.pool, "--type", "process"]
+
+    def environment(self) -> Mapping[str, str]:
+        return self.env
+
+
+@contextmanager
+def workers(
+    pools: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    cwd: Path,
+    ready_timeout_s: float = 120,
+) -> Iterator[dict[str, Path]]:
+    """One worker per pool, all started before any is awaited; each logs to
+    log_dir/worker-POOL.log. Yields the logs by pool."""
+    logs = {pool: log_dir / f"worker-{pool}.log" for pool in pools}
+    with ExitStack() as stack:
+        for pool in pools:
+            # Started at once (a worker has no port to wait for); ready once its pool is.
+            stack.enter_context(PrefectWorker(pool, env, logs[pool], cwd))
+        for pool in pools:
+            wait_until(partial(pool_ready, env["PREFECT_API_URL"], pool), ready_timeout_s, pool)
+        yield logs

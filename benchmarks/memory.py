@@ -126,7 +126,7 @@ def _call(function: Callable[..., Any], **candidates: Any) -> Any:
 def plan_and_apply(objects: int, mode: str, workdir: Path) -> dict[str, Any]:
     """Plan (streaming the listing into a manifest) and apply, as the flow does."""
     from tasks import cleanup
-    from tasks.manifest import PlanTarget, isoformat
+    from tasks.s3.manifest import PlanTarget, isoformat
 
     as_of = datetime.now(UTC)
     cutoff = as_of - timedelta(days=30)
@@ -145,7 +145,7 @@ def plan_and_apply(objects: int, mode: str, workdir: Path) -> dict[str, Any]:
     manifest = workdir / f"plan-{objects}-{time.monotonic_ns()}.jsonl.gz"
     arguments = {"s3": s3, "target": target, "cutoff": cutoff, "manifest_path": manifest}
     if mode == "pipeline":
-        deletion = importlib.import_module("tasks.deletion")
+        deletion = importlib.import_module("tasks.s3.deletion")
         with deletion.DeletePipeline(s3, deletion.DeleteTarget(BUCKET, None)) as pipeline:
             plan = _call(cleanup.plan_cleanup, **arguments, pipeline=pipeline)
             result = pipeline.close()

@@ -124,7 +124,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
 def run_command(args: argparse.Namespace) -> int:
     from flows.s3_housekeeping import s3_housekeeping
     from flows.terminal import TerminalProgress
-    from tasks.progress import subscribe
+    from tasks.s3.progress import subscribe
 
     if not sys.stderr.isatty():  # logs stay plain JSON lines when not on a terminal
         return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)

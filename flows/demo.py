@@ -77,7 +77,7 @@ def run_demo() -> dict[str, Any]:
 
 def say_plan(manifest: str | None, matched: int, matched_bytes: int, scanned: int) -> None:
     """Print the plan the dry run wrote: counts, bytes and each planned key."""
-    from tasks.manifest import read_objects
+    from tasks.s3.manifest import read_objects
 
     say(f"   would delete {matched} of {scanned} objects, {matched_bytes} bytes; plan: {manifest}")
     if manifest:

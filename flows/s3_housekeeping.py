@@ -15,14 +15,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import plan_store
+from flows.hooks import announce_outcome
 from tasks.approval import request_approval
-from tasks.artifacts import (
-    ProgressArtifact,
-    publish_manifest_link,
-    publish_plan,
-    publish_report,
-)
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.buckets import ensure_bucket_task
 from tasks.cleanup import (
@@ -35,15 +29,21 @@ from tasks.cleanup import (
     plan_cleanup_task,
 )
 from tasks.config import RunConfig, load_config
-from tasks.deletion import ApplyResult
 from tasks.errors import ConfigError, PartialFailure, SafetyRefusal
-from tasks.lifecycle import lifecycle_rule
-from tasks.listing import versioning_status
-from tasks.manifest import PlanTarget, isoformat
 from tasks.parameters import SNS_TOPIC_ARN_PATTERN, optional_int, optional_pattern
-from tasks.progress import Progress
-from tasks.report import RunReport
-from tasks.run_hooks import announce_outcome
+from tasks.record.artifacts import (
+    ProgressArtifact,
+    publish_manifest_link,
+    publish_plan,
+    publish_report,
+)
+from tasks.record.lifecycle import lifecycle_rule
+from tasks.record.report import RunReport
+from tasks.s3 import plan_store
+from tasks.s3.deletion import ApplyResult
+from tasks.s3.listing import versioning_status
+from tasks.s3.manifest import PlanTarget, isoformat
+from tasks.s3.progress import Progress
 from tasks.secrets_manager import RunSecret, fetch_secret
 
 VERSIONED_CURRENT_NOTE = (

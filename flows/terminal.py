@@ -6,7 +6,7 @@ import threading
 import time
 from typing import TextIO
 
-from tasks.progress import ProgressSnapshot
+from tasks.s3.progress import ProgressSnapshot
 
 
 class TerminalProgress:

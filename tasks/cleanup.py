@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import task
 
-from tasks.deletion import (
+from tasks.errors import ConfigError, SafetyRefusal
+from tasks.retry import aws_task_options
+from tasks.s3.deletion import (
     DEFAULT_CONCURRENCY,
     MAX_KEYS_PER_DELETE,
     ApplyResult,
     DeletePipeline,
     DeleteTarget,
 )
-from tasks.errors import ConfigError, SafetyRefusal
-from tasks.listing import ListedObject, list_current_objects, list_object_versions
-from tasks.manifest import (
+from tasks.s3.listing import ListedObject, list_current_objects, list_object_versions
+from tasks.s3.manifest import (
     ManifestWriter,
     PlannedObject,
     PlanTarget,
@@ -31,8 +32,7 @@ from tasks.manifest import (
     read_target,
     read_totals,
 )
-from tasks.progress import Progress
-from tasks.retry import aws_task_options
+from tasks.s3.progress import Progress
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

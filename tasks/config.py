@@ -165,7 +165,7 @@ class RunConfig(BaseModel):
     max_delete_percent: float | None = Field(None, ge=0, le=100)
     manifest_location: str = "manifests"
     max_plan_age_hours: float = Field(24, gt=0, le=24 * 365)
-    # The default is tasks.deletion.DEFAULT_CONCURRENCY (not imported: this module stays light).
+    # The default is tasks.s3.deletion.DEFAULT_CONCURRENCY (not imported: this module stays light).
     delete_concurrency: int = Field(32, ge=1, le=64)
     list_concurrency: int = Field(8, ge=1, le=64)
     aws_max_attempts: int = Field(3, ge=1, le=20)

@@ -12,7 +12,7 @@ from prefect import flow
 from tasks.approval import approval_request, request_approval
 from tasks.cleanup import PlanSummary
 from tasks.errors import SafetyRefusal
-from tasks.manifest import PlannedObject, PlanTarget
+from tasks.s3.manifest import PlannedObject, PlanTarget
 
 TARGET = PlanTarget(
     bucket="approval-bucket",

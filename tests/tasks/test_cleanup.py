@@ -13,7 +13,7 @@ from deployments.local_aws import backdate
 from tasks.aws import AwsClients
 from tasks.cleanup import Guards, PlanSummary, apply_cleanup, check_guards, plan_cleanup
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.manifest import PlanTarget, isoformat, read_objects, read_target
+from tasks.s3.manifest import PlanTarget, isoformat, read_objects, read_target
 from tests.support.audit import audit_requests
 from tests.support.faults import inject_delete_errors
 from tests.support.moto_backend import bulk_put

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tasks.config import PARAMETER_ENV_VARS, RunConfig, load_config
-from tasks.deletion import DEFAULT_CONCURRENCY
 from tasks.errors import ConfigError
+from tasks.s3.deletion import DEFAULT_CONCURRENCY
 from tests.support.exceptions import exception_chain
 
 #: A fixed reference time in the past, so the "not in the future" rule never interferes.

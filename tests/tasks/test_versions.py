@@ -9,7 +9,7 @@ import pytest
 
 from tasks.aws import AwsClients
 from tasks.cleanup import apply_cleanup, plan_cleanup
-from tasks.manifest import PlanTarget, isoformat
+from tasks.s3.manifest import PlanTarget, isoformat
 from tests.support.audit import audit_requests
 from tests.support.moto_backend import backdate_versions
 

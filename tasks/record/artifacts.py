@@ -19,9 +19,9 @@ from prefect.artifacts import (
 )
 
 from tasks.cleanup import PlanSummary, summary_rows
-from tasks.lifecycle import NOTE, lifecycle_rule
-from tasks.progress import ProgressSnapshot
-from tasks.report import RunReport
+from tasks.record.lifecycle import NOTE, lifecycle_rule
+from tasks.record.report import RunReport
+from tasks.s3.progress import ProgressSnapshot
 
 PLAN_KEY = "s3-housekeeping-plan"
 REPORT_KEY = "s3-housekeeping-report"

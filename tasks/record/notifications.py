@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from tasks.aws import AwsSettings, create_sns_client
 from tasks.errors import error_code
-from tasks.outcome import RunOutcome
+from tasks.record.outcome import RunOutcome
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.manifest import (
+from tasks.s3.manifest import (
     ManifestWriter,
     PlannedObject,
     PlanTarget,

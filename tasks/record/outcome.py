@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from tasks.errors import HousekeepingError
-from tasks.report import RunReport
+from tasks.record.report import RunReport
 
 OutcomeStatus = Literal["dry_run", "completed", "refused", "partial_failure", "failed"]
 COUNTS = ("scanned", "matched", "matched_bytes", "deleted", "skipped_changed", "failed")

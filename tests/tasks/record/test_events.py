@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.events import event_name, event_resource
-from tasks.outcome import from_failure, from_report
-from tasks.report import RunReport
+from tasks.record.events import event_name, event_resource
+from tasks.record.outcome import from_failure, from_report
+from tasks.record.report import RunReport
 
 
 def report(status: str = "completed", **overrides: object) -> RunReport:

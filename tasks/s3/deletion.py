@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.errors import AwsApiError, error_code, translate_aws_error
-from tasks.manifest import PlannedObject
-from tasks.progress import Progress
 from tasks.retry import TRANSIENT_DELETE_CODES
+from tasks.s3.manifest import PlannedObject
+from tasks.s3.progress import Progress
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.listing import list_current_objects, list_object_versions, versioning_status
+from tasks.s3.listing import list_current_objects, list_object_versions, versioning_status
 from tests.support.audit import audit_requests
 from tests.support.moto_backend import bulk_put
 

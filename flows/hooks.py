@@ -12,10 +12,10 @@ from prefect.client.schemas.objects import FlowRun, State
 from tasks.aws import AwsSettings
 from tasks.config import load_config, sns_topic_problems
 from tasks.errors import ConfigError
-from tasks.events import emit_run_event
-from tasks.notifications import notify, topic_region
-from tasks.outcome import RunOutcome, from_failure, from_report
-from tasks.report import RunReport
+from tasks.record.events import emit_run_event
+from tasks.record.notifications import notify, topic_region
+from tasks.record.outcome import RunOutcome, from_failure, from_report
+from tasks.record.report import RunReport
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect.events import emit_event
 
-from tasks.outcome import RunOutcome
+from tasks.record.outcome import RunOutcome
 
 logger = logging.getLogger(__name__)
 

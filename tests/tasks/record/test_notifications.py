@@ -15,9 +15,9 @@ from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients, AwsSettings
 from tasks.config import sns_topic_problems
 from tasks.errors import SafetyRefusal
-from tasks.notifications import notify
-from tasks.outcome import RunOutcome, from_report
-from tasks.report import RunReport
+from tasks.record.notifications import notify
+from tasks.record.outcome import RunOutcome, from_report
+from tasks.record.report import RunReport
 
 CANARY = "CANARY-notification-secret-value"
 BUCKET = "notify-test-bucket"
@@ -98,7 +98,7 @@ class TestNotify:
         missing = f"arn:aws:sns:us-east-1:{LOCAL_ACCOUNT_ID}:no-such-topic"
         outcome = from_report(report(status="refused", deleted=0), None, None)
 
-        with caplog.at_level(logging.WARNING, logger="tasks.notifications"):
+        with caplog.at_level(logging.WARNING, logger="tasks.record.notifications"):
             sent = notify(outcome, missing, AwsSettings(region="us-east-1"))
 
         assert sent is False

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.deletion import AdaptiveLimit, ApplyResult, DeletePipeline, DeleteTarget
-from tasks.manifest import PlannedObject
+from tasks.s3.deletion import AdaptiveLimit, ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.manifest import PlannedObject
 from tests.support.faults import inject_delete_errors, reject_batches_containing
 from tests.support.hooks import on_every_new_client
 from tests.support.moto_backend import bulk_put

@@ -1,0 +1,1 @@
+"""What a run leaves behind: its report, artifacts, events and notifications."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
-import inspect
 import json
 import subprocess
 import sys
@@ -13,8 +11,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from dataclasses import fields
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,47 +114,28 @@ def _reset_peak() -> bool:
     return True
 
 
-def _call(function: Callable[..., Any], **candidates: Any) -> Any:
-    """Call with the candidates the function accepts (the engine's signatures may grow)."""
-    accepted = inspect.signature(function).parameters
-    return function(**{name: value for name, value in candidates.items() if name in accepted})
-
-
 def plan_and_apply(objects: int, mode: str, workdir: Path) -> dict[str, Any]:
-    """Plan (streaming the listing into a manifest) and apply, as the flow does."""
-    from tasks import cleanup
+    """Plan (streaming the listing into a manifest) and apply, as the flow does: `pipeline`
+    deletes while listing, `plan+apply` reads the finished plan back from its manifest."""
+    from tasks.cleanup import apply_cleanup, plan_cleanup
+    from tasks.s3.deletion import DeletePipeline, DeleteTarget
     from tasks.s3.manifest import PlanTarget, isoformat
 
     as_of = datetime.now(UTC)
     cutoff = as_of - timedelta(days=30)
-    s3 = FakeS3(objects, last_modified=cutoff - timedelta(days=30))
-    target_fields: dict[str, Any] = {
-        "bucket": BUCKET,
-        "region": "us-east-1",
-        "prefix": PREFIX,
-        "cutoff": isoformat(cutoff),
-        "created_at": isoformat(as_of),
-        "owner": None,
-        "versions": "current",
-    }
-    names = {f.name for f in fields(PlanTarget)}
-    target = PlanTarget(**{k: v for k, v in target_fields.items() if k in names})
+    s3: Any = FakeS3(objects, last_modified=cutoff - timedelta(days=30))
+    target = PlanTarget(
+        bucket=BUCKET,
+        region="us-east-1",
+        prefix=PREFIX,
+        cutoff=isoformat(cutoff),
+        created_at=isoformat(as_of),
+    )
     manifest = workdir / f"plan-{objects}-{time.monotonic_ns()}.jsonl.gz"
-    arguments = {"s3": s3, "target": target, "cutoff": cutoff, "manifest_path": manifest}
-    if mode == "pipeline":
-        deletion = importlib.import_module("tasks.s3.deletion")
-        with deletion.DeletePipeline(s3, deletion.DeleteTarget(BUCKET, None)) as pipeline:
-            plan = _call(cleanup.plan_cleanup, **arguments, pipeline=pipeline)
-            result = pipeline.close()
-    else:
-        plan = _call(cleanup.plan_cleanup, **arguments)
-        result = _call(
-            cleanup.apply_cleanup,
-            s3=s3,
-            plan=plan,
-            manifest_path=Path(plan.manifest),
-            expected=target,
-        )
+    streaming = mode == "pipeline"
+    with DeletePipeline(s3, DeleteTarget(BUCKET)) as deletes:
+        plan = plan_cleanup(s3, target, cutoff, manifest, deletes=deletes if streaming else None)
+        result = apply_cleanup(plan, deletes, sent_while_planning=streaming)
     manifest_bytes = manifest.stat().st_size
     manifest.unlink()
     if s3.deleted != objects or result.deleted != objects:
@@ -166,11 +144,8 @@ def plan_and_apply(objects: int, mode: str, workdir: Path) -> dict[str, Any]:
 
 
 def modes() -> list[str]:
-    """plan+apply always; pipeline (delete while listing) when the engine has it."""
-    from tasks import cleanup
-
-    has_pipeline = "pipeline" in inspect.signature(cleanup.plan_cleanup).parameters
-    return ["plan+apply", "pipeline"] if has_pipeline else ["plan+apply"]
+    """plan+apply (the consumer waits for the whole plan) and pipeline (deletes while listing)."""
+    return ["plan+apply", "pipeline"]
 
 
 def child(objects: int, mode: str, trace: bool) -> dict[str, Any]:

@@ -19,11 +19,6 @@ FIELD_ENV_VARS: dict[str, str] = {
 ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL"
 
 
-def block_name(environment: str) -> str:
-    """The credentials block a deployment of this environment names in prefect.yaml."""
-    return f"s3-housekeeping-{environment}"
-
-
 def block_settings(environment: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The block's fields for one environment from the environment variables (blank is unset).
 

@@ -1,4 +1,5 @@
-"""The `s3-housekeeping` command: run and demo; the one place exceptions become exit codes."""
+"""The `s3-housekeeping` command: run, demo and settings; the one place exceptions become exit
+codes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic.fields import FieldInfo
+
+from flows.parameters import help_text, value_type
+from tasks.settings import (
+    Parameter,
+    RunSettings,
+    default_text,
+    environment_variables,
+    parameters,
+)
 
 EXIT_UNEXPECTED = 99
 
@@ -40,6 +52,16 @@ def parse_as_of(text: str) -> datetime:
         raise argparse.ArgumentTypeError("must be an ISO 8601 date or date-time") from None
 
 
+#: How the command line reads a setting's value, by the setting's type (choices are Literals,
+#: switches are booleans).
+OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
+    int: int,
+    float: float,
+    str: str,
+    datetime: parse_as_of,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s3-housekeeping",
@@ -50,75 +72,80 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the flow locally (a dry run unless --execute)",
         description="Options left out fall back to their environment variables, then defaults "
-        "(see the README). Nothing is deleted without --execute.",
+        "(`s3-housekeeping settings` lists them). Nothing is deleted without --execute.",
     )
-    run.add_argument("--bucket", help="target bucket (S3_BUCKET)")
-    run.add_argument("--prefix", help="key prefix to clean, e.g. tmp/ (CLEANUP_PREFIX)")
-    run.add_argument("--older-than-days", type=int, help="age threshold in days, default 30")
-    run.add_argument("--execute", action="store_true", help="delete the planned objects")
-    run.add_argument("--region", help="bucket region (AWS_DEFAULT_REGION), default us-east-1")
-    run.add_argument("--environment", choices=["dev", "staging", "prod"], help="default dev")
-    run.add_argument("--credentials-block", help="prefect-aws AwsCredentials block name")
-    run.add_argument("--role-arn", help="IAM role to assume (ASSUME_ROLE_ARN)")
-    run.add_argument("--secret-name", help="Secrets Manager secret, a JSON object (SECRET_NAME)")
-    run.add_argument("--expected-bucket-owner", help="12-digit account that must own the bucket")
-    run.add_argument("--max-deletions", type=int, help="refuse if the plan holds more objects")
-    run.add_argument(
-        "--no-create-bucket", action="store_true", help="do not create or converge the bucket"
-    )
-    run.add_argument("--as-of", type=parse_as_of, help="reference time (ISO 8601), default now")
-    run.add_argument(
-        "--plan", help="apply this saved plan (a path or s3://bucket/key) instead of listing"
-    )
-    run.add_argument(
-        "--versions",
-        choices=["current", "noncurrent", "all"],
-        help="which versions to delete (CLEANUP_VERSIONS), default current",
-    )
-    run.add_argument("--max-delete-bytes", type=int, help="refuse if the plan holds more bytes")
-    run.add_argument(
-        "--max-delete-percent",
-        type=float,
-        help="refuse if the plan holds more than this %% of the objects listed",
-    )
-    run.add_argument(
-        "--manifest-location", help="directory or s3://bucket/prefix for plans (MANIFEST_LOCATION)"
-    )
-    run.add_argument(
-        "--max-plan-age-hours", type=float, help="oldest saved plan to apply, default 24"
-    )
+    add_run_options(run)
     run.add_argument("--report-json", type=Path, help="write the run report to this file")
     demo = commands.add_parser(
         "demo", help="run the whole job against an embedded local AWS (moto), then stop it"
     )
     demo.add_argument("--report-json", type=Path, help="write the executing run's report here")
+    commands.add_parser(
+        "settings", help="print every setting: option, environment variable, default (Markdown)"
+    )
     return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """One option per flow parameter, made from the settings model; the options by setting."""
+    # Whatever DRY_RUN says, the command line deletes only when told to.
+    options = {
+        "dry_run": parser.add_argument(
+            "--execute", action="store_true", help="delete the planned objects"
+        )
+    }
+    for name, field in parameters().items():
+        if name != "dry_run":
+            options[name] = add_option(parser, name, field)
+    return options
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> argparse.Action:
+    """The option of one setting: --NAME (and the spellings it keeps), typed as the setting. Left
+    out, it is None, and the run falls back to the environment, then the default."""
+    flags = [f"--{name.replace('_', '-')}"]
+    flags += [flag for mark in field.metadata if isinstance(mark, Parameter) for flag in mark.flags]
+    kind = value_type(field)
+    options: dict[str, Any] = {"dest": name, "help": help_text(name, field).replace("%", "%%")}
+    if kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif get_origin(kind) is Literal:
+        options["choices"] = list(get_args(kind))
+    else:
+        options["type"] = OPTION_TYPES[kind]
+    return parser.add_argument(*flags, **options)
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's parameters from the command line; options left out stay None (env applies)."""
-    return {
-        "bucket": args.bucket,
-        "prefix": args.prefix,
-        "older_than_days": args.older_than_days,
-        # The command line deletes only when told to, whatever DRY_RUN says.
-        "dry_run": not args.execute,
-        "environment": args.environment,
-        "region": args.region,
-        "aws_credentials_block": args.credentials_block,
-        "role_arn": args.role_arn,
-        "secret_name": args.secret_name,
-        "expected_bucket_owner": args.expected_bucket_owner,
-        "create_bucket": not args.no_create_bucket,
-        "max_deletions": args.max_deletions,
-        "as_of": args.as_of,
-        "plan": args.plan,
-        "versions": args.versions,
-        "max_delete_bytes": args.max_delete_bytes,
-        "max_delete_percent": args.max_delete_percent,
-        "manifest_location": args.manifest_location,
-        "max_plan_age_hours": args.max_plan_age_hours,
-    }
+    chosen = {name: getattr(args, name) for name in parameters() if name != "dry_run"}
+    return {**chosen, "dry_run": not args.execute}
+
+
+def reference_tables() -> str:
+    """The README's tables of settings, from the settings model and this command's options."""
+    options = add_run_options(argparse.ArgumentParser())
+    rows = [
+        "| parameter | CLI option | environment variable | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, field in parameters().items():
+        spelled = ", ".join(f"`{flag}`" for flag in options[name].option_strings)
+        if name == "dry_run":
+            spelled += " (sets false)"
+        rows.append(
+            f"| `{name}` | {spelled} | {variables(name)} | {default_text(field)} | "
+            f"{field.description} |"
+        )
+    rows += ["", "| variable | default | meaning |", "|---|---|---|"]
+    for name, field in RunSettings.model_fields.items():
+        if name not in options:
+            rows.append(f"| {variables(name)} | {default_text(field)} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def variables(name: str) -> str:
+    return ", then ".join(f"`{var}`" for var in environment_variables(name))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -186,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flows.demo import run_demo
 
         return execute(run_demo, args.report_json)
+    if args.command == "settings":
+        sys.stdout.write(reference_tables())
+        return 0
     return run_command(args)
 
 

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from prefect.client.schemas.objects import FlowRun, State
 
 from tasks.aws import AwsSettings
-from tasks.config import load_config, sns_topic_problems
+from tasks.aws_names import sns_topic_problems
 from tasks.errors import ConfigError
 from tasks.record.events import emit_run_event
 from tasks.record.notifications import notify, topic_region
 from tasks.record.outcome import RunOutcome, from_failure, from_report
 from tasks.record.report import RunReport
+from tasks.settings import load_settings, raw_setting
 
 logger = logging.getLogger(__name__)
-
-TOPIC_PARAMETER = "notify_topic_arn"
-TOPIC_ENV_VAR = "SNS_TOPIC_ARN"
 
 
 def announce_outcome(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
@@ -31,7 +28,7 @@ def announce_outcome(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
         logger.warning("Could not summarise the run's outcome: %s", type(exc).__name__)
         return
     emit_run_event(outcome)
-    topic, settings = notification_target(flow_run.parameters, os.environ)
+    topic, settings = notification_target(flow_run.parameters)
     if topic is not None and settings is not None:
         notify(outcome, topic, settings)
 
@@ -48,29 +45,24 @@ def outcome_of(flow_run: FlowRun, state: State[Any]) -> RunOutcome:
 
 
 def notification_target(
-    parameters: Mapping[str, Any], environ: Mapping[str, str]
+    parameters: Mapping[str, Any],
 ) -> tuple[str | None, AwsSettings | None]:
-    """The topic (parameter, then SNS_TOPIC_ARN) and the AWS settings to publish with.
+    """The topic (the parameter, else SNS_TOPIC_ARN) and the AWS settings to publish with.
 
     A run whose configuration is invalid still says so when its topic is valid, through the
-    default AWS chain: the other settings cannot be trusted.
+    default AWS chain: its other settings cannot be trusted.
     """
     try:
-        config = load_config(parameters, environ)
+        settings = load_settings(parameters)
     except ConfigError:
-        topic = parameters.get(TOPIC_PARAMETER) or environ.get(TOPIC_ENV_VAR, "").strip()
-        if not isinstance(topic, str) or not topic or sns_topic_problems(topic):
+        topic = raw_setting("notify_topic_arn", parameters)
+        if not isinstance(topic, str) or sns_topic_problems(topic):
             return None, None
         return topic, AwsSettings(region=topic_region(topic))
-    if config.notify_topic_arn is None:
+    if settings.notify_topic_arn is None:
         return None, None
-    return config.notify_topic_arn, AwsSettings(
-        region=topic_region(config.notify_topic_arn),
-        credentials_block=config.aws_credentials_block,
-        role_arn=config.role_arn,
-        max_attempts=config.aws_max_attempts,
-        retry_mode=config.aws_retry_mode,
-    )
+    topic = settings.notify_topic_arn
+    return topic, settings.aws(region=topic_region(topic))
 
 
 def _ui_url() -> str | None:

@@ -10,8 +10,8 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from tasks.cleanup import PlanSummary
 from tasks.errors import SafetyRefusal
+from tasks.s3.manifest import PlanSummary
 
 logger = logging.getLogger(__name__)
 

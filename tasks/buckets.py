@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from prefect import task
 
-from tasks.errors import ConfigError, PermissionDeniedError, error_code, translate_aws_error
+from tasks.errors import ConfigError, PermissionDeniedError, error_code, translated_aws_errors
 from tasks.retry import aws_task_options
 
 if TYPE_CHECKING:
@@ -31,11 +31,13 @@ MISSING_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 @dataclass(frozen=True)
 class BucketResult:
-    """What ensure_bucket did: `changes` names the settings it had to write."""
+    """What ensure_bucket did: `changes` names the settings it had to write; `versioning` is
+    the bucket's versioning status as GetBucketVersioning reports it."""
 
     bucket: str
     action: BucketAction
     changes: list[str] = field(default_factory=list)
+    versioning: str = "unknown"
 
     @property
     def exists(self) -> bool:
@@ -85,7 +87,7 @@ def ensure_bucket(
         created = _create_bucket(s3, bucket, region)
     else:
         created = False
-    changes = [name for name, converge in steps if _call(f"{name} of bucket '{bucket}'", converge)]
+    changes = [name for name, converge in steps if converge()]
     if created:
         action = "created"
     elif changes:
@@ -99,15 +101,6 @@ def ensure_bucket(
         extra={"bucket": bucket, "bucket_action": action, "changes": changes},
     )
     return BucketResult(bucket=bucket, action=action, changes=changes)
-
-
-def _call(action: str, step: Callable[[], Any]) -> Any:
-    """Run one AWS step, translating botocore errors into the project's exceptions."""
-    try:
-        return step()
-    except (ClientError, BotoCoreError) as exc:
-        logger.error("%s failed: %s", action, error_code(exc) or type(exc).__name__)
-        raise translate_aws_error(exc, action) from None
 
 
 def _bucket_exists(s3: S3Client, bucket: str, owner: dict[str, Any]) -> bool:
@@ -129,9 +122,7 @@ def _bucket_exists(s3: S3Client, bucket: str, owner: dict[str, Any]) -> bool:
             raise ConfigError(
                 f"bucket '{bucket}' is in {actual}, not the configured region"
             ) from None
-        raise translate_aws_error(exc, f"HeadBucket on bucket '{bucket}'") from None
-    except BotoCoreError as exc:
-        raise translate_aws_error(exc, f"HeadBucket on bucket '{bucket}'") from None
+        raise
     return True
 
 
@@ -152,9 +143,7 @@ def _create_bucket(s3: S3Client, bucket: str, region: str) -> bool:
             raise PermissionDeniedError(
                 f"bucket name '{bucket}' is taken by another account; choose another name"
             ) from None
-        raise translate_aws_error(exc, f"CreateBucket on bucket '{bucket}'") from None
-    except BotoCoreError as exc:
-        raise translate_aws_error(exc, f"CreateBucket on bucket '{bucket}'") from None
+        raise
     return True
 
 
@@ -241,6 +230,15 @@ def _converge_tags(
     return True
 
 
+def versioning_status(s3: S3Client, bucket: str, owner: str | None = None) -> str:
+    """ "Enabled", "Suspended" or "Disabled" (never versioned)."""
+    arguments: dict[str, Any] = {"Bucket": bucket}
+    if owner:
+        arguments["ExpectedBucketOwner"] = owner
+    status = s3.get_bucket_versioning(**arguments).get("Status")
+    return str(status) if status else "Disabled"
+
+
 @task(name="ensure-bucket", **aws_task_options())
 def ensure_bucket_task(
     s3: S3Client,
@@ -250,7 +248,18 @@ def ensure_bucket_task(
     expected_owner: str | None = None,
     kms_key_id: str | None = None,
     dry_run: bool = False,
+    create: bool = True,
 ) -> BucketResult:
-    """Create the bucket if missing; write Block Public Access, encryption and tags if they
-    differ from the baseline. In a dry run, only read and report."""
-    return ensure_bucket(s3, bucket, region, environment, expected_owner, kms_key_id, dry_run)
+    """Create the bucket if missing and write Block Public Access, encryption and tags if they
+    differ from the baseline (unless `create` is false: then it is only read); read its
+    versioning. In a dry run, only read and report."""
+    with translated_aws_errors(f"bucket '{bucket}'"):
+        if create:
+            result = ensure_bucket(
+                s3, bucket, region, environment, expected_owner, kms_key_id, dry_run
+            )
+        else:
+            result = BucketResult(bucket=bucket, action="skipped")
+        if not result.exists:
+            return result
+        return replace(result, versioning=versioning_status(s3, bucket, expected_owner))

@@ -1,59 +1,48 @@
-"""plan_cleanup and apply_cleanup: selection into a manifest, guards, then batched deletes."""
+"""The cleanup pipeline, from plan to delete, and its two tasks.
+
+One path: the listing (or a saved plan) produces planned objects, the manifest records them, and
+a delete consumer sends them in batches. A dry run is the same pipeline with the consumer cut.
+When a guard or a person must see the whole plan first, the consumer waits for it and reads it
+back from the manifest; otherwise it starts while the listing goes on.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from tasks.errors import ConfigError, SafetyRefusal
-from tasks.retry import aws_task_options
-from tasks.s3.deletion import (
-    DEFAULT_CONCURRENCY,
-    MAX_KEYS_PER_DELETE,
-    ApplyResult,
-    DeletePipeline,
-    DeleteTarget,
-)
-from tasks.s3.listing import ListedObject, list_current_objects, list_object_versions
+from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
+from tasks.s3 import plan_store
+from tasks.s3.deletion import ApplyResult, DeletePipeline
 from tasks.s3.manifest import (
+    FIRST_ROWS,
     ManifestWriter,
     PlannedObject,
+    PlanSummary,
     PlanTarget,
     PlanTotals,
     isoformat,
     read_objects,
     read_target,
-    read_totals,
 )
 from tasks.s3.progress import Progress
+from tasks.s3.saved_plan import load_plan
+from tasks.s3.selection import Selection, listing
+from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
-
-VersionsMode = Literal["current", "noncurrent", "all"]
-#: How many planned objects the plan artifact and the report show.
-FIRST_ROWS = 20
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    """A finished plan: its totals, where its manifest is, and the first matched rows."""
-
-    manifest: str
-    target: PlanTarget
-    scanned: int
-    matched: int
-    matched_bytes: int
-    first_rows: list[PlannedObject] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -64,6 +53,10 @@ class Guards:
     max_delete_bytes: int | None = None
     max_delete_percent: float | None = None
 
+    @classmethod
+    def of(cls, settings: RunSettings) -> Guards:
+        return cls(settings.max_deletions, settings.max_delete_bytes, settings.max_delete_percent)
+
     @property
     def any(self) -> bool:
         return any(
@@ -72,19 +65,58 @@ class Guards:
         )
 
 
-def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: str) -> bool:
-    """Whether a listed object or version is old enough, under the prefix, for the mode.
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the plan step makes: a new plan of the target, or a check of a saved one."""
 
-    current: the current object, last modified before the cutoff (in a versioned bucket its
-    delete only adds a delete marker). noncurrent: a version that stopped being current before
-    the cutoff. all: any version or delete marker last modified before the cutoff.
-    """
-    # The server filtered by prefix; checked again because a wrong key must never pass.
-    if not listed.key.startswith(prefix):
-        return False
-    if versions == "noncurrent":
-        return listed.noncurrent_since is not None and listed.noncurrent_since < cutoff
-    return listed.last_modified < cutoff
+    target: PlanTarget
+    #: Timezone-aware; objects last modified strictly before it are old enough.
+    cutoff: datetime
+    #: Where a new plan is kept: a local directory or an s3:// prefix.
+    location: str
+    #: The file name of a new plan.
+    name: str
+    #: A saved plan to apply instead of listing (a path or an s3:// address).
+    saved_plan: str | None = None
+    max_plan_age: timedelta = timedelta(hours=24)
+    #: False when a dry run found the bucket missing: the plan is empty.
+    bucket_exists: bool = True
+    list_workers: int = 8
+
+
+def plan_request(settings: RunSettings, owner: str | None, bucket_exists: bool) -> PlanRequest:
+    """The plan step's request for this run: its target, cutoff and where its plan goes."""
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    return PlanRequest(
+        target=PlanTarget(
+            bucket=settings.bucket,
+            region=settings.region,
+            prefix=settings.prefix,
+            cutoff=isoformat(settings.cutoff),
+            created_at=isoformat(datetime.now(UTC)),
+            owner=owner,
+            versions=settings.versions,
+        ),
+        cutoff=settings.cutoff,
+        location=settings.manifest_location,
+        # One gzip JSON Lines file per run, named for the reference time and the run.
+        name=f"{settings.as_of.strftime('%Y%m%dT%H%M%SZ')}-{run_id}.jsonl.gz",
+        saved_plan=settings.plan,
+        max_plan_age=timedelta(hours=settings.max_plan_age_hours),
+        bucket_exists=bucket_exists,
+        list_workers=settings.list_concurrency,
+    )
+
+
+def deletes_while_listing(settings: RunSettings) -> bool:
+    """Whether the deletes start while the listing goes on: in an executing run of a new plan
+    that no guard and no person must see whole first."""
+    return not (
+        settings.dry_run
+        or settings.plan is not None
+        or settings.require_approval
+        or Guards.of(settings).any
+    )
 
 
 def plan_cleanup(
@@ -94,31 +126,25 @@ def plan_cleanup(
     manifest_path: Path,
     bucket_exists: bool = True,
     list_workers: int = 8,
-    pipeline: DeletePipeline | None = None,
+    deletes: DeletePipeline | None = None,
     progress: Progress | None = None,
 ) -> PlanSummary:
     """List the prefix and write every selected object (or version) to a manifest.
 
     Changes nothing in AWS by itself. Memory stays flat: pages are streamed and only counts are
-    kept. With a `pipeline`, each full batch is also handed to it as soon as it is planned, so
-    deletes run while the listing goes on (used when no guard needs the whole plan first).
+    kept. With `deletes`, each planned object is also handed to it as soon as it is recorded, so
+    deletes run while the listing goes on.
 
     Args:
         s3: an S3 client from the factory in tasks/aws.py.
         target: bucket, region, prefix, owner and versions mode; the manifest's header.
-        cutoff: timezone-aware; see `is_selected` for what is compared with it.
+        cutoff: timezone-aware; see `tasks.s3.selection.is_selected` for what is compared.
         manifest_path: where the plan is written (gzip when it ends in .gz).
         bucket_exists: False when a dry run found the bucket missing: the plan is empty.
         list_workers: sub-prefixes listed at once.
-        pipeline: where to send batches for deletion while planning, if anywhere.
+        deletes: the consumer to feed while planning, if any.
         progress: counters to update (listed, matched).
     """
-    if cutoff.tzinfo is None:
-        raise ValueError("cutoff must be timezone-aware")  # S3 reports LastModified in UTC
-    progress = progress or Progress()
-    scanned = matched = matched_bytes = 0
-    first_rows: list[PlannedObject] = []
-    batch: list[PlannedObject] = []
     logger.info(
         "Planning cleanup of s3://%s/%s (%s versions) older than %s",
         target.bucket,
@@ -127,66 +153,51 @@ def plan_cleanup(
         target.cutoff,
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
-    with ManifestWriter(manifest_path, target) as manifest:
-        for listed in _listing(s3, target, list_workers) if bucket_exists else ():
-            scanned += 1
-            selected = is_selected(listed, target.prefix, cutoff, target.versions)
-            progress.add(listed=1, matched=int(selected))
-            if not selected:
-                continue
-            entry = _planned(listed, target.versions)
+    selection = Selection(
+        listing(s3, target, list_workers) if bucket_exists else (), target, cutoff, progress
+    )
+    plan = record_plan(selection, manifest_path, target, deletes)
+    logger.info(
+        "Planned %d of %d objects (%d bytes) under s3://%s/%s",
+        plan.matched,
+        plan.scanned,
+        plan.matched_bytes,
+        target.bucket,
+        target.prefix,
+        extra={
+            "scanned": plan.scanned,
+            "matched": plan.matched,
+            "matched_bytes": plan.matched_bytes,
+            "manifest": plan.manifest,
+        },
+    )
+    return plan
+
+
+def record_plan(
+    selection: Selection, path: Path, target: PlanTarget, deletes: DeletePipeline | None
+) -> PlanSummary:
+    """Write each planned object to the manifest, then hand it to the consumer, if there is one;
+    end the manifest with the totals."""
+    matched = matched_bytes = 0
+    first_rows: list[PlannedObject] = []
+    with ManifestWriter(path, target) as manifest:
+        for entry in selection:
             manifest.add(entry)
             matched += 1
             matched_bytes += entry.size
             if len(first_rows) < FIRST_ROWS:
                 first_rows.append(entry)
-            if pipeline is not None:
-                batch.append(entry)
-                if len(batch) == MAX_KEYS_PER_DELETE:
-                    pipeline.submit(batch)
-                    batch = []
-        if pipeline is not None and batch:
-            pipeline.submit(batch)
-        manifest.finish(PlanTotals(scanned, matched, matched_bytes))
-    logger.info(
-        "Planned %d of %d objects (%d bytes) under s3://%s/%s",
-        matched,
-        scanned,
-        matched_bytes,
-        target.bucket,
-        target.prefix,
-        extra={
-            "scanned": scanned,
-            "matched": matched,
-            "matched_bytes": matched_bytes,
-            "manifest": str(manifest_path),
-        },
-    )
+            if deletes is not None:
+                deletes.add(entry)
+        manifest.finish(PlanTotals(selection.scanned, matched, matched_bytes))
     return PlanSummary(
-        manifest=str(manifest_path),
+        manifest=str(path),
         target=target,
-        scanned=scanned,
+        scanned=selection.scanned,
         matched=matched,
         matched_bytes=matched_bytes,
         first_rows=first_rows,
-    )
-
-
-def _listing(s3: S3Client, target: PlanTarget, workers: int) -> Iterator[ListedObject]:
-    if target.versions == "current":
-        return list_current_objects(s3, target.bucket, target.prefix, target.owner, workers)
-    return list_object_versions(s3, target.bucket, target.prefix, target.owner)
-
-
-def _planned(listed: ListedObject, versions: str) -> PlannedObject:
-    return PlannedObject(
-        key=listed.key,
-        etag=listed.etag,
-        size=listed.size,
-        last_modified=isoformat(listed.last_modified),
-        storage_class=listed.storage_class,
-        version_id=listed.version_id if versions != "current" else None,
-        is_delete_marker=listed.is_delete_marker,
     )
 
 
@@ -218,116 +229,27 @@ def check_guards(plan: PlanSummary, guards: Guards) -> None:
             )
 
 
-def load_plan(
-    manifest_path: Path,
-    expected: PlanTarget,
-    max_age: timedelta,
-    now: datetime | None = None,
-) -> PlanSummary:
-    """Read back a saved plan and check it may be applied to this run's target.
+def apply_cleanup(
+    plan: PlanSummary, deletes: DeletePipeline, sent_while_planning: bool = False
+) -> ApplyResult:
+    """The consumer's end of the pipeline: send the plan's objects, read back from its
+    manifest, unless they were sent while it was made; wait for every batch; return an
+    outcome for every planned object (deleted, skipped because it changed, or failed).
 
     Raises:
-        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode; older
-            than `max_age`; cut short; or holding an object outside its own prefix or cutoff.
+        ConfigError: the manifest on disk is no longer the plan that was checked.
     """
-    header = read_target(manifest_path)
-    mismatched = [
-        name
-        for name in ("bucket", "region", "owner", "prefix", "versions")
-        if getattr(header, name) != getattr(expected, name)
-    ]
-    if mismatched:
-        raise SafetyRefusal(
-            "plan_target", 0, 0, reason=f"the plan was made for another {', '.join(mismatched)}"
-        )
-    age = (now or datetime.now(UTC)) - datetime.fromisoformat(header.created_at)
-    if age > max_age:
-        hours = age.total_seconds() / 3600
-        raise SafetyRefusal(
-            "max_plan_age_hours",
-            round(hours, 2),
-            max_age.total_seconds() / 3600,
-            reason=f"the plan is {hours:.1f} hours old and the limit is "
-            f"{max_age.total_seconds() / 3600:g} hours",
-        )
-    totals = read_totals(manifest_path)
-    if totals is None:
-        raise SafetyRefusal("plan_complete", 0, 0, reason="the plan is incomplete (no totals)")
-    counted, first_rows = verify_entries(manifest_path, header)
-    if counted != totals.matched:
-        raise SafetyRefusal(
-            "plan_complete", counted, totals.matched, reason="the plan's totals do not match it"
-        )
-    return PlanSummary(
-        manifest=str(manifest_path),
-        target=header,
-        scanned=totals.scanned,
-        matched=totals.matched,
-        matched_bytes=totals.matched_bytes,
-        first_rows=first_rows,
-    )
-
-
-def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, list[PlannedObject]]:
-    """Count the plan's entries, refusing one outside its prefix or not older than its cutoff."""
-    cutoff = datetime.fromisoformat(header.cutoff)
-    counted = 0
-    first_rows: list[PlannedObject] = []
-    for number, entry in enumerate(read_objects(manifest_path), start=2):
-        too_new = datetime.fromisoformat(entry.last_modified) >= cutoff
-        if not entry.key.startswith(header.prefix) or too_new:
-            raise SafetyRefusal(
-                "plan_entries",
-                0,
-                0,
-                reason=f"line {number} of the plan is outside its prefix or its cutoff",
-            )
-        counted += 1
-        if len(first_rows) < FIRST_ROWS:
-            first_rows.append(entry)
-    return counted, first_rows
-
-
-def apply_cleanup(
-    s3: S3Client,
-    plan: PlanSummary,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    key_attempts: int = 3,
-    retry_base_delay_s: float = 0.2,
-    progress: Progress | None = None,
-) -> ApplyResult:
-    """Delete exactly the plan's objects: conditional DeleteObjects batches of at most 1000
-    keys, a bounded number in flight, and an outcome for every one of them.
-
-    Args:
-        s3: an S3 client from the factory in tasks/aws.py.
-        plan: a plan from plan_cleanup or load_plan (already checked against the run).
-        concurrency: most batches in flight; halved while the server answers SlowDown.
-        key_attempts: tries for keys that fail with a transient per-key code (SlowDown ...).
-        retry_base_delay_s: first backoff between those tries; doubles each time, with jitter.
-        progress: counters to update (deleted).
-    """
-    manifest = Path(plan.manifest)
-    if read_target(manifest) != plan.target:
-        raise ConfigError(f"manifest '{manifest}' changed since it was planned")
-    target = DeleteTarget(plan.target.bucket, plan.target.owner)
-    with DeletePipeline(
-        s3, target, concurrency, key_attempts, retry_base_delay_s, progress
-    ) as pipeline:
-        for batch in _batches(read_objects(manifest), MAX_KEYS_PER_DELETE):
-            pipeline.submit(batch)
-        result = pipeline.close()
-    log_result(result, plan.target)
-    return result
-
-
-def log_result(result: ApplyResult, target: PlanTarget) -> None:
+    if not sent_while_planning:
+        if read_target(plan.path) != plan.target:
+            raise ConfigError(f"manifest '{plan.manifest}' changed since it was planned")
+        send(read_objects(plan.path), deletes)
+    result = deletes.close()
     logger.info(
         "Deleted %d of %d planned objects from s3://%s/%s",
         result.deleted,
         result.planned,
-        target.bucket,
-        target.prefix,
+        plan.target.bucket,
+        plan.target.prefix,
         extra={
             "deleted": result.deleted,
             "skipped_changed": result.skipped_changed,
@@ -335,64 +257,71 @@ def log_result(result: ApplyResult, target: PlanTarget) -> None:
             "failed_by_code": dict(result.failed_by_code),
         },
     )
+    return result
 
 
-def _batches(entries: Iterable[PlannedObject], size: int) -> Iterator[list[PlannedObject]]:
-    iterator = iter(entries)
-    while batch := list(islice(iterator, size)):
-        yield batch
+def send(entries: Iterable[PlannedObject], deletes: DeletePipeline) -> None:
+    """Hand every planned object to the consumer, in order."""
+    for entry in entries:
+        deletes.add(entry)
 
 
-def summary_rows(plan: PlanSummary) -> list[dict[str, Any]]:
-    """The plan's first rows as plain dicts (for artifacts and reports)."""
-    return [asdict(row) for row in plan.first_rows]
-
-
-@task(name="plan-cleanup", **aws_task_options())
-def plan_cleanup_task(
+def make_plan(
     s3: S3Client,
-    target: PlanTarget,
-    cutoff: datetime,
-    manifest_path: Path,
-    bucket_exists: bool = True,
-    list_workers: int = 8,
+    request: PlanRequest,
+    scratch: Path,
+    deletes: DeletePipeline | None = None,
     progress: Progress | None = None,
 ) -> PlanSummary:
-    """List the prefix and write the plan manifest; changes nothing in AWS."""
-    return plan_cleanup(
-        s3, target, cutoff, manifest_path, bucket_exists, list_workers, progress=progress
+    """The plan step: a saved plan fetched and checked, or a new plan listed, recorded and kept
+    where `request.location` says (a copy stays in `scratch` when that is S3)."""
+    if request.saved_plan is not None:
+        with translated_aws_errors(f"plan '{request.saved_plan}'"):
+            local = plan_store.fetch(s3, request.saved_plan, scratch)
+        saved = load_plan(local, request.target, request.max_plan_age)
+        copy = None if local == Path(request.saved_plan) else local
+        return replace(saved, manifest=request.saved_plan, copy=copy)
+    plan_file = plan_store.new_plan_file(
+        request.location, request.target.bucket, request.name, scratch
     )
+    plan = plan_cleanup(
+        s3,
+        request.target,
+        request.cutoff,
+        plan_file.path,
+        request.bucket_exists,
+        request.list_workers,
+        deletes,
+        progress,
+    )
+    with translated_aws_errors(f"plan '{plan_file.location}'"):
+        plan_store.keep(s3, plan_file)
+    copy = plan_file.path if plan_file.kept_in_s3 else None
+    return replace(plan, manifest=plan_file.location, copy=copy)
 
 
-@task(name="apply-cleanup", **aws_task_options())
+# The plan and the apply never retry as a whole: their requests retry inside (botocore's
+# attempts for each listing page, per-key retries for deletes), and once deletes have started
+# a second listing or a second send could not be told apart from the first.
+@task(name="plan-cleanup", cache_policy=NO_CACHE)
+def plan_cleanup_task(
+    s3: S3Client,
+    request: PlanRequest,
+    scratch: Path,
+    deletes: DeletePipeline | None = None,
+    progress: Progress | None = None,
+) -> PlanSummary:
+    """List the prefix into a plan manifest, or check a saved plan; changes nothing in AWS but
+    the upload of the manifest, unless `deletes` is given: then its planned objects are sent
+    to it while the listing goes on."""
+    with translated_aws_errors(f"bucket '{request.target.bucket}'"):
+        return make_plan(s3, request, scratch, deletes, progress)
+
+
+@task(name="apply-cleanup", cache_policy=NO_CACHE)
 def apply_cleanup_task(
-    s3: S3Client,
-    plan: PlanSummary,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    progress: Progress | None = None,
+    plan: PlanSummary, deletes: DeletePipeline, sent_while_planning: bool = False
 ) -> ApplyResult:
-    """Delete the planned objects (DeleteObjects, ETag-conditional); the one mutating step."""
-    return apply_cleanup(s3, plan, concurrency, progress=progress)
-
-
-@task(name="plan-and-apply-cleanup", **aws_task_options())
-def plan_and_apply_task(
-    s3: S3Client,
-    target: PlanTarget,
-    cutoff: datetime,
-    manifest_path: Path,
-    list_workers: int = 8,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    progress: Progress | None = None,
-) -> tuple[PlanSummary, ApplyResult]:
-    """List and delete at once: each batch is deleted as soon as it is planned. Used only when
-    no guard needs the whole plan first; the manifest still records every planned object."""
-    with DeletePipeline(
-        s3, DeleteTarget(target.bucket, target.owner), concurrency, progress=progress
-    ) as pipeline:
-        plan = plan_cleanup(
-            s3, target, cutoff, manifest_path, True, list_workers, pipeline, progress
-        )
-        result = pipeline.close()
-    log_result(result, target)
-    return plan, result
+    """Delete the planned objects (DeleteObjects, ETag-conditional): the one mutating step."""
+    with translated_aws_errors(f"bucket '{plan.target.bucket}'"):
+        return apply_cleanup(plan, deletes, sent_while_planning)

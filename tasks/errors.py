@@ -11,10 +11,16 @@
 
 Messages name resources (bucket, secret name, operation) and AWS error codes, never values that
 could be secret: exception text ends up in Prefect's database as the run's state message.
+
+Below the tree: which botocore errors are transient, and the one translator from botocore's
+exceptions to these, which every task applies at its boundary (`translated_aws_errors`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from botocore.exceptions import (
@@ -34,6 +40,8 @@ from botocore.exceptions import (
     ConnectTimeoutError as BotoConnectTimeoutError,
 )
 
+logger = logging.getLogger(__name__)
+
 CREDENTIAL_ERROR_CODES = frozenset(
     {
         "ExpiredToken",
@@ -50,6 +58,33 @@ CREDENTIAL_ERROR_CODES = frozenset(
 PERMISSION_ERROR_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "Forbidden", "403"}
 )
+#: A bucket, key or secret the run named does not exist: a configuration problem.
+NOT_FOUND_ERROR_CODES = frozenset(
+    {"NoSuchBucket", "NoSuchKey", "NotFound", "404", "ResourceNotFoundException"}
+)
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+#: Per-key codes inside a DeleteObjects 200 response that a later attempt may clear.
+TRANSIENT_DELETE_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable"})
 NETWORK_EXCEPTIONS: tuple[type[BotoCoreError], ...] = (
     EndpointConnectionError,
     BotoConnectTimeoutError,
@@ -150,6 +185,20 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for throttling, 5xx, timeouts and connection errors; False for everything else."""
+    if isinstance(exc, HousekeepingError):
+        return exc.transient
+    if isinstance(exc, NETWORK_EXCEPTIONS):
+        return True
+    if isinstance(exc, ClientError):
+        if error_code(exc) in TRANSIENT_ERROR_CODES:
+            return True
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return isinstance(status, int) and status >= 500
+    return False
+
+
 def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
     """Map a boto3/botocore exception to the project's tree by class and error code.
 
@@ -157,9 +206,6 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
         exc: the exception botocore raised.
         action: what was attempted, naming only the resource, e.g. "HeadBucket on bucket 'b'".
     """
-    # Imported here: retry.py classifies codes and imports this module.
-    from tasks.retry import is_transient
-
     if isinstance(exc, HousekeepingError):
         return exc
     if isinstance(exc, CREDENTIAL_EXCEPTIONS):
@@ -171,5 +217,31 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
         return CredentialsError(f"{action}: AWS credentials rejected ({code})")
     if code in PERMISSION_ERROR_CODES:
         return PermissionDeniedError(f"{action}: permission denied ({code})")
+    if code in NOT_FOUND_ERROR_CODES:
+        return ConfigError(f"{action}: not found ({code})")
     name = code or type(exc).__name__
     return AwsApiError(f"{action}: AWS error {name}", code=code, transient=is_transient(exc))
+
+
+def is_request_rejection(exc: BaseException) -> bool:
+    """Whether AWS refused this one request for what it carried (a 4xx such as MalformedXML),
+    so that the same call with other input may pass; credentials, permissions, missing
+    resources and transient errors would fail any request alike."""
+    if not isinstance(exc, ClientError) or is_transient(exc):
+        return False
+    return isinstance(translate_aws_error(exc, ""), AwsApiError)
+
+
+@contextmanager
+def translated_aws_errors(resource: str) -> Iterator[None]:
+    """The boundary of a task: a botocore exception raised inside leaves as the project's,
+    named by its operation and `resource` (e.g. "bucket 'b'"), logged once, with no context
+    that could carry a value.
+    """
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        operation = exc.operation_name if isinstance(exc, ClientError) else ""
+        action = f"{operation} on {resource}" if operation else resource
+        logger.error("%s failed: %s", action, error_code(exc) or type(exc).__name__)
+        raise translate_aws_error(exc, action) from None

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from prefect import task
 from pydantic import SecretStr
 
-from tasks.config import ACCOUNT_ID
-from tasks.errors import ConfigError, error_code, translate_aws_error
+from tasks.aws_names import ACCOUNT_ID
+from tasks.errors import ConfigError, error_code, translated_aws_errors
 from tasks.retry import aws_task_options
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ def read_secret(
     Raises:
         ConfigError: the secret is missing, not a JSON object, or lacks a required key;
             the message names the secret and keys, never a value.
+        botocore.exceptions.ClientError, BotoCoreError: any other failure of the call (the
+            task translates them).
     """
     logger.info("Reading secret %s", secret_id, extra={"secret_name": secret_id})
     try:
@@ -78,12 +80,9 @@ def read_secret(
         code = error_code(exc)
         if code == "ResourceNotFoundException":
             raise ConfigError(f"secret '{secret_id}' was not found") from None
-        if code == "InvalidRequestException":
+        if code == "InvalidRequestException":  # e.g. scheduled for deletion
             raise ConfigError(f"secret '{secret_id}' cannot be read ({code})") from None
-        logger.error("GetSecretValue on %s failed with %s", secret_id, code)
-        raise translate_aws_error(exc, f"GetSecretValue on secret '{secret_id}'") from None
-    except BotoCoreError as exc:
-        raise translate_aws_error(exc, f"GetSecretValue on secret '{secret_id}'") from None
+        raise
     secret = parse_secret(secret_id, response.get("SecretString"), required_keys)
     logger.info("Read secret %s with %d keys", secret_id, len(secret.values))
     return secret
@@ -119,9 +118,24 @@ def parse_secret(secret_id: str, text: str | None, required_keys: Iterable[str] 
     return RunSecret(name=secret_id, values=values)
 
 
+def expected_owner(parameter: str | None, secret: RunSecret | None) -> str | None:
+    """The account that must own the bucket: from the parameter or the secret, which must agree.
+
+    Raises:
+        ConfigError: the two name different accounts.
+    """
+    from_secret = secret.expected_bucket_owner if secret else None
+    if parameter and from_secret and parameter != from_secret:
+        raise ConfigError(
+            "expected_bucket_owner: the parameter and the secret name different accounts"
+        )
+    return parameter or from_secret
+
+
 @task(name="fetch-secret", persist_result=False, **aws_task_options())
 def fetch_secret(
     client: SecretsManagerClient, secret_id: str, required_keys: tuple[str, ...] = ()
 ) -> RunSecret:
     """Read the run's JSON secret (read-only; changes nothing in AWS). Never persisted."""
-    return read_secret(client, secret_id, required_keys)
+    with translated_aws_errors(f"secret '{secret_id}'"):
+        return read_secret(client, secret_id, required_keys)

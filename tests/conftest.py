@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.config import ENVIRONMENT_SETTINGS, PARAMETER_ENV_VARS
+from tasks.settings import all_environment_variables
 
 #: Obviously fake credentials: moto accepts anything, botocore only needs something to sign.
 FAKE_CREDENTIALS = {
@@ -34,10 +34,7 @@ AWS_ENV_TO_CLEAR = (
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the machine; fake credentials; no instance metadata lookups."""
-    for env_vars in PARAMETER_ENV_VARS.values():
-        for name in env_vars:
-            monkeypatch.delenv(name, raising=False)
-    for name in (*ENVIRONMENT_SETTINGS.values(), *AWS_ENV_TO_CLEAR):
+    for name in (*all_environment_variables(), *AWS_ENV_TO_CLEAR):
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(name, value)

@@ -18,19 +18,21 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.cleanup import PlanSummary, summary_rows
 from tasks.record.lifecycle import NOTE, lifecycle_rule
 from tasks.record.report import RunReport
+from tasks.s3.manifest import PlanSummary
 from tasks.s3.progress import ProgressSnapshot
+from tasks.s3.uris import is_s3_uri, parse_s3_uri
 
 PLAN_KEY = "s3-housekeeping-plan"
+MANIFEST_KEY = "s3-housekeeping-manifest"
 REPORT_KEY = "s3-housekeeping-report"
 PROGRESS_KEY = "s3-housekeeping-progress"
 
 
 def publish_plan(plan: PlanSummary, dry_run: bool, older_than_days: int) -> None:
     """A table of the first planned objects, described by the plan's totals and the
-    equivalent lifecycle rule."""
+    equivalent lifecycle rule, and a link to the whole plan's manifest."""
     target = plan.target
     mode = "dry run: nothing will be deleted" if dry_run else "will be deleted"
     rule = lifecycle_rule(target.prefix, older_than_days, target.versions)
@@ -41,7 +43,8 @@ def publish_plan(plan: PlanSummary, dry_run: bool, older_than_days: int) -> None
         f"the full plan is the manifest {plan.manifest}.\n\n"
         f"Equivalent S3 lifecycle rule: `{json.dumps(rule)}`. {NOTE}"
     )
-    create_table_artifact(key=PLAN_KEY, table=summary_rows(plan), description=description)
+    create_table_artifact(key=PLAN_KEY, table=plan.rows(), description=description)
+    publish_manifest_link(plan)
 
 
 def publish_report(report: RunReport) -> None:
@@ -85,17 +88,14 @@ class ProgressArtifact:
             update_progress_artifact(self._artifact_id, percent, description=description)
 
 
-MANIFEST_KEY = "s3-housekeeping-manifest"
-
-
 def manifest_link(location: str, region: str) -> str:
     """Where a person opens a plan: the S3 console for an s3:// manifest, a file URI for a path
     (on the machine that ran the flow)."""
-    if location.startswith("s3://"):
-        bucket, _, key = location.removeprefix("s3://").partition("/")
+    if is_s3_uri(location):
+        uri = parse_s3_uri(location)
         return (
-            f"https://{region}.console.aws.amazon.com/s3/object/{quote(bucket)}"
-            f"?region={quote(region)}&prefix={quote(key)}"
+            f"https://{region}.console.aws.amazon.com/s3/object/{quote(uri.bucket)}"
+            f"?region={quote(region)}&prefix={quote(uri.key)}"
         )
     return Path(location).resolve().as_uri()
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tasks.aws import AwsSettings, create_sns_client
+from tasks.aws_names import CONTROL_CHARACTERS
 from tasks.errors import error_code
 from tasks.record.outcome import RunOutcome
 
@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 
 #: SNS subjects: at most 100 characters, no line breaks or control characters.
 SUBJECT_MAX_CHARS = 100
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def topic_region(topic_arn: str) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from tasks.errors import HousekeepingError
 from tasks.record.report import RunReport
+from tasks.settings import raw_setting
 
 OutcomeStatus = Literal["dry_run", "completed", "refused", "partial_failure", "failed"]
 COUNTS = ("scanned", "matched", "matched_bytes", "deleted", "skipped_changed", "failed")
@@ -69,25 +69,24 @@ def from_failure(
     parameters: Mapping[str, Any],
     run_id: str | None,
     run_url: str | None,
-    environ: Mapping[str, str] = os.environ,
 ) -> RunOutcome:
-    """The outcome of a run that failed before it had a report: its target comes from the
-    parameters (or their environment variables); the message is ours only, since another
-    library's exception text could hold a value."""
+    """The outcome of a run that failed before it had a report: its target is read as the run
+    would read it (the parameters, else their environment variables), unvalidated; the message
+    is ours only, since another library's exception text could hold a value."""
     report = getattr(error, "report", None)
     if isinstance(report, RunReport):
         return from_report(report, run_id, run_url)
 
-    def setting(name: str, env_var: str) -> str:
-        return str(parameters.get(name) or environ.get(env_var, "") or "")
+    def setting(name: str) -> str:
+        return str(raw_setting(name, parameters) or "")
 
     message = str(error) if isinstance(error, HousekeepingError) else "unexpected error"
     dry_run = parameters.get("dry_run")
     return RunOutcome(
         status="failed",
-        bucket=setting("bucket", "S3_BUCKET"),
-        prefix=setting("prefix", "CLEANUP_PREFIX"),
-        environment=setting("environment", "ENVIRONMENT") or "dev",
+        bucket=setting("bucket"),
+        prefix=setting("prefix"),
+        environment=setting("environment") or "dev",
         dry_run=True if dry_run is None else bool(dry_run),
         message=message[:MESSAGE_MAX_CHARS],
         error=type(error).__name__,

@@ -1,12 +1,31 @@
-"""The run report: one typed result per run, returned, written as JSON and shown as an artifact."""
+"""The run report: one typed result per run, kept up to date by the flow's steps, returned, written
+as JSON and shown as an artifact."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from tasks.record.lifecycle import lifecycle_rule
+from tasks.s3.manifest import isoformat
+
+if TYPE_CHECKING:
+    from tasks.buckets import BucketResult
+    from tasks.errors import SafetyRefusal
+    from tasks.s3.deletion import ApplyResult
+    from tasks.s3.manifest import PlanSummary
+    from tasks.settings import RunSettings
 
 ReportStatus = Literal["dry_run", "completed", "partial_failure", "refused"]
+VERSIONED_CURRENT_NOTE = (
+    "The bucket is versioned: deleting current objects only adds delete markers and reclaims "
+    "no storage. Run with versions=noncurrent to delete versions that became noncurrent "
+    "before the cutoff, which is what frees space."
+)
+#: Marks the fields that are this object's bookkeeping, not the report's contract.
+INTERNAL = {"internal": True}
 
 
 @dataclass
@@ -38,10 +57,65 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     message: str = ""
+    started: float = field(default_factory=time.monotonic, repr=False, metadata=INTERNAL)
+
+    @classmethod
+    def begin(cls, settings: RunSettings) -> RunReport:
+        """The report of a run that has just validated its settings."""
+        return cls(
+            status="dry_run" if settings.dry_run else "completed",
+            bucket=settings.bucket,
+            prefix=settings.prefix,
+            region=settings.region,
+            environment=settings.environment,
+            cutoff=isoformat(settings.cutoff),
+            dry_run=settings.dry_run,
+            versions=settings.versions,
+            plan_source=settings.plan,
+            lifecycle_rule=lifecycle_rule(
+                settings.prefix, settings.older_than_days, settings.versions
+            ),
+        )
+
+    def record_bucket(self, bucket: BucketResult) -> None:
+        """What the bucket step did, and whether the versions mode frees storage there."""
+        self.bucket_action, self.bucket_changes = bucket.action, bucket.changes
+        self.versioning = bucket.versioning
+        if self.versioning in ("Enabled", "Suspended") and self.versions == "current":
+            self.notes.append(VERSIONED_CURRENT_NOTE)
+
+    def record_plan(self, plan: PlanSummary) -> None:
+        """The plan's totals, where it is kept, and its cutoff (a saved plan's own)."""
+        self.scanned, self.matched = plan.scanned, plan.matched
+        self.matched_bytes, self.manifest = plan.matched_bytes, plan.manifest
+        self.cutoff = plan.target.cutoff
+
+    def record_dry_run(self) -> None:
+        self.message = f"dry run: {self.matched} objects would be deleted; nothing was deleted"
+
+    def record_refusal(self, refusal: SafetyRefusal) -> None:
+        self.status, self.message = "refused", str(refusal)
+
+    def record_apply(self, result: ApplyResult) -> None:
+        """Every planned object's outcome; a failure of any makes the run a partial failure."""
+        self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
+        self.failed, self.failed_by_code = result.failed, dict(result.failed_by_code)
+        if result.failed:
+            self.status = "partial_failure"
+            self.message = f"{result.failed} of {result.planned} planned deletions failed"
+        else:
+            self.message = f"deleted {result.deleted} of {result.planned} planned objects"
+
+    def close(self, requests: dict[str, int]) -> RunReport:
+        """Stamp the request counts and the duration: the report is final."""
+        self.requests = requests
+        self.duration_s = round(time.monotonic() - self.started, 3)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict of the contract's fields."""
+        internal = {f.name for f in fields(self) if f.metadata.get("internal")}
+        return {name: value for name, value in asdict(self).items() if name not in internal}
 
     def to_markdown(self) -> str:
         """A short human-readable summary for the Prefect UI."""

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from tasks.errors import AwsApiError, error_code, translate_aws_error
-from tasks.retry import TRANSIENT_DELETE_CODES
+from tasks.errors import TRANSIENT_DELETE_CODES, error_code, is_request_rejection
 from tasks.s3.manifest import PlannedObject
 from tasks.s3.progress import Progress
 
@@ -95,8 +94,10 @@ class DeletePipeline:
     """Sends batches of planned objects as conditional DeleteObjects requests, a bounded
     number at a time, and counts every object's outcome.
 
-    Use it as a context manager; `submit` blocks while the in-flight limit is reached, so the
-    producer (a listing or a manifest reader) never runs far ahead and memory stays flat.
+    Use it as a context manager. Planned objects go in one at a time (`add`: a full batch of
+    1000 is sent at once) or a batch at a time (`submit`); both block while the in-flight limit
+    is reached, so the producer (a listing or a manifest reader) never runs far ahead and
+    memory stays flat. `close` sends what is left and waits for every outcome.
     """
 
     def __init__(
@@ -118,6 +119,14 @@ class DeletePipeline:
         self._pool = ThreadPoolExecutor(max_workers=self.limit.maximum, thread_name_prefix="del")
         self._lock = threading.Lock()
         self._error: BaseException | None = None
+        self._batch: list[PlannedObject] = []
+
+    def add(self, entry: PlannedObject) -> None:
+        """Queue one planned object; every 1000th completes a batch, which is sent at once."""
+        self._batch.append(entry)
+        if len(self._batch) == MAX_KEYS_PER_DELETE:
+            batch, self._batch = self._batch, []
+            self.submit(batch)
 
     def submit(self, batch: list[PlannedObject]) -> None:
         """Queue one batch (at most 1000 objects); raises a fatal error of an earlier batch."""
@@ -131,7 +140,11 @@ class DeletePipeline:
         self._pool.submit(self._run, batch)
 
     def close(self) -> ApplyResult:
-        """Wait for every batch; raise the first fatal error, else return the outcomes."""
+        """Send the last, partial batch and wait for every batch; raise the first fatal error,
+        else return the outcomes."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.submit(batch)
         self._pool.shutdown(wait=True)
         self.progress.finish()
         self._raise_if_failed()
@@ -231,18 +244,14 @@ class DeletePipeline:
         }
         if self.target.owner:
             arguments["ExpectedBucketOwner"] = self.target.owner
-        action = f"DeleteObjects on bucket '{self.target.bucket}'"
         try:
             response = self.s3.delete_objects(**arguments)
         except ClientError as exc:
-            translated = translate_aws_error(exc, action)
-            if not isinstance(translated, AwsApiError) or translated.transient:
-                # Credentials, permissions, and throttling that outlived the SDK's retries stop
-                # the run: later batches would fail the same way.
-                raise translated from None
+            if not is_request_rejection(exc):
+                # Credentials, permissions, a missing bucket, and throttling that outlived the
+                # SDK's retries stop the run: later batches would fail the same way.
+                raise
             raise _BatchRejected(error_code(exc) or "Unknown") from None
-        except BotoCoreError as exc:
-            raise translate_aws_error(exc, action) from None
         planned: dict[str, list[tuple[str, str | None]]] = {}
         for entry in batch:
             planned.setdefault(entry.key, []).append(_identity(entry))

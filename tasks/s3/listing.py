@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -11,14 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from tasks.errors import ConfigError, error_code, translate_aws_error
-
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-logger = logging.getLogger(__name__)
 
 _DONE = object()
 
@@ -33,7 +26,6 @@ class ListedObject:
     last_modified: datetime
     storage_class: str = "STANDARD"
     version_id: str | None = None
-    is_latest: bool = True
     is_delete_marker: bool = False
     #: For a noncurrent version: when the next newer version (or delete marker) replaced it.
     noncurrent_since: datetime | None = None
@@ -47,14 +39,6 @@ def _current(entry: dict[str, Any]) -> ListedObject:
         last_modified=entry["LastModified"],
         storage_class=entry.get("StorageClass", "STANDARD"),
     )
-
-
-def _fail(exc: Exception, bucket: str, operation: str) -> Exception:
-    if isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket":
-        return ConfigError(f"bucket '{bucket}' does not exist")
-    action = f"{operation} on bucket '{bucket}'"
-    logger.error("%s failed: %s", action, error_code(exc) or type(exc).__name__)
-    return translate_aws_error(exc, action)
 
 
 def list_current_objects(
@@ -71,14 +55,11 @@ def list_current_objects(
     if owner:
         base["ExpectedBucketOwner"] = owner
     sub_prefixes: list[str] = []
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(**base, Prefix=prefix, Delimiter="/"):
-            sub_prefixes += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
-            for entry in page.get("Contents", []):
-                yield _current(dict(entry))
-    except (ClientError, BotoCoreError) as exc:
-        raise _fail(exc, bucket, "ListObjectsV2") from None
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(**base, Prefix=prefix, Delimiter="/"):
+        sub_prefixes += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+        for entry in page.get("Contents", []):
+            yield _current(dict(entry))
     if sub_prefixes:
         yield from _list_in_parallel(s3, base, sub_prefixes, max(1, workers))
 
@@ -95,8 +76,8 @@ def _list_in_parallel(
                 if stop.is_set():
                     return
                 pages.put(page.get("Contents", []))
-        except (ClientError, BotoCoreError) as exc:
-            pages.put(_fail(exc, base["Bucket"], "ListObjectsV2"))
+        except Exception as exc:  # raised again in the consuming thread
+            pages.put(exc)
         finally:
             pages.put(_DONE)
 
@@ -131,51 +112,33 @@ def list_object_versions(
     if owner:
         arguments["ExpectedBucketOwner"] = owner
     newer: ListedObject | None = None  # the previous entry: the next newer version of its key
-    try:
-        for page in s3.get_paginator("list_object_versions").paginate(**arguments):
-            entries: list[tuple[dict[str, Any], bool]] = [
-                (dict(version), False) for version in page.get("Versions", [])
-            ] + [(dict(marker), True) for marker in page.get("DeleteMarkers", [])]
-            # S3 returns each list ordered by key, newest first; merge the two that way. Times
-            # can tie (second precision): the current entry comes first, else S3's own order.
-            entries.sort(
-                key=lambda pair: (
-                    pair[0]["Key"],
-                    -pair[0]["LastModified"].timestamp(),
-                    not pair[0].get("IsLatest"),
-                )
+    for page in s3.get_paginator("list_object_versions").paginate(**arguments):
+        entries: list[tuple[dict[str, Any], bool]] = [
+            (dict(version), False) for version in page.get("Versions", [])
+        ] + [(dict(marker), True) for marker in page.get("DeleteMarkers", [])]
+        # S3 returns each list ordered by key, newest first; merge the two that way. Times
+        # can tie (second precision): the current entry comes first, else S3's own order.
+        entries.sort(
+            key=lambda pair: (
+                pair[0]["Key"],
+                -pair[0]["LastModified"].timestamp(),
+                not pair[0].get("IsLatest"),
             )
-            for entry, is_marker in entries:
-                listed = ListedObject(
-                    key=entry["Key"],
-                    etag="" if is_marker else entry.get("ETag", ""),
-                    size=0 if is_marker else int(entry.get("Size", 0)),
-                    last_modified=entry["LastModified"],
-                    storage_class="" if is_marker else entry.get("StorageClass", "STANDARD"),
-                    version_id=entry.get("VersionId"),
-                    is_latest=bool(entry.get("IsLatest")),
-                    is_delete_marker=is_marker,
-                    noncurrent_since=(
-                        newer.last_modified
-                        if newer is not None
-                        and newer.key == entry["Key"]
-                        and not entry.get("IsLatest")
-                        else None
-                    ),
-                )
-                newer = listed
-                yield listed
-    except (ClientError, BotoCoreError) as exc:
-        raise _fail(exc, bucket, "ListObjectVersions") from None
-
-
-def versioning_status(s3: S3Client, bucket: str, owner: str | None = None) -> str:
-    """ "Enabled", "Suspended" or "Disabled" (never versioned)."""
-    arguments: dict[str, Any] = {"Bucket": bucket}
-    if owner:
-        arguments["ExpectedBucketOwner"] = owner
-    try:
-        status = s3.get_bucket_versioning(**arguments).get("Status")
-    except (ClientError, BotoCoreError) as exc:
-        raise _fail(exc, bucket, "GetBucketVersioning") from None
-    return str(status) if status else "Disabled"
+        )
+        for entry, is_marker in entries:
+            listed = ListedObject(
+                key=entry["Key"],
+                etag="" if is_marker else entry.get("ETag", ""),
+                size=0 if is_marker else int(entry.get("Size", 0)),
+                last_modified=entry["LastModified"],
+                storage_class="" if is_marker else entry.get("StorageClass", "STANDARD"),
+                version_id=entry.get("VersionId"),
+                is_delete_marker=is_marker,
+                noncurrent_since=(
+                    newer.last_modified
+                    if newer is not None and newer.key == entry["Key"] and not entry.get("IsLatest")
+                    else None
+                ),
+            )
+            newer = listed
+            yield listed

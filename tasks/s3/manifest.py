@@ -1,11 +1,12 @@
-"""The plan manifest: JSON Lines (gzip when the name ends in .gz), written while listing."""
+"""The plan manifest and the plan types: JSON Lines (gzip when the name ends in .gz), written while
+listing, read back to apply."""
 
 from __future__ import annotations
 
 import gzip
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,8 @@ from tasks.errors import ConfigError
 FORMAT = "s3-housekeeping/plan-v1"
 #: The last line of a complete plan holds its totals; a plan without it was cut short.
 END = "end"
+#: How many planned objects a plan summary keeps, for the artifacts, the report and approval.
+FIRST_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,30 @@ class PlanTotals:
     scanned: int
     matched: int
     matched_bytes: int
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """A finished plan: its totals, where its manifest is kept, and its first rows."""
+
+    #: Where the plan is kept: a local path, or an s3:// address.
+    manifest: str
+    target: PlanTarget
+    scanned: int
+    matched: int
+    matched_bytes: int
+    first_rows: list[PlannedObject] = field(default_factory=list)
+    #: The local file this run reads, when the plan is kept in S3 (a copy in the run's scratch).
+    copy: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The file to read the plan's objects from."""
+        return self.copy or Path(self.manifest)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The first rows as plain dicts (for artifacts and reports)."""
+        return [asdict(row) for row in self.first_rows]
 
 
 class ManifestWriter:

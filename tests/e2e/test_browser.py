@@ -132,8 +132,10 @@ def submit_until_resumed(stack: Stack, run_id: str, submit: Any, attempts: int =
     raise AssertionError("the run was not resumed from its form")
 
 
-def newest_run_for_bucket(stack: Stack, deployment_id: str, bucket: str) -> str:
-    deadline = time.monotonic() + 30
+def newest_run_for_bucket(
+    stack: Stack, deployment_id: str, bucket: str, timeout_s: float = 30
+) -> str | None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         runs = stack.post(
             "flow_runs/filter",
@@ -143,6 +145,22 @@ def newest_run_for_bucket(stack: Stack, deployment_id: str, bucket: str) -> str:
             if run["parameters"].get("bucket") == bucket:
                 return str(run["id"])
         time.sleep(0.5)
+    return None
+
+
+def submit_until_created(
+    stack: Stack, deployment_id: str, bucket: str, submit: Any, attempts: int = 3
+) -> str:
+    """Submit the custom run form; submit again, as a person would, if the server failed to
+    create the run (a busy SQLite server can answer 503: see api-errors.log) and the form is
+    still there. Returns the run's id."""
+    for _ in range(attempts):
+        submit.click()
+        run_id = newest_run_for_bucket(stack, deployment_id, bucket, timeout_s=20)
+        if run_id is not None:
+            return run_id
+        if not submit.is_visible():
+            break
     raise AssertionError(f"no run of the deployment was created for {bucket}")
 
 
@@ -168,9 +186,8 @@ class TestRunFromTheUi:
         form_field(page, "older_than_days").locator("input").first.fill("30")
         switch_to(form_field(page, "dry_run"), on=False)
         steps.shot("form-filled")
-        page.get_by_role("button", name="Submit").click()
-
-        run_id = newest_run_for_bucket(stack, deployment["id"], bucket)
+        submit = page.get_by_role("button", name="Submit")
+        run_id = submit_until_created(stack, deployment["id"], bucket, submit)
         page.goto(f"{stack.ui_url}/runs/flow-run/{run_id}")
         wait_for_state_badge(steps, "Completed")
         steps.shot("run-completed")

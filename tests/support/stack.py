@@ -24,7 +24,7 @@ from deployments.bootstrap import ROOT, bootstrap, client_env
 from deployments.local_aws import LocalAws, local_aws, seed_objects
 from devtools.prefect_server import PrefectServer, workers
 from devtools.processes import BIN
-from tasks.config import ENVIRONMENT_SETTINGS, PARAMETER_ENV_VARS
+from tasks.settings import all_environment_variables
 
 #: The pools whose workers the tests need: they run the dev deployment (the others are deployed
 #: and checked, never run; test_serve.py starts a worker for every pool).
@@ -185,10 +185,7 @@ def worker_environment(api_url: str, home: Path) -> dict[str, str]:
     for name in list(base):
         if name.startswith("AWS_"):
             del base[name]
-    for env_vars in PARAMETER_ENV_VARS.values():
-        for name in env_vars:
-            base.pop(name, None)
-    for name in ENVIRONMENT_SETTINGS.values():
+    for name in all_environment_variables():
         base.pop(name, None)
     base.pop("PREFECT_LOGGING_CONFIG_PATH", None)
     return {

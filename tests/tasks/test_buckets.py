@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks.aws import AwsSettings, create_clients
-from tasks.buckets import BucketResult, ensure_bucket
+from tasks.buckets import BucketResult, ensure_bucket, ensure_bucket_task, versioning_status
 from tasks.errors import ConfigError, PermissionDeniedError
 from tests.support.audit import audit_requests
 
@@ -167,3 +167,48 @@ class TestRefusals:
         )
         with stubber, pytest.raises(ConfigError, match="ap-south-1"):
             ensure_bucket(s3, BUCKET, "us-east-1", "dev")
+
+
+class TestVersioning:
+    def test_versioning_is_enabled_when_turned_on(self, moto: None) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+        assert versioning_status(s3, BUCKET) == "Enabled"
+
+    def test_versioning_is_disabled_when_never_enabled(self, moto: None) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+        s3.create_bucket(Bucket=BUCKET)
+
+        assert versioning_status(s3, BUCKET) == "Disabled"
+
+
+class TestTask:
+    def test_only_reads_the_bucket_and_its_versioning_when_creation_is_off(
+        self, moto: None
+    ) -> None:
+        create_clients(AwsSettings(region="us-east-1")).s3.create_bucket(Bucket=BUCKET)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            result = ensure_bucket_task.fn(s3, BUCKET, "us-east-1", "dev", create=False)
+
+        assert (result.action, result.changes, result.versioning) == ("skipped", [], "Disabled")
+        assert [call.operation for call in audit.calls] == ["GetBucketVersioning"]
+
+    def test_leaves_versioning_unknown_when_a_dry_run_finds_the_bucket_missing(
+        self, moto: None
+    ) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+
+        result = ensure_bucket_task.fn(s3, BUCKET, "us-east-1", "dev", dry_run=True)
+
+        assert (result.action, result.exists) == ("would_create", False)
+        assert result.versioning == "unknown"
+
+    def test_missing_bucket_is_a_config_error_when_creation_is_off(self, moto: None) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+
+        with pytest.raises(ConfigError, match=r"bucket 'baseline-test-bucket'.*not found"):
+            ensure_bucket_task.fn(s3, BUCKET, "us-east-1", "dev", create=False)

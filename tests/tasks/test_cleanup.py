@@ -11,12 +11,13 @@ import pytest
 
 from deployments.local_aws import backdate
 from tasks.aws import AwsClients
-from tasks.cleanup import Guards, PlanSummary, apply_cleanup, check_guards, plan_cleanup
+from tasks.cleanup import Guards, PlanRequest, check_guards, plan_cleanup, plan_cleanup_task
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.s3.manifest import PlanTarget, isoformat, read_objects, read_target
+from tasks.s3.manifest import PlanSummary, PlanTarget, isoformat, read_objects, read_target
 from tests.support.audit import audit_requests
 from tests.support.faults import inject_delete_errors
 from tests.support.moto_backend import bulk_put
+from tests.support.plans import apply_plan
 
 BUCKET = "cleanup-test-bucket"
 
@@ -118,8 +119,10 @@ class TestPlanSelection:
     def test_missing_bucket_is_a_config_error_when_listing(
         self, aws: AwsClients, cutoff: datetime, tmp_path: Path
     ) -> None:
-        with pytest.raises(ConfigError, match="does not exist"):
-            plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+        request = PlanRequest(make_target(cutoff), cutoff, str(tmp_path), "plan.jsonl")
+
+        with pytest.raises(ConfigError, match=r"ListObjectsV2 on bucket .*: not found"):
+            plan_cleanup_task.fn(aws.s3, request, tmp_path)
 
 
 class TestManifest:
@@ -184,7 +187,7 @@ class TestApply:
     ) -> None:
         plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
 
-        result = apply_cleanup(aws.s3, plan)
+        result = apply_plan(aws.s3, plan)
 
         assert (result.planned, result.deleted, result.skipped_changed, result.failed) == (
             3,
@@ -208,7 +211,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             audited = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(audited.s3, plan)
+            result = apply_plan(audited.s3, plan)
 
         batches = [call.params["Delete"]["Objects"] for call in audit.of("DeleteObjects")]
         assert sorted(len(batch) for batch in batches) == [600, 1000, 1000]
@@ -236,7 +239,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, plan)
+            result = apply_plan(faulty.s3, plan)
 
         assert len(faults.injected) == 20
         assert result.planned == 1200
@@ -258,7 +261,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, plan, retry_base_delay_s=0)
+            result = apply_plan(faulty.s3, plan, retry_base_delay_s=0)
 
         assert len(audit.of("DeleteObjects")) == 2  # the batch, then the throttled keys only
         sent_twice = {key for key, count in faults.attempts.items() if count == 2}
@@ -278,7 +281,7 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_cleanup(faulty.s3, plan, key_attempts=3, retry_base_delay_s=0)
+            result = apply_plan(faulty.s3, plan, key_attempts=3, retry_base_delay_s=0)
 
         assert f.attempts["temp/a"] == 3
         assert (result.deleted, dict(result.failed_by_code)) == (1, {"SlowDown": 1})

@@ -20,6 +20,7 @@ from botocore.exceptions import (
 )
 
 from tasks.errors import (
+    TRANSIENT_ERROR_CODES,
     AwsApiError,
     ConfigError,
     CredentialsError,
@@ -29,8 +30,12 @@ from tasks.errors import (
     PermissionDeniedError,
     SafetyRefusal,
     error_code,
+    is_request_rejection,
+    is_transient,
     translate_aws_error,
+    translated_aws_errors,
 )
+from tests.support import aws_errors
 
 ACTION = "HeadBucket on bucket 'example-bucket'"
 ENDPOINT = "https://endpoint-canary.example.invalid"
@@ -267,8 +272,6 @@ def test_permission_denied_when_aws_refuses_the_call(code: str, status: int) -> 
 @pytest.mark.parametrize(
     ("code", "status", "transient"),
     [
-        pytest.param("NoSuchBucket", 404, False, id="no-such-bucket"),
-        pytest.param("404", 404, False, id="head-bucket-404"),
         pytest.param("ValidationError", 400, False, id="validation"),
         pytest.param("BucketAlreadyExists", 409, False, id="bucket-already-exists"),
         pytest.param("SlowDown", 503, True, id="slow-down"),
@@ -287,6 +290,24 @@ def test_aws_api_error_keeps_code_when_error_is_anything_else(
     assert translated.code == code
     assert translated.transient is transient
     assert str(translated) == f"{ACTION}: AWS error {code}"
+    assert AWS_MESSAGE not in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        pytest.param("NoSuchBucket", 404, id="no-such-bucket"),
+        pytest.param("404", 404, id="head-bucket-404"),
+        pytest.param("NoSuchKey", 404, id="no-such-key"),
+        pytest.param("ResourceNotFoundException", 400, id="secret-not-found"),
+    ],
+)
+def test_config_error_when_a_named_resource_does_not_exist(code: str, status: int) -> None:
+    translated = translate_aws_error(client_error(code, status), ACTION)
+
+    assert type(translated) is ConfigError
+    assert translated.exit_code == 1
+    assert str(translated) == f"{ACTION}: not found ({code})"
     assert AWS_MESSAGE not in str(translated)
 
 
@@ -311,3 +332,69 @@ def test_project_error_passes_through_unchanged_when_already_translated(
     error: HousekeepingError,
 ) -> None:
     assert translate_aws_error(error, ACTION) is error
+
+
+# --- is_transient ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exc", aws_errors.TRANSIENT)
+def test_is_transient_is_true_when_error_is_throttling_5xx_or_network(exc: BaseException) -> None:
+    assert is_transient(exc) is True
+
+
+@pytest.mark.parametrize("exc", aws_errors.PERMANENT)
+def test_is_transient_is_false_when_error_will_not_clear_by_itself(exc: BaseException) -> None:
+    assert is_transient(exc) is False
+
+
+@pytest.mark.parametrize("code", sorted(TRANSIENT_ERROR_CODES))
+def test_is_transient_is_true_when_code_is_listed_even_with_a_4xx_status(code: str) -> None:
+    assert is_transient(aws_errors.client_error(code, 400)) is True
+
+
+# --- the task boundary ---------------------------------------------------------------------------
+
+
+def test_boundary_names_operation_and_resource_when_a_client_error_leaves_it() -> None:
+    with pytest.raises(PermissionDeniedError) as caught, translated_aws_errors("bucket 'b'"):
+        raise client_error("AccessDenied", 403, operation="ListObjectsV2")
+
+    assert str(caught.value) == "ListObjectsV2 on bucket 'b': permission denied (AccessDenied)"
+    # The ClientError (its message can quote ARNs and policies) is neither cause nor context.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__ is True
+
+
+def test_boundary_names_the_resource_when_the_endpoint_is_unreachable() -> None:
+    with pytest.raises(NetworkError) as caught, translated_aws_errors("secret 's'"):
+        raise EndpointConnectionError(endpoint_url=ENDPOINT)
+
+    assert str(caught.value).startswith("secret 's': endpoint unreachable or timed out")
+    assert "endpoint-canary" not in str(caught.value)
+
+
+def test_boundary_lets_project_and_other_errors_through_when_raised_inside() -> None:
+    refusal = SafetyRefusal("max_deletions", 2, 1)
+    with pytest.raises(SafetyRefusal) as caught, translated_aws_errors("bucket 'b'"):
+        raise refusal
+    assert caught.value is refusal
+    with pytest.raises(KeyError), translated_aws_errors("bucket 'b'"):
+        raise KeyError("not an AWS error")
+
+
+@pytest.mark.parametrize(
+    ("exc", "rejected"),
+    [
+        pytest.param(client_error("MalformedXML", 400), True, id="malformed-xml"),
+        pytest.param(client_error("InvalidArgument", 400), True, id="invalid-argument"),
+        pytest.param(client_error("AccessDenied", 403), False, id="permission"),
+        pytest.param(client_error("ExpiredToken", 400), False, id="credentials"),
+        pytest.param(client_error("NoSuchBucket", 404), False, id="missing-bucket"),
+        pytest.param(client_error("SlowDown", 503), False, id="throttled"),
+        pytest.param(EndpointConnectionError(endpoint_url=ENDPOINT), False, id="network"),
+    ],
+)
+def test_request_rejection_is_only_what_another_request_could_pass(
+    exc: Exception, rejected: bool
+) -> None:
+    assert is_request_rejection(exc) is rejected

@@ -267,7 +267,7 @@ def test_config_error_lists_every_problem_when_secret_has_several(aws: AwsClient
     assert_no_canary(caught.value)
 
 
-# --- AWS errors, through a Stubber on a real client ---------------------------------------------
+# --- AWS errors, translated at the task boundary (a Stubber on a real client) --------------------
 
 
 @pytest.mark.parametrize(
@@ -294,7 +294,7 @@ def test_aws_error_is_translated_when_get_secret_value_fails(
         )
 
         with pytest.raises(HousekeepingError) as caught:
-            read_secret(client, SECRET_NAME)
+            fetch_secret.fn(client, SECRET_NAME)
 
         stubber.assert_no_pending_responses()
     assert type(caught.value) is expected_type
@@ -316,7 +316,7 @@ def test_permission_error_is_raised_when_access_is_denied() -> None:
         )
 
         with pytest.raises(PermissionDeniedError) as caught:
-            read_secret(client, SECRET_NAME)
+            fetch_secret.fn(client, SECRET_NAME)
 
     assert caught.value.exit_code == 4
     assert str(caught.value) == (
@@ -332,7 +332,7 @@ def test_throttling_is_transient_when_translated() -> None:
         )
 
         with pytest.raises(AwsApiError) as caught:
-            read_secret(client, SECRET_NAME)
+            fetch_secret.fn(client, SECRET_NAME)
 
     assert caught.value.code == "ThrottlingException"
     assert caught.value.transient is True
@@ -349,7 +349,7 @@ def test_network_error_is_raised_when_endpoint_is_unreachable(
     client = create_clients(AwsSettings(region="us-east-1", max_attempts=1)).secretsmanager
 
     with pytest.raises(NetworkError) as caught:
-        read_secret(client, SECRET_NAME)
+        fetch_secret.fn(client, SECRET_NAME)
 
     assert caught.value.exit_code == 3
     assert caught.value.transient is True
@@ -369,8 +369,9 @@ def test_fetch_secret_is_never_persisted_or_cached_when_declared() -> None:
 
 
 def test_fetch_secret_retries_only_transient_errors_when_declared() -> None:
-    assert fetch_secret.retries == 3
+    # How many times is the run's TASK_RETRIES (tests/flows/test_s3_housekeeping.py).
     assert fetch_secret.retry_condition_fn is retry_on_transient
+    assert fetch_secret.retry_delay_seconds[:3] == [2, 4, 8]
 
 
 def test_fetch_secret_fn_returns_run_secret_when_called_directly(aws: AwsClients) -> None:

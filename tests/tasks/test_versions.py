@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tasks.aws import AwsClients
-from tasks.cleanup import apply_cleanup, plan_cleanup
+from tasks.cleanup import plan_cleanup
 from tasks.s3.manifest import PlanTarget, isoformat
 from tests.support.audit import audit_requests
 from tests.support.moto_backend import backdate_versions
+from tests.support.plans import apply_plan
 
 BUCKET = "versioned-test-bucket"
 #: (key, version id) -> whether that version is a delete marker.
@@ -76,7 +77,7 @@ def run_mode(aws: AwsClients, as_of: datetime, versions: str, tmp_path: Path) ->
         from tasks.aws import AwsSettings, create_clients
 
         audited = create_clients(AwsSettings(region="us-east-1"))
-        result = apply_cleanup(audited.s3, plan)
+        result = apply_plan(audited.s3, plan)
     assert result.failed == 0
     assert len(audit.of("DeleteObjects")) == 1  # one batch: about 2 requests per 1000
     return result.deleted

@@ -83,13 +83,14 @@ def test_failure_is_named_by_class_only_when_the_exception_is_not_ours() -> None
     assert event_name(outcome) == "s3-housekeeping.run.failed"
 
 
-def test_failure_takes_its_target_from_the_environment_when_parameters_are_unset() -> None:
+def test_failure_takes_its_target_from_the_environment_when_parameters_are_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("S3_BUCKET", "env-bucket")
+    monkeypatch.setenv("ENVIRONMENT", " prod ")
+
     outcome = from_failure(
-        ConfigError("invalid configuration", ["prefix: Field required"]),
-        {},
-        None,
-        None,
-        environ={"S3_BUCKET": "env-bucket", "ENVIRONMENT": "prod"},
+        ConfigError("invalid configuration", ["prefix: Field required"]), {}, None, None
     )
 
     assert (outcome.bucket, outcome.environment) == ("env-bucket", "prod")

@@ -13,7 +13,7 @@ import pytest
 from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients, AwsSettings
-from tasks.config import sns_topic_problems
+from tasks.aws_names import sns_topic_problems
 from tasks.errors import SafetyRefusal
 from tasks.record.notifications import notify
 from tasks.record.outcome import RunOutcome, from_report

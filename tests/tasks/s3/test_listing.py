@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.s3.listing import list_current_objects, list_object_versions, versioning_status
+from tasks.s3.listing import list_current_objects, list_object_versions
 from tests.support.audit import audit_requests
 from tests.support.moto_backend import bulk_put
 
@@ -73,18 +73,12 @@ class TestVersions:
         listed = list(list_object_versions(aws.s3, BUCKET, "ver/"))
 
         a = [entry for entry in listed if entry.key == "ver/a"]
-        assert [entry.is_latest for entry in a] == [True, False, False]
-        assert a[0].noncurrent_since is None
+        assert [entry.noncurrent_since is None for entry in a] == [True, False, False]
         assert a[1].noncurrent_since == a[0].last_modified
         assert a[2].noncurrent_since == a[1].last_modified
         b = [entry for entry in listed if entry.key == "ver/b"]
-        assert [(entry.is_delete_marker, entry.is_latest) for entry in b] == [
+        assert [(entry.is_delete_marker, entry.noncurrent_since is None) for entry in b] == [
             (True, True),
             (False, False),
         ]
         assert b[1].noncurrent_since == b[0].last_modified
-        assert versioning_status(aws.s3, BUCKET) == "Enabled"
-
-    def test_versioning_is_disabled_when_never_enabled(self, aws: AwsClients) -> None:
-        aws.s3.create_bucket(Bucket=BUCKET)
-        assert versioning_status(aws.s3, BUCKET) == "Disabled"

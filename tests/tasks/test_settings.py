@@ -1,16 +1,24 @@
-"""Tests for tasks.config.load_config: every validation rule, precedence, and error hygiene."""
+"""Tests for tasks.settings.load_settings: every validation rule, precedence, and error hygiene."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
-from tasks.config import PARAMETER_ENV_VARS, RunConfig, load_config
 from tasks.errors import ConfigError
 from tasks.s3.deletion import DEFAULT_CONCURRENCY
+from tasks.settings import (
+    RunSettings,
+    all_environment_variables,
+    environment_variables,
+    load_settings,
+    parameters,
+)
 from tests.support.exceptions import exception_chain
 
 #: A fixed reference time in the past, so the "not in the future" rule never interferes.
@@ -22,17 +30,29 @@ ACCOUNT = "123456789012"
 FULLWIDTH_ACCOUNT = "".join(chr(0xFF10 + int(digit)) for digit in ACCOUNT)
 
 
+def load_config(
+    given: Mapping[str, Any], environ: Mapping[str, str], now: datetime | None = None
+) -> RunSettings:
+    """load_settings where these are the only settings' environment variables set."""
+    with patch.dict(os.environ):
+        for name in all_environment_variables():
+            os.environ.pop(name, None)
+        os.environ.update(environ)
+        return load_settings(given, now=now)
+
+
 def load(
-    parameters: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> RunConfig:
-    """load_config with a fixed `now` and the required parameters the environment does not set."""
+    given: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> RunSettings:
+    """load_settings with a fixed `now` and the required parameters the environment does not
+    set."""
     environ = environ or {}
     required = {
         name: value
         for name, value in REQUIRED.items()
-        if not any(env_var in environ for env_var in PARAMETER_ENV_VARS[name])
+        if not any(env_var in environ for env_var in environment_variables(name))
     }
-    return load_config({**required, **(parameters or {})}, environ, now=NOW)
+    return load_config({**required, **(given or {})}, environ, now=NOW)
 
 
 def refusal(
@@ -365,7 +385,7 @@ INVALID_BUT_ACCEPTED = [
         {"expected_bucket_owner": FULLWIDTH_ACCOUNT},
         "expected_bucket_owner",
         "12-digit",
-        r"tasks/config.py:52 ACCOUNT_ID = re.compile(r'\d{12}') has no re.ASCII: \d matches "
+        r"tasks/aws_names.py ACCOUNT_ID = re.compile(r'\d{12}') has no re.ASCII: \d matches "
         "any Unicode decimal digit (fullwidth, Arabic-Indic ...)",
         id="owner-fullwidth-digits",
     ),
@@ -373,7 +393,7 @@ INVALID_BUT_ACCEPTED = [
         {"region": "us-éast-1"},
         "region",
         "AWS partition",
-        "tasks/config.py:65 compiles botocore's regionRegex without re.ASCII: \\w matches "
+        "tasks/aws_names.py compiles botocore's regionRegex without re.ASCII: \\w matches "
         "non-ASCII letters; botocore then raises InvalidRegionError when building the client",
         id="region-non-ascii",
     ),
@@ -381,7 +401,7 @@ INVALID_BUT_ACCEPTED = [
         {"region": "us-east_x-1"},
         "region",
         "AWS partition",
-        "tasks/config.py:65 botocore's regionRegex uses \\w, which also matches '_'; "
+        "tasks/aws_names.py botocore's regionRegex uses \\w, which also matches '_'; "
         "botocore then raises InvalidRegionError when building the client",
         id="region-underscore",
     ),
@@ -389,7 +409,7 @@ INVALID_BUT_ACCEPTED = [
 
 
 @pytest.mark.parametrize(("parameters", "environ", "field", "expected"), VALID)
-def test_load_config_keeps_value_when_vector_is_valid(
+def test_load_settings_keeps_value_when_vector_is_valid(
     parameters: dict[str, Any], environ: dict[str, str], field: str, expected: Any
 ) -> None:
     config = load(parameters, environ)
@@ -398,7 +418,7 @@ def test_load_config_keeps_value_when_vector_is_valid(
 
 
 @pytest.mark.parametrize(("parameters", "environ", "field", "fragment"), INVALID)
-def test_load_config_reports_field_when_vector_is_invalid(
+def test_load_settings_reports_field_when_vector_is_invalid(
     parameters: dict[str, Any], environ: dict[str, str], field: str, fragment: str
 ) -> None:
     error = refusal(parameters, environ)
@@ -411,7 +431,7 @@ def test_load_config_reports_field_when_vector_is_invalid(
 
 
 @pytest.mark.parametrize(("parameters", "field", "fragment", "bug"), INVALID_BUT_ACCEPTED)
-def test_load_config_reports_field_when_value_slips_through_a_loose_regex(
+def test_load_settings_reports_field_when_value_slips_through_a_loose_regex(
     parameters: dict[str, Any], field: str, fragment: str, bug: str
 ) -> None:
     try:
@@ -481,9 +501,8 @@ def test_cross_field_problems_are_reported_when_other_fields_are_also_invalid() 
     error = refusal(parameters)
 
     reported = {field for field in ("bucket", "as_of", "role_arn") if problems_about(error, field)}
-    # BUG (tasks/config.py:220-228): the as_of and role/region rules live in a mode="after"
-    # model validator, which pydantic skips when any field failed, and which stops at its first
-    # raise; so only the bucket is reported and the other two surface one run at a time.
+    # A rule joining two settings must not wait for the others: a model validator in "after"
+    # mode is skipped when any field failed, and stops at its first raise.
     assert reported == {"bucket", "as_of", "role_arn"}, (
         f"BUG: not every problem reported at once, got only {sorted(reported)}"
     )
@@ -662,7 +681,7 @@ def test_unknown_parameters_are_all_listed_when_several_are_passed() -> None:
 
 
 def test_every_documented_parameter_is_accepted_when_all_are_passed() -> None:
-    parameters = {
+    given = {
         "bucket": "example-bucket",
         "prefix": "logs/",
         "older_than_days": 10,
@@ -686,11 +705,11 @@ def test_every_documented_parameter_is_accepted_when_all_are_passed() -> None:
         "approval_timeout_minutes": 15,
         "notify_topic_arn": f"arn:aws:sns:eu-west-1:{ACCOUNT}:housekeeping",
     }
-    assert set(parameters) == set(PARAMETER_ENV_VARS)
+    assert set(given) == set(parameters())
 
-    config = load_config(parameters, {}, now=NOW)
+    config = load_config(given, {}, now=NOW)
 
-    assert {name: getattr(config, name) for name in parameters} == parameters
+    assert {name: getattr(config, name) for name in given} == given
 
 
 # --- error hygiene: no values, sources named -----------------------------------------------------
@@ -924,7 +943,7 @@ def test_deployment_settings_come_from_environment_when_set() -> None:
 def test_config_is_frozen_when_loaded() -> None:
     config = load()
 
-    assert isinstance(config, RunConfig)
+    assert isinstance(config, RunSettings)
     with pytest.raises(ValueError, match="frozen"):
         config.bucket = "other-bucket"  # type: ignore[misc]
 

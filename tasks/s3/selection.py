@@ -1,0 +1,79 @@
+"""Which listed objects a plan selects: under the prefix, old enough, of the versions asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from tasks.s3.listing import ListedObject, list_current_objects, list_object_versions
+from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
+from tasks.s3.progress import Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: str) -> bool:
+    """Whether a listed object or version is old enough, under the prefix, for the mode.
+
+    current: the current object, last modified before the cutoff (in a versioned bucket its
+    delete only adds a delete marker). noncurrent: a version that stopped being current before
+    the cutoff. all: any version or delete marker last modified before the cutoff.
+    """
+    # The server filtered by prefix; checked again because a wrong key must never pass.
+    if not listed.key.startswith(prefix):
+        return False
+    if versions == "noncurrent":
+        return listed.noncurrent_since is not None and listed.noncurrent_since < cutoff
+    return listed.last_modified < cutoff
+
+
+def planned(listed: ListedObject, versions: str) -> PlannedObject:
+    """The plan's line for a selected object: a specific version only when versions are asked
+    for (then it is deleted by id), else the current object with its ETag."""
+    return PlannedObject(
+        key=listed.key,
+        etag=listed.etag,
+        size=listed.size,
+        last_modified=isoformat(listed.last_modified),
+        storage_class=listed.storage_class,
+        version_id=listed.version_id if versions != "current" else None,
+        is_delete_marker=listed.is_delete_marker,
+    )
+
+
+def listing(s3: S3Client, target: PlanTarget, workers: int) -> Iterator[ListedObject]:
+    """Every current object (sub-prefixes in parallel), or every version and delete marker when
+    the target's versions mode asks for versions."""
+    if target.versions == "current":
+        return list_current_objects(s3, target.bucket, target.prefix, target.owner, workers)
+    return list_object_versions(s3, target.bucket, target.prefix, target.owner)
+
+
+class Selection:
+    """The planned objects of a listing, in listing order; `scanned` counts what was listed."""
+
+    def __init__(
+        self,
+        listed: Iterable[ListedObject],
+        target: PlanTarget,
+        cutoff: datetime,
+        progress: Progress | None = None,
+    ) -> None:
+        if cutoff.tzinfo is None:
+            raise ValueError("cutoff must be timezone-aware")  # S3 reports LastModified in UTC
+        self.listed = listed
+        self.target = target
+        self.cutoff = cutoff
+        self.progress = progress or Progress()
+        self.scanned = 0
+
+    def __iter__(self) -> Iterator[PlannedObject]:
+        prefix, versions = self.target.prefix, self.target.versions
+        for listed in self.listed:
+            self.scanned += 1
+            selected = is_selected(listed, prefix, self.cutoff, versions)
+            self.progress.add(listed=1, matched=int(selected))
+            if selected:
+                yield planned(listed, versions)

@@ -1,0 +1,486 @@
+"""Every run setting, declared once: name, type, bounds, environment variables, default and help.
+
+`RunSettings` is the one declaration. The flow's parameters (and so the UI's form and the
+deployments' schema), the command line's `run` options and the README's tables are made from it
+(flows/parameters.py; flows/cli.py, whose `settings` command prints the tables). pydantic-settings
+resolves each setting: the flow parameter, else the first of its environment variables that is
+set and not blank, else the default. Every problem is reported at once, before any AWS call,
+naming the setting and where its value came from, never the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from tasks.aws import AwsSettings
+from tasks.aws_names import (
+    ACCOUNT_ID,
+    BLOCK_NAME,
+    SNS_TOPIC_ARN_PATTERN,
+    bucket_name_problems,
+    prefix_problems,
+    region_problems,
+    role_arn_problems,
+    secret_name_problems,
+    sns_topic_problems,
+)
+from tasks.errors import ConfigError
+from tasks.retry import MAX_TASK_RETRIES
+from tasks.s3.uris import is_s3_uri, parse_s3_uri
+
+Environment = Literal["dev", "staging", "prod"]
+VersionsMode = Literal["current", "noncurrent", "all"]
+#: Clock skew tolerated for `as_of`; a later reference time would make young objects look old.
+AS_OF_MAX_FUTURE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """Marks a setting that is also a flow parameter (a field of the UI's form) and an option of
+    `s3-housekeeping run`; `flags` are extra spellings of the option, kept for compatibility."""
+
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verbatim:
+    """Marks a setting whose environment value is taken as written, surrounding blanks included
+    (in a prefix they are part of it)."""
+
+
+def env(*names: str) -> AliasChoices:
+    """The environment variables a setting falls back to, first match wins."""
+    return AliasChoices(*names)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source with this project's two rules: a blank variable
+    counts as unset, and a value loses its surrounding blanks unless its setting is verbatim.
+    A setting declares its variables; one without any is never read from the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, case_sensitive=True)
+        self.env_vars = {
+            name: value for name, value in self.env_vars.items() if value and value.strip()
+        }
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field.validation_alias is None:
+            return None, field_name, False
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not is_verbatim(field):
+            value = value.strip()
+        return value, key, is_complex
+
+
+class RunSettings(BaseSettings):
+    """One run's validated settings. Each field's description is its help text, in the UI, on
+    the command line and in the README."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        case_sensitive=True,
+        # Errors name the setting (not its environment variable) and never hold the value.
+        loc_by_alias=False,
+        hide_input_in_errors=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    bucket: Annotated[str, Parameter()] = Field(
+        validation_alias=env("S3_BUCKET"), description="Target S3 bucket. Required."
+    )
+    prefix: Annotated[str, Parameter(), Verbatim()] = Field(
+        validation_alias=env("CLEANUP_PREFIX"),
+        description='Key prefix to clean, e.g. "tmp/". Required; no leading "/", no ".." segment. '
+        '"tmp" also matches "tmp-keep/": end it with "/" for a folder.',
+    )
+    older_than_days: Annotated[int, Parameter()] = Field(
+        30,
+        ge=1,
+        le=36500,
+        validation_alias=env("CLEANUP_OLDER_THAN_DAYS"),
+        description="Delete objects last modified more than this many days before as_of, "
+        "1 to 36500.",
+    )
+    dry_run: Annotated[bool, Parameter()] = Field(
+        True,
+        validation_alias=env("DRY_RUN"),
+        description="True plans and reports only; False deletes the planned objects.",
+    )
+    environment: Annotated[Environment, Parameter()] = Field(
+        "dev",
+        validation_alias=env("ENVIRONMENT"),
+        description="dev, staging or prod: the bucket's Environment tag.",
+    )
+    region: Annotated[str, Parameter()] = Field(
+        "us-east-1",
+        validation_alias=env("AWS_DEFAULT_REGION", "AWS_REGION"),
+        description="The bucket's AWS region.",
+    )
+    aws_credentials_block: Annotated[str | None, Parameter(flags=("--credentials-block",))] = Field(
+        None,
+        validation_alias=env("AWS_CREDENTIALS_BLOCK"),
+        description="Name of a prefect-aws AWS Credentials block; empty uses the default "
+        "AWS chain: environment, profile, instance or task role.",
+    )
+    role_arn: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("ASSUME_ROLE_ARN"),
+        description="IAM role to assume; its credentials refresh during long runs.",
+    )
+    secret_name: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("SECRET_NAME"),
+        description="Secrets Manager secret (a JSON object) for the run; may hold kms_key_id and "
+        "expected_bucket_owner.",
+    )
+    expected_bucket_owner: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("EXPECTED_BUCKET_OWNER"),
+        description="12-digit account ID; a bucket owned by any other account is refused.",
+    )
+    create_bucket: Annotated[bool, Parameter()] = Field(
+        True,
+        description="Create the bucket if missing and converge Block Public Access, default "
+        "encryption and tags.",
+    )
+    max_deletions: Annotated[int | None, Parameter()] = Field(
+        None,
+        ge=0,
+        validation_alias=env("MAX_DELETIONS"),
+        description="Refuse the run, deleting nothing, if the plan holds more objects; empty: "
+        "no limit.",
+    )
+    # Only for test servers that cannot backdate objects (SeaweedFS): declared before as_of,
+    # whose validator reads it.
+    allow_future_as_of: bool = Field(
+        False,
+        validation_alias=env("ALLOW_FUTURE_AS_OF"),
+        description="Accept an as_of in the future: only for test servers that cannot backdate "
+        "objects (a future reference time makes new objects look old).",
+    )
+    as_of: Annotated[datetime, Parameter()] = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="Reference time for the age cutoff (ISO 8601; no zone means UTC; default: "
+        "now). Not in the future.",
+    )
+    plan: Annotated[str | None, Parameter()] = Field(
+        None,
+        description="A saved plan (manifest) to apply instead of listing: a local path or "
+        "s3://bucket/key. Only its objects are deleted, each only if unchanged; refused if "
+        "made for another target or older than max_plan_age_hours.",
+    )
+    versions: Annotated[VersionsMode, Parameter()] = Field(
+        "current",
+        validation_alias=env("CLEANUP_VERSIONS"),
+        description="Which versions to delete: current (in a versioned bucket this only adds "
+        "delete markers), noncurrent (versions that became noncurrent before the cutoff: "
+        "reclaims storage) or all (every version and delete marker older than the cutoff).",
+    )
+    max_delete_bytes: Annotated[int | None, Parameter()] = Field(
+        None,
+        ge=0,
+        validation_alias=env("MAX_DELETE_BYTES"),
+        description="Refuse the run, deleting nothing, if the plan holds more bytes.",
+    )
+    max_delete_percent: Annotated[float | None, Parameter()] = Field(
+        None,
+        ge=0,
+        le=100,
+        validation_alias=env("MAX_DELETE_PERCENT"),
+        description="Refuse the run, deleting nothing, if the plan holds more than this "
+        "percentage of the objects listed under the prefix.",
+    )
+    manifest_location: Annotated[str, Parameter()] = Field(
+        "manifests",
+        validation_alias=env("MANIFEST_LOCATION", "MANIFEST_DIR"),
+        description="Where plans are written: a local directory or an s3://bucket/prefix.",
+    )
+    max_plan_age_hours: Annotated[float, Parameter()] = Field(
+        24,
+        gt=0,
+        le=24 * 365,
+        validation_alias=env("MAX_PLAN_AGE_HOURS"),
+        description="The oldest saved plan that may be applied, in hours.",
+    )
+    require_approval: Annotated[bool, Parameter()] = Field(
+        False,
+        validation_alias=env("REQUIRE_APPROVAL"),
+        description="Before deleting, show the plan and pause until a person approves it in the "
+        "UI; a rejection or no answer deletes nothing.",
+    )
+    approval_timeout_minutes: Annotated[int, Parameter()] = Field(
+        60,
+        ge=1,
+        le=7 * 24 * 60,
+        validation_alias=env("APPROVAL_TIMEOUT_MINUTES"),
+        description="How long a run waits for approval before it gives up, deleting nothing, "
+        "1 to 10080 (a week).",
+    )
+    notify_topic_arn: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("SNS_TOPIC_ARN"),
+        # The form checks the shape; the validator below checks partition, region and name.
+        json_schema_extra={"pattern": SNS_TOPIC_ARN_PATTERN},
+        description="SNS topic told (a short JSON summary) when a run deletes something, is "
+        "refused or fails; empty: no notice.",
+    )
+    # Deployment-wide settings: from the environment only, never a run's parameters.
+    delete_concurrency: int = Field(
+        32,
+        ge=1,
+        le=64,
+        validation_alias=env("DELETE_CONCURRENCY"),
+        description="Most DeleteObjects batches in flight at once; a run starts at 8 and adds "
+        "one per clean batch, and a SlowDown answer halves it.",
+    )
+    list_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        validation_alias=env("LIST_CONCURRENCY"),
+        description="Sub-prefixes listed at once.",
+    )
+    aws_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        validation_alias=env("AWS_MAX_ATTEMPTS"),
+        description="Attempts per AWS request (botocore).",
+    )
+    aws_retry_mode: Literal["standard", "adaptive"] = Field(
+        "standard",
+        validation_alias=env("AWS_RETRY_MODE"),
+        description="standard or adaptive (client-side rate limiting).",
+    )
+    task_retries: int = Field(
+        3,
+        ge=0,
+        le=MAX_TASK_RETRIES,
+        validation_alias=env("TASK_RETRIES"),
+        description="Prefect retries of the secret and bucket steps after a transient failure "
+        "(throttling, 5xx, timeouts, connection errors).",
+    )
+    secret_required_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias=env("SECRET_REQUIRED_KEYS"),
+        description="Comma-separated keys the secret must hold.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The flow's parameters, then the environment; no .env or secrets files.
+        return init_settings, _Environment(settings_cls)
+
+    @property
+    def cutoff(self) -> datetime:
+        """Objects last modified strictly before this instant are old enough to delete."""
+        return self.as_of - timedelta(days=self.older_than_days)
+
+    def aws(self, region: str | None = None) -> AwsSettings:
+        """The client factory's settings for this run: a connection for every worker."""
+        return AwsSettings(
+            region=region or self.region,
+            credentials_block=self.aws_credentials_block,
+            role_arn=self.role_arn,
+            max_attempts=self.aws_max_attempts,
+            retry_mode=self.aws_retry_mode,
+            max_pool_connections=self.delete_concurrency + self.list_concurrency + 2,
+        )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_rules(cls, value: str) -> str:
+        return _checked(value, bucket_name_problems(value))
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_rules(cls, value: str) -> str:
+        return _checked(value, prefix_problems(value))
+
+    @field_validator("region")
+    @classmethod
+    def _region_rules(cls, value: str) -> str:
+        return _checked(value, region_problems(value))
+
+    @field_validator("aws_credentials_block")
+    @classmethod
+    def _block_rules(cls, value: str | None) -> str | None:
+        if value is not None and not BLOCK_NAME.fullmatch(value):
+            raise ValueError("a block name holds only lowercase letters, digits and hyphens")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The region is declared first: when it is valid, the role must be in its partition.
+        if value is None:
+            return value
+        return _checked(value, role_arn_problems(value, info.data.get("region")))
+
+    @field_validator("secret_name")
+    @classmethod
+    def _secret_name_rules(cls, value: str | None) -> str | None:
+        return value if value is None else _checked(value, secret_name_problems(value))
+
+    @field_validator("expected_bucket_owner")
+    @classmethod
+    def _owner_rules(cls, value: str | None) -> str | None:
+        if value is not None and not ACCOUNT_ID.fullmatch(value):
+            raise ValueError("must be a 12-digit AWS account ID")
+        return value
+
+    @field_validator("secret_required_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_rules(cls, value: datetime, info: ValidationInfo) -> datetime:
+        # A date without a zone is read as UTC, the zone S3 reports LastModified in.
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        future_allowed = info.data.get("allow_future_as_of", False)
+        if not future_allowed and aware > datetime.now(UTC) + AS_OF_MAX_FUTURE:
+            raise ValueError("must not be in the future (it would make new objects look old)")
+        return aware
+
+    @field_validator("plan", "manifest_location")
+    @classmethod
+    def _location_rules(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("must be a local path or an s3://bucket/... address")
+        if is_s3_uri(value) and bucket_name_problems(parse_s3_uri(value).bucket):
+            raise ValueError("names an invalid bucket in its s3:// address")
+        return value
+
+    @field_validator("older_than_days", "max_deletions", "max_delete_bytes", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not true/false")
+        return value
+
+    @field_validator("notify_topic_arn")
+    @classmethod
+    def _topic_rules(cls, value: str | None) -> str | None:
+        return value if value is None else _checked(value, sns_topic_problems(value))
+
+
+def _checked(value: str, problems: list[str]) -> str:
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+def is_parameter(field: FieldInfo) -> bool:
+    return any(isinstance(marker, Parameter) for marker in field.metadata)
+
+
+def is_verbatim(field: FieldInfo) -> bool:
+    return any(isinstance(marker, Verbatim) for marker in field.metadata)
+
+
+def parameters() -> dict[str, FieldInfo]:
+    """The settings that are flow parameters, in declaration order."""
+    return {name: f for name, f in RunSettings.model_fields.items() if is_parameter(f)}
+
+
+def environment_variables(name: str) -> tuple[str, ...]:
+    """The environment variables a setting falls back to, in order (none for some)."""
+    alias = RunSettings.model_fields[name].validation_alias
+    if not isinstance(alias, AliasChoices):
+        return ()
+    return tuple(str(choice) for choice in alias.choices)
+
+
+def all_environment_variables() -> tuple[str, ...]:
+    """Every environment variable that some setting reads."""
+    return tuple(var for name in RunSettings.model_fields for var in environment_variables(name))
+
+
+def load_settings(parameters_given: Mapping[str, Any], now: datetime | None = None) -> RunSettings:
+    """Resolve every setting (parameter > environment > default) and validate them all at once.
+
+    Args:
+        parameters_given: the flow's parameters; None means "not set".
+        now: the reference time used when `as_of` is not set (default: the clock).
+
+    Raises:
+        ConfigError: listing every problem found, naming settings and sources but never values.
+    """
+    unknown = sorted(set(parameters_given) - set(parameters()))
+    if unknown:
+        raise ConfigError("unknown parameters", [f"{name}: not a parameter" for name in unknown])
+    given = {name: value for name, value in parameters_given.items() if value is not None}
+    if now is not None:
+        given.setdefault("as_of", now)
+    try:
+        return RunSettings(**given)
+    except ValidationError as exc:
+        # Only messages leave this block: the ValidationError itself holds the raw values.
+        problems = [_describe(error, given) for error in exc.errors(include_input=False)]
+    raise ConfigError("invalid configuration", problems)
+
+
+def raw_setting(name: str, parameters_given: Mapping[str, Any]) -> Any:
+    """A setting as a run would read it, unvalidated: the parameter, else its environment
+    variable, else None. For a run whose settings failed validation (its notice and event)."""
+    if parameters_given.get(name) is not None:
+        return parameters_given[name]
+    value, _, _ = _Environment(RunSettings).get_field_value(RunSettings.model_fields[name], name)
+    return value
+
+
+def _describe(error: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """One problem as 'setting (from SOURCE): message', without the offending value."""
+    name = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    source = None if name in given or name not in RunSettings.model_fields else _source(name)
+    where = f" (from {source})" if source else ""
+    return f"{name or 'configuration'}{where}: {message}"
+
+
+def _source(name: str) -> str | None:
+    """The environment variable a setting's value came from, if one did."""
+    environ = _Environment(RunSettings).env_vars
+    return next((var for var in environment_variables(name) if var in environ), None)
+
+
+def default_text(field: FieldInfo) -> str:
+    """A setting's default as the help and the README show it."""
+    if field.is_required():
+        return "(required)"
+    if field.default_factory is not None:
+        return "now"
+    if field.default is None or field.default == ():
+        return "none"
+    if isinstance(field.default, bool):
+        return str(field.default).lower()
+    return f"{field.default}"

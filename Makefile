@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN = $(UV) run --locked --all-extras
 
-.PHONY: demo serve deploy test lint typecheck pytest install clean
+.PHONY: demo serve deploy test lint typecheck pytest install clean readme
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,6 +34,10 @@ pytest: install
 	$(RUN) pytest
 
 test: lint typecheck pytest
+
+# The README's tables of settings, made from tasks/settings.py (a test checks they match).
+readme: install
+	$(RUN) python -m devtools.readme
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache manifests test-output

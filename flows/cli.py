@@ -137,7 +137,13 @@ def reference_tables() -> str:
             f"| `{name}` | {spelled} | {variables(name)} | {default_text(field)} | "
             f"{field.description} |"
         )
-    rows += ["", "| variable | default | meaning |", "|---|---|---|"]
+    rows += [
+        "",
+        "Settings that only come from the environment (the same for every run of a deployment):",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
     for name, field in RunSettings.model_fields.items():
         if name not in options:
             rows.append(f"| {variables(name)} | {default_text(field)} | {field.description} |")

@@ -111,12 +111,8 @@ def plan_request(settings: RunSettings, owner: str | None, bucket_exists: bool) 
 def deletes_while_listing(settings: RunSettings) -> bool:
     """Whether the deletes start while the listing goes on: in an executing run of a new plan
     that no guard and no person must see whole first."""
-    return not (
-        settings.dry_run
-        or settings.plan is not None
-        or settings.require_approval
-        or Guards.of(settings).any
-    )
+    must_see_the_whole_plan = Guards.of(settings).any or settings.require_approval
+    return not (must_see_the_whole_plan or settings.plan is not None or settings.dry_run)
 
 
 def plan_cleanup(

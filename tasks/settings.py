@@ -106,8 +106,8 @@ class RunSettings(BaseSettings):
     )
     prefix: Annotated[str, Parameter(), Verbatim()] = Field(
         validation_alias=env("CLEANUP_PREFIX"),
-        description='Key prefix to clean, e.g. "tmp/". Required; no leading "/", no ".." segment. '
-        '"tmp" also matches "tmp-keep/": end it with "/" for a folder.',
+        description='Key prefix to clean, e.g. "tmp/". Required; at most 1024 bytes, no leading '
+        '"/", no ".." segment. "tmp" also matches "tmp-keep/": end it with "/" for a folder.',
     )
     older_than_days: Annotated[int, Parameter()] = Field(
         30,
@@ -141,7 +141,7 @@ class RunSettings(BaseSettings):
     role_arn: Annotated[str | None, Parameter()] = Field(
         None,
         validation_alias=env("ASSUME_ROLE_ARN"),
-        description="IAM role to assume; its credentials refresh during long runs.",
+        description="IAM role to assume; its credentials refresh 15 minutes before they expire.",
     )
     secret_name: Annotated[str | None, Parameter()] = Field(
         None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -57,6 +58,14 @@ def moto() -> Iterator[None]:
 def aws(moto: None) -> AwsClients:
     """Clients from the project's own factory, backed by in-process moto, in us-east-1."""
     return create_clients(AwsSettings(region="us-east-1"))
+
+
+@pytest.fixture
+def sns_queue(moto: None) -> dict[str, Any]:
+    """An SNS topic with an SQS queue subscribed, in moto (tests/support/sns.py)."""
+    from tests.support.sns import subscribed_queue
+
+    return subscribed_queue()
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ import pytest
 from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
-from tasks.errors import ConfigError, PartialFailure, SafetyRefusal
+from tasks.errors import AwsApiError, ConfigError, PartialFailure, SafetyRefusal
 from tests.support.audit import audit_requests
-from tests.support.faults import inject_delete_errors
+from tests.support.calls import product_calls
+from tests.support.faults import fail_first_calls, inject_delete_errors
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -108,6 +109,78 @@ class TestExecute:
 
         assert (report.status, report.deleted) == ("completed", 3)
         assert keys(aws) == KEPT
+
+
+class TestOnePath:
+    """Planning and applying are one pipeline: a dry run takes the executing run's path and
+    stops where the delete consumer would start."""
+
+    @staticmethod
+    def consumer(name: str) -> bool:
+        """The delete consumer: the pipeline that sends DeleteObjects, and the apply step that
+        feeds it the checked plan (when it waited for it) and collects the outcomes."""
+        return name.startswith("tasks.s3.deletion.") or name.startswith(
+            "tasks.cleanup.apply_cleanup"
+        )
+
+    @pytest.mark.parametrize(
+        "guards",
+        [
+            pytest.param({}, id="deletes-while-listing"),
+            pytest.param({"max_deletions": 100}, id="deletes-after-the-whole-plan"),
+        ],
+    )
+    def test_dry_run_takes_the_executing_path_up_to_the_consumer_when_both_run(
+        self, aws: AwsClients, seeded: None, as_of: datetime, guards: dict[str, Any]
+    ) -> None:
+        # First converge the bucket's baseline (a prefix with nothing in it, nothing deleted),
+        # so that both runs below find it as it should be, and fill the caches.
+        run(as_of, dry_run=False, prefix="nothing-here/")
+
+        with audit_requests() as dry_audit, product_calls(self.consumer) as dry:
+            dry_report = run(as_of, dry_run=True, **guards)
+        with audit_requests() as audit, product_calls(self.consumer) as executed:
+            report = run(as_of, dry_run=False, **guards)
+
+        # Where the dry run stops, the executing run hands the plan to the consumer, shows its
+        # progress and records its outcomes; every other function is the same.
+        assert dry - executed == {"tasks.record.report.RunReport.record_dry_run"}
+        assert executed - dry == {
+            "tasks.record.report.RunReport.record_apply",
+            "tasks.record.artifacts.ProgressArtifact.start",
+        }
+        assert {"tasks.cleanup.record_plan", "tasks.s3.selection.Selection.__iter__"} <= dry
+        assert [call.operation for call in dry_audit.mutating()] == []
+        assert len(audit.of("DeleteObjects")) == 1
+        assert (dry_report.matched, report.matched, report.deleted) == (3, 3, 3)
+
+
+class TestRetries:
+    def test_secret_step_is_retried_when_its_first_call_fails_transiently(
+        self, aws: AwsClients, seeded: None, as_of: datetime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        aws.secretsmanager.create_secret(Name="flow/retried", SecretString='{"k": "v"}')
+        monkeypatch.setenv("TASK_RETRIES", "1")
+
+        with fail_first_calls("secrets-manager.GetSecretValue", times=1) as failing:
+            report = run(as_of, secret_name="flow/retried")
+
+        assert failing.calls == 2
+        assert report.status == "dry_run"
+
+    def test_secret_step_fails_at_once_when_task_retries_is_zero(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        aws.secretsmanager.create_secret(Name="flow/retried", SecretString='{"k": "v"}')
+
+        with (
+            fail_first_calls("secrets-manager.GetSecretValue", times=1) as failing,
+            pytest.raises(AwsApiError, match="ServiceUnavailable") as failed,
+        ):
+            run(as_of, secret_name="flow/retried")
+
+        assert failing.calls == 1
+        assert failed.value.transient is True
 
 
 class TestRefusalsAndFailures:

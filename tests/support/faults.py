@@ -104,3 +104,37 @@ def reject_batches_containing(
     ]
     with on_every_new_client(entries):
         yield rejections
+
+
+@dataclass
+class FailingCalls:
+    """The first `times` calls of one operation answered with an error, as AWS answers a
+    throttled or unavailable request; later calls go through."""
+
+    times: int
+    code: str
+    status: int
+    calls: int = 0
+
+    def short_circuit(self, **_: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.times:
+            return None
+        response = AWSResponse(url="", status_code=self.status, headers={}, raw=None)
+        parsed = {
+            "Error": {"Code": self.code, "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        return response, parsed
+
+
+@contextmanager
+def fail_first_calls(
+    operation: str, times: int, code: str = "ServiceUnavailable", status: int = 503
+) -> Iterator[FailingCalls]:
+    """Answer the first `times` calls of `operation` (e.g. "secrets-manager.GetSecretValue")
+    with `code`, before any request is sent: botocore does not retry an answer given here, so
+    only the task's own retries can."""
+    failing = FailingCalls(times, code, status)
+    with on_every_new_client([(f"before-call.{operation}", failing.short_circuit)]):
+        yield failing

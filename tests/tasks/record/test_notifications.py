@@ -4,45 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
-from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
-from flows.s3_housekeeping import s3_housekeeping
-from tasks.aws import AwsClients, AwsSettings
+from deployments.local_aws import LOCAL_ACCOUNT_ID
+from tasks.aws import AwsSettings
 from tasks.aws_names import sns_topic_problems
-from tasks.errors import SafetyRefusal
 from tasks.record.notifications import notify
 from tasks.record.outcome import RunOutcome, from_report
 from tasks.record.report import RunReport
+from tests.support.sns import received
 
 CANARY = "CANARY-notification-secret-value"
 BUCKET = "notify-test-bucket"
 OLD = {"temp/a.log", "temp/b.log"}
-
-
-@pytest.fixture
-def queue(moto: None) -> dict[str, Any]:
-    """An SNS topic in us-east-1 with an SQS queue subscribed (raw delivery off: the SNS
-    envelope arrives, as an email or a chat integration would see it)."""
-    sns = boto3.client("sns", region_name="us-east-1")
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    topic_arn = sns.create_topic(Name="s3-housekeeping-notices")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName="notices")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    return {"topic_arn": topic_arn, "sqs": sqs, "queue_url": queue_url}
-
-
-def received(queue: dict[str, Any]) -> list[dict[str, Any]]:
-    """The SNS envelopes in the queue."""
-    answer = queue["sqs"].receive_message(QueueUrl=queue["queue_url"], MaxNumberOfMessages=10)
-    return [json.loads(message["Body"]) for message in answer.get("Messages", [])]
 
 
 def report(**overrides: Any) -> RunReport:
@@ -66,14 +42,14 @@ def report(**overrides: Any) -> RunReport:
 
 class TestNotify:
     def test_summary_arrives_with_counts_when_a_run_deleted_objects(
-        self, queue: dict[str, Any]
+        self, sns_queue: dict[str, Any]
     ) -> None:
         outcome = from_report(report(), "run-id", "http://ui/runs/flow-run/run-id")
 
-        sent = notify(outcome, queue["topic_arn"], AwsSettings(region="eu-west-1"))
+        sent = notify(outcome, sns_queue["topic_arn"], AwsSettings(region="eu-west-1"))
 
         assert sent is True
-        (envelope,) = received(queue)
+        (envelope,) = received(sns_queue)
         summary = json.loads(envelope["Message"])
         assert summary["source"] == "s3-housekeeping"
         assert (summary["status"], summary["bucket"], summary["environment"]) == (
@@ -86,14 +62,16 @@ class TestNotify:
         assert envelope["Subject"] == f"s3-housekeeping completed (prod): s3://{BUCKET}/temp/"
         assert envelope["MessageAttributes"]["status"]["Value"] == "completed"
 
-    def test_nothing_is_sent_when_a_dry_run_deleted_nothing(self, queue: dict[str, Any]) -> None:
+    def test_nothing_is_sent_when_a_dry_run_deleted_nothing(
+        self, sns_queue: dict[str, Any]
+    ) -> None:
         outcome = from_report(report(status="dry_run", dry_run=True, deleted=0), None, None)
 
-        assert notify(outcome, queue["topic_arn"], AwsSettings(region="us-east-1")) is False
-        assert received(queue) == []
+        assert notify(outcome, sns_queue["topic_arn"], AwsSettings(region="us-east-1")) is False
+        assert received(sns_queue) == []
 
     def test_outcome_stands_and_a_warning_is_logged_when_the_topic_does_not_exist(
-        self, queue: dict[str, Any], caplog: pytest.LogCaptureFixture
+        self, sns_queue: dict[str, Any], caplog: pytest.LogCaptureFixture
     ) -> None:
         missing = f"arn:aws:sns:us-east-1:{LOCAL_ACCOUNT_ID}:no-such-topic"
         outcome = from_report(report(status="refused", deleted=0), None, None)
@@ -114,65 +92,6 @@ class TestNotify:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
             assert notify(outcome, unreachable, settings) is False
-
-
-@pytest.mark.usefixtures("prefect_harness")
-class TestFlowNotifies:
-    @pytest.fixture
-    def seeded(self, aws: AwsClients, as_of: datetime) -> None:
-        aws.s3.create_bucket(Bucket=BUCKET)
-        for key in (*OLD, "temp/new.log"):
-            aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"0123456789")
-            backdate(BUCKET, key, as_of - timedelta(days=2 if key == "temp/new.log" else 90))
-        aws.secretsmanager.create_secret(
-            Name="notify/run", SecretString=json.dumps({"api_token": CANARY})
-        )
-
-    def test_summary_arrives_and_holds_no_secret_when_a_run_deletes(
-        self, seeded: None, queue: dict[str, Any], as_of: datetime
-    ) -> None:
-        result = s3_housekeeping(
-            bucket=BUCKET,
-            prefix="temp/",
-            older_than_days=30,
-            as_of=as_of,
-            dry_run=False,
-            secret_name="notify/run",
-            notify_topic_arn=queue["topic_arn"],
-        )
-
-        assert result.deleted == 2
-        (envelope,) = received(queue)
-        body = json.dumps(envelope)
-        assert CANARY not in body
-        assert not any(key in body for key in OLD), "the notice must not list keys"
-        summary = json.loads(envelope["Message"])
-        assert (summary["status"], summary["counts"]["deleted"]) == ("completed", 2)
-        assert summary["flow_run_id"]
-
-    def test_refusal_is_notified_through_sns_topic_arn_when_the_parameter_is_unset(
-        self,
-        seeded: None,
-        queue: dict[str, Any],
-        as_of: datetime,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        monkeypatch.setenv("SNS_TOPIC_ARN", queue["topic_arn"])
-
-        with pytest.raises(SafetyRefusal):
-            s3_housekeeping(
-                bucket=BUCKET,
-                prefix="temp/",
-                older_than_days=30,
-                as_of=as_of,
-                dry_run=False,
-                max_deletions=1,
-            )
-
-        (envelope,) = received(queue)
-        summary = json.loads(envelope["Message"])
-        assert (summary["status"], summary["counts"]["matched"]) == ("refused", 2)
-        assert "max_deletions" in summary["message"]
 
 
 @pytest.mark.parametrize(

@@ -162,19 +162,18 @@ class TestSavedPlans:
         with pytest.raises(SafetyRefusal, match="incomplete"):
             run(as_of, dry_run=False, plan=str(cut))
 
-    def test_plans_go_to_s3_and_apply_from_there_when_location_is_s3(
-        self,
-        aws: AwsClients,
-        small: None,
-        as_of: datetime,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        scratch = tmp_path / "scratch"
-        scratch.mkdir()
-        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    @pytest.fixture
+    def scratch(self, aws: AwsClients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """An empty folder where the runs' temporary files go, and a bucket for plans."""
+        folder = tmp_path / "scratch"
+        folder.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(folder))
         aws.s3.create_bucket(Bucket="plans-bucket")
+        return folder
 
+    def test_plans_go_to_s3_and_apply_from_there_when_location_is_s3(
+        self, aws: AwsClients, small: None, as_of: datetime, scratch: Path
+    ) -> None:
         dry = run(as_of, manifest_location="s3://plans-bucket/runs")
         report = run(as_of, dry_run=False, plan=dry.manifest)
 
@@ -183,6 +182,21 @@ class TestSavedPlans:
         stored = aws.s3.list_objects_v2(Bucket="plans-bucket")["Contents"]
         assert [obj["Key"] for obj in stored] == [dry.manifest.removeprefix("s3://plans-bucket/")]
         # Neither the staged upload nor the downloaded copy is left behind.
+        assert list(scratch.iterdir()) == []
+
+    def test_applies_a_plan_kept_in_s3_when_a_guard_makes_the_run_plan_first(
+        self, aws: AwsClients, small: None, as_of: datetime, scratch: Path
+    ) -> None:
+        report = run(
+            as_of,
+            dry_run=False,
+            manifest_location="s3://plans-bucket/runs",
+            max_deletions=2_000,
+        )
+
+        assert (report.status, report.matched, report.deleted) == ("completed", 1_500, 1_500)
+        assert report.manifest.startswith(f"s3://plans-bucket/runs/{BUCKET}/")
+        assert count(aws, "flat/") == 100
         assert list(scratch.iterdir()) == []
 
 

@@ -1,0 +1,177 @@
+"""The command line: its `run` options come from the settings model, and so do the README's tables;
+exceptions become the exit codes of DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.readme import with_tables
+from flows.cli import (
+    add_run_options,
+    build_parser,
+    execute,
+    flow_parameters,
+    main,
+    reference_tables,
+)
+from flows.parameters import help_text
+from tasks.errors import (
+    AwsApiError,
+    ConfigError,
+    CredentialsError,
+    HousekeepingError,
+    NetworkError,
+    PartialFailure,
+    PermissionDeniedError,
+    SafetyRefusal,
+)
+from tasks.settings import RunSettings, environment_variables, parameters
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+class TestRunOptions:
+    def test_every_parameter_has_one_option_and_nothing_else_has_one_when_built(self) -> None:
+        options = add_run_options(argparse.ArgumentParser())
+
+        assert set(options) == set(parameters())
+        assert options["dry_run"].option_strings == ["--execute"]
+        for name, action in options.items():
+            if name != "dry_run":
+                assert action.dest == name
+                assert f"--{name.replace('_', '-')}" in action.option_strings
+
+    def test_options_left_out_stay_unset_so_the_environment_applies_when_parsed(self) -> None:
+        given = flow_parameters(parse("--bucket", "b-bucket"))
+
+        assert set(given) == set(parameters())
+        assert given["bucket"] == "b-bucket"
+        assert given["dry_run"] is True  # whatever DRY_RUN says, only --execute deletes
+        assert all(
+            value is None for name, value in given.items() if name not in {"bucket", "dry_run"}
+        )
+
+    def test_options_are_typed_as_their_settings_when_given(self) -> None:
+        given = flow_parameters(
+            parse(
+                "--execute",
+                "--older-than-days",
+                "7",
+                "--max-delete-percent",
+                "12.5",
+                "--as-of",
+                "2024-01-02T03:04:05+00:00",
+                "--no-create-bucket",
+                "--require-approval",
+                "--approval-timeout-minutes",
+                "15",
+                "--notify-topic-arn",
+                "arn:aws:sns:eu-west-1:123456789012:housekeeping",
+                "--credentials-block",
+                "aws-prod",
+            )
+        )
+
+        assert given["dry_run"] is False
+        assert (given["older_than_days"], given["max_delete_percent"]) == (7, 12.5)
+        assert given["as_of"] == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+        assert (given["create_bucket"], given["require_approval"]) == (False, True)
+        assert given["approval_timeout_minutes"] == 15
+        assert given["notify_topic_arn"] == "arn:aws:sns:eu-west-1:123456789012:housekeeping"
+        assert given["aws_credentials_block"] == "aws-prod"  # the spelling it always had
+
+    def test_choices_come_from_the_settings_literals_when_refused(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            parse("--versions", "latest")
+
+        assert "choose from 'current', 'noncurrent', 'all'" in capsys.readouterr().err
+
+    def test_every_option_shows_its_settings_help_when_asked(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            parse("--help")
+
+        shown = " ".join(capsys.readouterr().out.split())
+        for name, field in parameters().items():
+            if name != "dry_run":
+                assert help_text(name, field) in shown, name
+
+
+class TestReference:
+    def test_readme_holds_the_tables_the_settings_command_prints_when_compared(self) -> None:
+        text = README.read_text()
+
+        assert with_tables(text, reference_tables()) == text, "run `make readme`"
+
+    def test_settings_command_prints_every_setting_when_run(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["settings"]) == 0
+
+        printed = capsys.readouterr().out
+        assert printed == reference_tables()
+        for name in RunSettings.model_fields:
+            if name in parameters():
+                assert f"| `{name}` |" in printed
+            for variable in environment_variables(name):
+                assert f"`{variable}`" in printed
+
+    def test_tables_list_each_setting_once_when_rendered(self) -> None:
+        rows = [line for line in reference_tables().splitlines() if re.match(r"\| `", line)]
+
+        assert len(rows) == len(RunSettings.model_fields)
+
+
+class TestExitCodes:
+    @pytest.mark.parametrize(
+        ("error", "code"),
+        [
+            pytest.param(ConfigError("bad"), 1, id="config"),
+            pytest.param(CredentialsError("expired"), 2, id="credentials"),
+            pytest.param(NetworkError("unreachable"), 3, id="network"),
+            pytest.param(PermissionDeniedError("denied"), 4, id="permission"),
+            pytest.param(AwsApiError("boom"), 5, id="aws"),
+            pytest.param(SafetyRefusal("max_deletions", 2, 1), 6, id="refused"),
+            pytest.param(PartialFailure(1, 2), 7, id="partial"),
+            pytest.param(HousekeepingError("ours"), 99, id="ours-unexpected"),
+            pytest.param(KeyError("a bug"), 99, id="unexpected"),
+        ],
+    )
+    def test_exception_becomes_its_exit_code_when_the_run_raises_it(
+        self, error: Exception, code: int, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        def run() -> dict[str, Any]:
+            raise error
+
+        assert execute(run, None) == code
+        assert capsys.readouterr().err.startswith("s3-housekeeping: ")
+
+    def test_report_a_refusal_carries_is_written_when_the_run_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from tasks.record.report import RunReport
+
+        report = RunReport("refused", "b-bucket", "tmp/", "us-east-1", "dev", "x", False)
+
+        def run() -> dict[str, Any]:
+            raise SafetyRefusal("max_deletions", 2, 1, report=report)
+
+        path = tmp_path / "out" / "report.json"
+        assert execute(run, path) == 6
+        assert json.loads(path.read_text()) == report.to_dict()
+        assert "s3-housekeeping: refused: s3://b-bucket/tmp/" in capsys.readouterr().err

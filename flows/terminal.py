@@ -15,7 +15,7 @@ class TerminalProgress:
     def __init__(self, stream: TextIO, interval_s: float = 0.25) -> None:
         self.stream = stream
         self.interval_s = interval_s
-        self._last = 0.0
+        self._last = float("-inf")  # the first update is shown at once
         self._shown = False
         self._lock = threading.Lock()
 

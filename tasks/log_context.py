@@ -47,5 +47,6 @@ def current_run_fields() -> dict[str, str]:
         fields["task_run_id"] = str(task_context.task_run.id)
         fields["task_run_name"] = task_context.task_run.name
         fields["task_name"] = task_context.task.name
-        fields.setdefault("flow_run_id", str(task_context.task_run.flow_run_id))
+        if task_context.task_run.flow_run_id is not None:  # a task run outside a flow has none
+            fields.setdefault("flow_run_id", str(task_context.task_run.flow_run_id))
     return fields

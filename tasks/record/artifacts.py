@@ -63,7 +63,7 @@ class ProgressArtifact:
     def __init__(self, interval_s: float = 2.0) -> None:
         self.interval_s = interval_s
         self._artifact_id: UUID | None = None
-        self._last = 0.0
+        self._last = float("-inf")  # the first update is shown at once
         self._lock = threading.Lock()
 
     def start(self, description: str) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from tasks.errors import HousekeepingError
 from tasks.record.report import RunReport
 from tasks.settings import raw_setting
@@ -81,15 +83,23 @@ def from_failure(
         return str(raw_setting(name, parameters) or "")
 
     message = str(error) if isinstance(error, HousekeepingError) else "unexpected error"
-    dry_run = parameters.get("dry_run")
     return RunOutcome(
         status="failed",
         bucket=setting("bucket"),
         prefix=setting("prefix"),
         environment=setting("environment") or "dev",
-        dry_run=True if dry_run is None else bool(dry_run),
+        dry_run=_dry_run(parameters),
         message=message[:MESSAGE_MAX_CHARS],
         error=type(error).__name__,
         flow_run_id=run_id,
         flow_run_url=run_url,
     )
+
+
+def _dry_run(parameters: Mapping[str, Any]) -> bool:
+    """Whether the run was a dry run, as it would have read it; true when that cannot be told
+    (the default, and what deletes nothing)."""
+    try:
+        return TypeAdapter(bool).validate_python(raw_setting("dry_run", parameters))
+    except ValidationError:
+        return True

@@ -56,7 +56,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     #: Listeners of this run only, beside the process-wide subscribers.
     listeners: list[ProgressListener] = field(default_factory=list)
-    _last_publish: float = 0.0
+    #: -inf: the first update is published at once, whatever the clock reads.
+    _last_publish: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, listed: int = 0, matched: int = 0, deleted: int = 0, planned: int = 0) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from deployments.local_aws import LOCAL_ACCOUNT_ID
 from tasks.aws import AwsSettings
-from tasks.aws_names import sns_topic_problems
 from tasks.record.notifications import notify
 from tasks.record.outcome import RunOutcome, from_report
 from tasks.record.report import RunReport
@@ -92,29 +91,3 @@ class TestNotify:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
             assert notify(outcome, unreachable, settings) is False
-
-
-@pytest.mark.parametrize(
-    "arn",
-    [
-        "arn:aws:sns:us-east-1:123456789012:housekeeping",
-        "arn:aws:sns:eu-west-1:123456789012:housekeeping.fifo",
-        "arn:aws-cn:sns:cn-north-1:123456789012:housekeeping",
-    ],
-)
-def test_topic_is_accepted_when_it_is_an_sns_topic_arn(arn: str) -> None:
-    assert sns_topic_problems(arn) == []
-
-
-@pytest.mark.parametrize(
-    "arn",
-    [
-        "housekeeping",
-        "arn:aws:sqs:us-east-1:123456789012:housekeeping",
-        "arn:aws:sns:us-east-1:1234:housekeeping",
-        "arn:aws:sns:cn-north-1:123456789012:housekeeping",
-        "arn:aws:sns:us-east-1:123456789012:bad name",
-    ],
-)
-def test_topic_is_refused_when_it_is_not_an_sns_topic_arn(arn: str) -> None:
-    assert sns_topic_problems(arn)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
@@ -25,6 +25,8 @@ from tasks.settings import (
     parameters,
 )
 
+#: Exit codes of the command itself (the others are the exceptions' own, tasks/errors.py).
+EXIT_INVALID_INPUT = 1
 EXIT_UNEXPECTED = 99
 
 
@@ -62,8 +64,17 @@ OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is what it is here, invalid input (exit 1): argparse's own 2
+    is the credentials code."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="s3-housekeeping",
         description="Delete objects older than N days under an S3 prefix, safely (a Prefect flow).",
     )
@@ -186,18 +197,30 @@ def execute(run: Callable[[], dict[str, Any]], report_json: Path | None) -> int:
         report = carried.to_dict() if carried is not None else None
         print(f"s3-housekeeping: {exc}", file=sys.stderr)
     except ParameterTypeError as exc:
-        code = 1
+        code = EXIT_INVALID_INPUT
         print(f"s3-housekeeping: invalid parameters: {exc}", file=sys.stderr)
     except Exception as exc:
         code = EXIT_UNEXPECTED
         logging.getLogger(__name__).exception("unexpected error")
         print(f"s3-housekeeping: unexpected error ({type(exc).__name__})", file=sys.stderr)
     if report is not None:
-        if report_json is not None:
-            report_json.parent.mkdir(parents=True, exist_ok=True)
-            report_json.write_text(json.dumps(report, indent=2) + "\n")
+        if report_json is not None and not write_report(report, report_json):
+            code = code or EXIT_INVALID_INPUT
         print(summary_line(report), file=sys.stderr)
     return code
+
+
+def write_report(report: dict[str, Any], path: Path) -> bool:
+    """Write the report as JSON; False (said on stderr) when the path cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        print(
+            f"s3-housekeeping: cannot write the report to {path} ({exc.strerror})", file=sys.stderr
+        )
+        return False
+    return True
 
 
 def summary_line(report: dict[str, Any]) -> str:

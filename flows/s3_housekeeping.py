@@ -70,6 +70,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             secret.kms_key_id if secret else None,
             dry_run=settings.dry_run,
             create=settings.create_bucket,
+            converge=settings.converge_baseline,
         )
         report.record_bucket(bucket)
 
@@ -81,7 +82,13 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         if not settings.dry_run:
             target = DeleteTarget(settings.bucket, owner)
             deletes = run.enter_context(
-                DeletePipeline(clients.s3, target, settings.delete_concurrency, progress=progress)
+                DeletePipeline(
+                    clients.s3,
+                    target,
+                    settings.delete_concurrency,
+                    progress=progress,
+                    throttle_budget_s=settings.delete_throttle_budget_minutes * 60,
+                )
             )
         streaming = deletes_while_listing(settings)
         if streaming:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from prefect.artifacts import create_markdown_artifact
@@ -55,10 +56,20 @@ def duration(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def shown_key(key: str) -> str:
+    """A key as the approval shows it inside a code span: non-ASCII, control characters and
+    backticks escaped (\\uXXXX), so that no key can end the span or the line and write the text
+    a person reads before saying yes."""
+    return json.dumps(key)[1:-1].replace("`", "\\u0060")
+
+
 def approval_request(plan: PlanSummary, timeout_s: int) -> str:
     """The plan as a person must see it before saying yes: counts, bytes, first keys, manifest."""
     target = plan.target
-    keys = [f"- `{row.key}` ({row.size} bytes, {row.last_modified})" for row in plan.first_rows]
+    keys = [
+        f"- `{shown_key(row.key)}` ({row.size} bytes, {row.last_modified})"
+        for row in plan.first_rows
+    ]
     shown = keys[:FIRST_KEYS]
     more = plan.matched - len(shown)
     lines = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from functools import cache
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def prefix_problems(prefix: str) -> list[str]:
         problems.append("must not contain a '..' segment")
     if CONTROL_CHARACTERS.search(prefix):
         problems.append("must not contain control characters")
+    if any(unicodedata.category(character) == "Cf" for character in prefix):
+        # Bidirectional controls and other invisible characters make a prefix read as another.
+        problems.append("must not contain invisible format characters (e.g. bidi controls)")
     return problems
 
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BucketAction = Literal["created", "changed", "unchanged", "skipped", "would_create", "would_change"]
+BucketAction = Literal[
+    "created", "changed", "unchanged", "drifted", "skipped", "would_create", "would_change"
+]
 MANAGED_BY = "s3-housekeeping"
 BLOCK_ALL_PUBLIC_ACCESS = {
     "BlockPublicAcls": True,
@@ -53,9 +55,13 @@ def ensure_bucket(
     expected_owner: str | None = None,
     kms_key_id: str | None = None,
     dry_run: bool = False,
+    converge: bool = False,
 ) -> BucketResult:
-    """Create the bucket when it is missing, then converge Block Public Access, default
-    encryption and the ManagedBy/Environment tags. A second call changes nothing.
+    """Create the bucket with the baseline when it is missing: Block Public Access, default
+    encryption and the ManagedBy/Environment tags. On an existing bucket, report where it
+    differs from the baseline ("drifted") and write the baseline only when asked (`converge`):
+    a cleanup job must not re-encrypt or re-tag someone's bucket as a side effect. A second
+    call changes nothing.
 
     Args:
         s3: an S3 client from the factory in tasks/aws.py.
@@ -67,15 +73,22 @@ def ensure_bucket(
             and otherwise sets SSE-S3.
         dry_run: read only; report what would be created or changed ("would_create",
             "would_change") without sending a single mutating request.
+        converge: bring an existing bucket to the baseline; otherwise only report its drift.
     """
     owner: dict[str, Any] = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+    exists = _bucket_exists(s3, bucket, owner)
+    # Only read and report: in a dry run, and on an existing bucket unless asked to converge.
+    report_only = dry_run or (exists and not converge)
     steps: list[tuple[str, Callable[[], bool]]] = [
-        ("public_access_block", lambda: _converge_public_access_block(s3, bucket, owner, dry_run)),
-        ("encryption", lambda: _converge_encryption(s3, bucket, owner, kms_key_id, dry_run)),
-        ("tags", lambda: _converge_tags(s3, bucket, owner, environment, dry_run)),
+        (
+            "public_access_block",
+            lambda: _converge_public_access_block(s3, bucket, owner, report_only),
+        ),
+        ("encryption", lambda: _converge_encryption(s3, bucket, owner, kms_key_id, report_only)),
+        ("tags", lambda: _converge_tags(s3, bucket, owner, environment, report_only)),
     ]
     action: BucketAction
-    if not _bucket_exists(s3, bucket, owner):
+    if not exists:
         if dry_run:
             action, changes = "would_create", [name for name, _ in steps]
             logger.info(
@@ -87,13 +100,15 @@ def ensure_bucket(
         created = _create_bucket(s3, bucket, region)
     else:
         created = False
-    changes = [name for name, converge in steps if converge()]
+    changes = [name for name, step in steps if step()]
     if created:
         action = "created"
-    elif changes:
-        action = "would_change" if dry_run else "changed"
-    else:
+    elif not changes:
         action = "unchanged"
+    elif not converge:
+        action = "drifted"
+    else:
+        action = "would_change" if dry_run else "changed"
     logger.info(
         "Bucket %s %s",
         bucket,
@@ -249,14 +264,16 @@ def ensure_bucket_task(
     kms_key_id: str | None = None,
     dry_run: bool = False,
     create: bool = True,
+    converge: bool = False,
 ) -> BucketResult:
-    """Create the bucket if missing and write Block Public Access, encryption and tags if they
-    differ from the baseline (unless `create` is false: then it is only read); read its
-    versioning. In a dry run, only read and report."""
+    """Create the bucket with its baseline if missing (unless `create` is false: then it is
+    only read); on an existing one, report its drift from the baseline and write Block Public
+    Access, encryption and tags only when `converge`; read its versioning. In a dry run, only
+    read and report."""
     with translated_aws_errors(f"bucket '{bucket}'"):
         if create:
             result = ensure_bucket(
-                s3, bucket, region, environment, expected_owner, kms_key_id, dry_run
+                s3, bucket, region, environment, expected_owner, kms_key_id, dry_run, converge
             )
         else:
             result = BucketResult(bucket=bucket, action="skipped")

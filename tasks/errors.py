@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -208,6 +209,9 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
     """
     if isinstance(exc, HousekeepingError):
         return exc
+    if isinstance(exc, Boto3Error) and isinstance(exc.__context__, ClientError | BotoCoreError):
+        # boto3's transfers (upload_file) wrap the botocore error that stopped them.
+        return translate_aws_error(exc.__context__, action)
     if isinstance(exc, CREDENTIAL_EXCEPTIONS):
         return CredentialsError(f"{action}: AWS credentials not usable ({type(exc).__name__})")
     if isinstance(exc, NETWORK_EXCEPTIONS):
@@ -223,15 +227,6 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
     return AwsApiError(f"{action}: AWS error {name}", code=code, transient=is_transient(exc))
 
 
-def is_request_rejection(exc: BaseException) -> bool:
-    """Whether AWS refused this one request for what it carried (a 4xx such as MalformedXML),
-    so that the same call with other input may pass; credentials, permissions, missing
-    resources and transient errors would fail any request alike."""
-    if not isinstance(exc, ClientError) or is_transient(exc):
-        return False
-    return isinstance(translate_aws_error(exc, ""), AwsApiError)
-
-
 @contextmanager
 def translated_aws_errors(resource: str) -> Iterator[None]:
     """The boundary of a task: a botocore exception raised inside leaves as the project's,
@@ -240,8 +235,9 @@ def translated_aws_errors(resource: str) -> Iterator[None]:
     """
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
-        operation = exc.operation_name if isinstance(exc, ClientError) else ""
+    except (ClientError, BotoCoreError, Boto3Error) as exc:
+        cause = exc.__context__ if isinstance(exc, Boto3Error) else exc
+        operation = cause.operation_name if isinstance(cause, ClientError) else ""
         action = f"{operation} on {resource}" if operation else resource
         logger.error("%s failed: %s", action, error_code(exc) or type(exc).__name__)
         raise translate_aws_error(exc, action) from None

@@ -10,6 +10,7 @@ naming the setting and where its value came from, never the value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,12 +40,14 @@ from tasks.aws_names import (
 )
 from tasks.errors import ConfigError
 from tasks.retry import MAX_TASK_RETRIES
-from tasks.s3.uris import is_s3_uri, parse_s3_uri
+from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
 
 Environment = Literal["dev", "staging", "prod"]
 VersionsMode = Literal["current", "noncurrent", "all"]
 #: Clock skew tolerated for `as_of`; a later reference time would make young objects look old.
 AS_OF_MAX_FUTURE = timedelta(minutes=5)
+#: A location that names a scheme (http://, S3://, file:/ ...): only a lowercase s3:// is one.
+OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,15 @@ class RunSettings(BaseSettings):
     )
     create_bucket: Annotated[bool, Parameter()] = Field(
         True,
-        description="Create the bucket if missing and converge Block Public Access, default "
-        "encryption and tags.",
+        description="Create the bucket if missing, with Block Public Access, default encryption "
+        "and tags.",
+    )
+    converge_baseline: Annotated[bool, Parameter()] = Field(
+        False,
+        validation_alias=env("CONVERGE_BASELINE"),
+        description="On an existing bucket, write the baseline (Block Public Access, default "
+        "encryption, tags) where the bucket differs; false reports the drift only. A bucket "
+        "the run creates always gets it.",
     )
     max_deletions: Annotated[int | None, Parameter()] = Field(
         None,
@@ -248,6 +258,14 @@ class RunSettings(BaseSettings):
         validation_alias=env("DELETE_CONCURRENCY"),
         description="Most DeleteObjects batches in flight at once; a run starts at 8 and adds "
         "one per clean batch, and a SlowDown answer halves it.",
+    )
+    delete_throttle_budget_minutes: float = Field(
+        10,
+        ge=0,
+        le=24 * 60,
+        validation_alias=env("DELETE_THROTTLE_BUDGET_MINUTES"),
+        description="How long a batch keeps trying keys the server throttles (SlowDown), from "
+        "its first SlowDown answer, before they count as failed.",
     )
     list_concurrency: int = Field(
         8,
@@ -367,17 +385,44 @@ class RunSettings(BaseSettings):
         future_allowed = info.data.get("allow_future_as_of", False)
         if not future_allowed and aware > datetime.now(UTC) + AS_OF_MAX_FUTURE:
             raise ValueError("must not be in the future (it would make new objects look old)")
+        try:
+            cutoff = aware - timedelta(days=info.data.get("older_than_days", 0))
+        except OverflowError:
+            raise ValueError("is so early that the cutoff would fall before the year 1") from None
+        if future_allowed and cutoff > datetime.now(UTC) + AS_OF_MAX_FUTURE:
+            raise ValueError(
+                "may be in the future with ALLOW_FUTURE_AS_OF, but its cutoff (as_of minus "
+                "older_than_days) may not: objects written now would look old"
+            )
         return aware
+
+    @field_validator("allow_future_as_of")
+    @classmethod
+    def _test_servers_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("environment") == "prod":
+            raise ValueError("is for test servers that cannot backdate objects, never in prod")
+        return value
 
     @field_validator("plan", "manifest_location")
     @classmethod
-    def _location_rules(cls, value: str | None) -> str | None:
+    def _location_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         if not value.strip():
             raise ValueError("must be a local path or an s3://bucket/... address")
-        if is_s3_uri(value) and bucket_name_problems(parse_s3_uri(value).bucket):
+        if OTHER_SCHEME.match(value) and not is_s3_uri(value):
+            raise ValueError("must be a local path or an address starting with s3:// (lowercase)")
+        if not is_s3_uri(value):
+            return value
+        uri = parse_s3_uri(value)
+        if bucket_name_problems(uri.bucket):
             raise ValueError("names an invalid bucket in its s3:// address")
+        if info.field_name == "plan" and not uri.key.strip("/"):
+            raise ValueError("must name the plan's key: s3://bucket/key")
+        if info.field_name == "manifest_location" and plans_under_prefix(uri, info.data):
+            raise ValueError(
+                "puts the plans under the prefix this run cleans (a later run would delete them)"
+            )
         return value
 
     @field_validator("older_than_days", "max_deletions", "max_delete_bytes", mode="before")
@@ -391,6 +436,15 @@ class RunSettings(BaseSettings):
     @classmethod
     def _topic_rules(cls, value: str | None) -> str | None:
         return value if value is None else _checked(value, sns_topic_problems(value))
+
+
+def plans_under_prefix(location: S3Uri, validated: Mapping[str, Any]) -> bool:
+    """Whether plans kept under this s3:// location would land under the cleaned prefix of the
+    bucket a run cleans (the bucket and the prefix are validated before the location)."""
+    bucket, prefix = validated.get("bucket"), validated.get("prefix")
+    if location.bucket != bucket or not prefix:
+        return False
+    return location.join(str(bucket), "plan").key.startswith(prefix)
 
 
 def _checked(value: str, problems: list[str]) -> str:

@@ -50,6 +50,8 @@ class RunReport:
     skipped_changed: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
+    #: How long the server throttled the deletes (SlowDown), in seconds.
+    throttled_s: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
     manifest: str | None = None
     plan_source: str | None = None
@@ -100,6 +102,7 @@ class RunReport:
         """Every planned object's outcome; a failure of any makes the run a partial failure."""
         self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
         self.failed, self.failed_by_code = result.failed, dict(result.failed_by_code)
+        self.throttled_s = result.throttled_s
         if result.failed:
             self.status = "partial_failure"
             self.message = f"{result.failed} of {result.planned} planned deletions failed"
@@ -140,6 +143,7 @@ class RunReport:
             "skipped (changed since listing)": self.skipped_changed,
             "failed": self.failed,
             "failed by code": ", ".join(f"{k}: {v}" for k, v in self.failed_by_code.items()) or "-",
+            "throttled (s)": self.throttled_s,
             "requests": ", ".join(f"{k}: {v}" for k, v in self.requests.items()) or "-",
             "manifest": f"`{self.manifest}`" if self.manifest else "-",
             "duration (s)": self.duration_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -14,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tasks.errors import TRANSIENT_DELETE_CODES, error_code, is_request_rejection
+from tasks.errors import (
+    TRANSIENT_DELETE_CODES,
+    CredentialsError,
+    error_code,
+    translate_aws_error,
+)
 from tasks.s3.manifest import PlannedObject
 from tasks.s3.progress import Progress
 
@@ -27,6 +33,14 @@ logger = logging.getLogger(__name__)
 MAX_KEYS_PER_DELETE = 1000
 PRECONDITION_FAILED = "PreconditionFailed"
 THROTTLED = "SlowDown"
+#: A request refused for its body as a whole (a key XML 1.0 cannot carry): the batch is split
+#: until the bad key stands alone. Any other request-level error is every key's own outcome.
+MALFORMED_BODY = frozenset({"MalformedXML"})
+#: How long a batch keeps retrying keys the server throttles, from its first SlowDown answer;
+#: S3 throttles a prefix while it adds partitions to it, which takes minutes.
+DEFAULT_THROTTLE_BUDGET_S = 600.0
+#: The longest wait between two tries of throttled or failing keys.
+MAX_BACKOFF_S = 20.0
 
 
 @dataclass
@@ -37,6 +51,8 @@ class ApplyResult:
     deleted: int = 0
     skipped_changed: int = 0
     failed_by_code: Counter[str] = field(default_factory=Counter)
+    #: From the first SlowDown answer to the last, in seconds: how long the server throttled.
+    throttled_s: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -108,11 +124,14 @@ class DeletePipeline:
         key_attempts: int = 3,
         retry_base_delay_s: float = 0.2,
         progress: Progress | None = None,
+        throttle_budget_s: float = DEFAULT_THROTTLE_BUDGET_S,
     ) -> None:
         self.s3 = s3
         self.target = target
         self.key_attempts = key_attempts
         self.retry_base_delay_s = retry_base_delay_s
+        self.throttle_budget_s = throttle_budget_s
+        self._throttled_between: tuple[float, float] | None = None
         self.progress = progress or Progress()
         self.result = ApplyResult()
         self.limit = AdaptiveLimit(concurrency, initial=INITIAL_IN_FLIGHT)
@@ -180,35 +199,58 @@ class DeletePipeline:
             self.limit.release(throttled)
 
     def _delete_batch(self, batch: list[PlannedObject]) -> bool:
-        """One batch to the end; returns whether the server throttled any of it."""
-        pending, throttled = batch, False
-        for attempt in range(1, self.key_attempts + 1):
-            errors = self._send_isolating(pending)
+        """One batch to the end; returns whether the server throttled any of it.
+
+        Keys the server throttles (SlowDown) are tried again, with backoff, for as long as the
+        throttle budget lasts from the batch's first SlowDown; keys with another transient code
+        up to `key_attempts` times; PreconditionFailed means changed since listing (skipped);
+        anything else is the key's failure, by code.
+        """
+        pending, throttled_since = batch, None
+        for attempt in itertools.count(1):
+            answer = self._send_isolating(pending)
+            waits_out_throttling = True
+            if THROTTLED in answer.errors.values():
+                now = self._throttled()
+                throttled_since = throttled_since or now
+                waits_out_throttling = now - throttled_since < self.throttle_budget_s
+            by_identity = {_identity(entry): entry for entry in pending}
             retry: list[PlannedObject] = []
-            by_key = {_identity(entry): entry for entry in pending}
             outcome = Counter[str]()
-            for identity, code in errors.items():
-                throttled = throttled or code == THROTTLED
+            for identity, code in answer.errors.items():
                 if code == PRECONDITION_FAILED:
                     outcome["skipped"] += 1
-                elif code in TRANSIENT_DELETE_CODES and attempt < self.key_attempts:
-                    retry.append(by_key[identity])
+                elif (code == THROTTLED and waits_out_throttling) or (
+                    code != THROTTLED
+                    and code in TRANSIENT_DELETE_CODES
+                    and attempt < self.key_attempts
+                ):
+                    retry.append(by_identity[identity])
                 else:
                     outcome[f"failed:{code}"] += 1
-            deleted = len(pending) - len(errors)
-            self._record(deleted, outcome)
+            # An error that names no key of the batch still means one of them was not deleted.
+            outcome.update({f"failed:{code}": n for code, n in answer.unmatched.items()})
+            self._record(len(pending) - len(answer.errors) - answer.unmatched.total(), outcome)
             if not retry:
-                return throttled
+                return throttled_since is not None
             logger.warning(
-                "Retrying %d keys after transient per-key errors (attempt %d of %d)",
+                "Trying %d keys again after throttling or transient per-key errors (try %d)",
                 len(retry),
                 attempt + 1,
-                self.key_attempts,
             )
-            jitter = random.uniform(0.5, 1.5)  # noqa: S311 - backoff jitter, not security
-            time.sleep(self.retry_base_delay_s * 2 ** (attempt - 1) * jitter)
+            delay = min(MAX_BACKOFF_S, self.retry_base_delay_s * 2 ** (attempt - 1))
+            time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
             pending = retry
-        return throttled
+        raise AssertionError("unreachable")
+
+    def _throttled(self) -> float:
+        """Note a SlowDown answer; returns when it came."""
+        now = time.monotonic()
+        with self._lock:
+            first = self._throttled_between[0] if self._throttled_between else now
+            self._throttled_between = (first, now)
+            self.result.throttled_s = round(now - first, 3)
+        return now
 
     def _record(self, deleted: int, outcome: Counter[str]) -> None:
         with self._lock:
@@ -218,26 +260,26 @@ class DeletePipeline:
                 self.result.failed_by_code[name.removeprefix("failed:")] += count
         self.progress.add(deleted=deleted)
 
-    def _send_isolating(self, batch: list[PlannedObject]) -> dict[tuple[str, str | None], str]:
-        """Send a batch; if the request as a whole is rejected (a poison key: MalformedXML,
-        a character XML cannot carry), split it in halves until the bad keys stand alone, so
-        one bad key never blocks the others."""
+    def _send_isolating(self, batch: list[PlannedObject]) -> _Answer:
+        """Send a batch; if the request as a whole is refused for its body (a poison key:
+        MalformedXML, a character XML cannot carry), split it in halves until the bad keys
+        stand alone, so one bad key never blocks the others."""
         try:
             return self._send(batch)
         except _BatchRejected as rejected:
             if len(batch) == 1:
                 logger.error("DeleteObjects rejected a key on its own: %s", rejected.code)
-                return {_identity(batch[0]): rejected.code}
+                return _Answer({_identity(batch[0]): rejected.code})
             middle = len(batch) // 2
             logger.warning(
                 "DeleteObjects rejected a batch of %d keys (%s); splitting it",
                 len(batch),
                 rejected.code,
             )
-            return self._send_isolating(batch[:middle]) | self._send_isolating(batch[middle:])
+            return self._send_isolating(batch[:middle]).merged(self._send_isolating(batch[middle:]))
 
-    def _send(self, batch: list[PlannedObject]) -> dict[tuple[str, str | None], str]:
-        """One DeleteObjects request; returns the per-key error codes by (key, version)."""
+    def _send(self, batch: list[PlannedObject]) -> _Answer:
+        """One DeleteObjects request; the per-key error codes by (key, version)."""
         arguments: dict[str, Any] = {
             "Bucket": self.target.bucket,
             "Delete": {"Objects": [_delete_entry(entry) for entry in batch], "Quiet": True},
@@ -247,24 +289,43 @@ class DeletePipeline:
         try:
             response = self.s3.delete_objects(**arguments)
         except ClientError as exc:
-            if not is_request_rejection(exc):
-                # Credentials, permissions, a missing bucket, and throttling that outlived the
-                # SDK's retries stop the run: later batches would fail the same way.
-                raise
-            raise _BatchRejected(error_code(exc) or "Unknown") from None
+            code = error_code(exc) or "Unknown"
+            if code in MALFORMED_BODY:
+                raise _BatchRejected(code) from None
+            if isinstance(translate_aws_error(exc, ""), CredentialsError):
+                raise  # no later request can succeed either: the run stops
+            # Refused as a whole (throttled, a server error, denied, the bucket gone ...): that
+            # is every key's outcome, tried again or counted by the rules for its code.
+            logger.warning("DeleteObjects failed as a whole for %d keys: %s", len(batch), code)
+            return _Answer({_identity(entry): code for entry in batch})
         planned: dict[str, list[tuple[str, str | None]]] = {}
         for entry in batch:
             planned.setdefault(entry.key, []).append(_identity(entry))
-        errors = {}
+        answer = _Answer()
         for error in response.get("Errors", []):
             key, version = error.get("Key", ""), error.get("VersionId")
+            code = error.get("Code", "Unknown")
             candidates = planned.get(key, [])
             if (key, version) in candidates:
-                errors[(key, version)] = error.get("Code", "Unknown")
+                answer.errors[(key, version)] = code
             elif version is None and len(candidates) == 1:
                 # An error that does not name the version of the one entry for its key.
-                errors[candidates[0]] = error.get("Code", "Unknown")
-        return errors
+                answer.errors[candidates[0]] = code
+            else:
+                answer.unmatched[code] += 1
+        return answer
+
+
+@dataclass
+class _Answer:
+    """The per-key errors of one DeleteObjects answer: by (key, version) for those naming a
+    planned key, and counted by code for those that name none."""
+
+    errors: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    unmatched: Counter[str] = field(default_factory=Counter)
+
+    def merged(self, other: _Answer) -> _Answer:
+        return _Answer(self.errors | other.errors, self.unmatched + other.unmatched)
 
 
 class _BatchRejected(Exception):

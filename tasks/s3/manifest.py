@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, SafetyRefusal
 
 FORMAT = "s3-housekeeping/plan-v1"
 #: The last line of a complete plan holds its totals; a plan without it was cut short.
@@ -89,12 +91,22 @@ class PlanSummary:
 
 
 class ManifestWriter:
-    """Streams a plan to disk: the header, one line per matched object, then the totals."""
+    """Streams a plan to disk: the header, one line per matched object, then the totals. The
+    file is readable by its owner only (0600, in a folder it creates 0700): a plan lists keys.
+
+    Raises:
+        ConfigError: the plan cannot be written there.
+    """
 
     def __init__(self, path: Path, target: PlanTarget) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = _open(path, "w")
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            self._file = _open(path, "w")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"cannot write the plan in '{path.parent}' ({reason})") from None
         self._write({"format": FORMAT, **asdict(target)})
 
     def add(self, entry: PlannedObject) -> None:
@@ -136,10 +148,30 @@ class ManifestWriter:
         self.close()
 
 
+def _lines(path: Path) -> Iterator[str]:
+    """The manifest's lines, read as they come.
+
+    Raises:
+        SafetyRefusal: the file ends before its gzip stream does: the plan was cut short.
+        ConfigError: the file is not gzip or not UTF-8 text.
+    """
+    try:
+        with _open(path, "r") as lines:
+            yield from lines
+    except EOFError:
+        raise SafetyRefusal(
+            "plan_complete",
+            0,
+            0,
+            reason=f"the plan '{path.name}' is cut short (its file ends early)",
+        ) from None
+    except (gzip.BadGzipFile, zlib.error, UnicodeDecodeError):
+        raise ConfigError(f"manifest '{path}' is not a readable plan") from None
+
+
 def read_target(path: Path) -> PlanTarget:
     """The header of a manifest."""
-    with _open(path, "r") as lines:
-        header = _parse(lines.readline(), path, 1)
+    header = _parse(next(_lines(path), ""), path, 1)
     if header.pop("format", None) != FORMAT:
         raise ConfigError(f"manifest '{path}' is not an s3-housekeeping plan")
     try:
@@ -150,26 +182,25 @@ def read_target(path: Path) -> PlanTarget:
 
 def read_objects(path: Path) -> Iterator[PlannedObject]:
     """The planned objects of a manifest, one at a time (header and totals are skipped)."""
-    with _open(path, "r") as lines:
-        next(lines, None)
-        for number, line in enumerate(lines, start=2):
-            record = _parse(line, path, number)
-            if record.get(END):
-                if next(lines, None) is not None:
-                    raise ConfigError(f"manifest '{path}' has lines after its totals")
-                return
-            try:
-                yield PlannedObject(**record)
-            except TypeError:
-                raise ConfigError(f"manifest '{path}' line {number} is malformed") from None
+    lines = _lines(path)
+    next(lines, None)
+    for number, line in enumerate(lines, start=2):
+        record = _parse(line, path, number)
+        if record.get(END):
+            if next(lines, None) is not None:
+                raise ConfigError(f"manifest '{path}' has lines after its totals")
+            return
+        try:
+            yield PlannedObject(**record)
+        except TypeError:
+            raise ConfigError(f"manifest '{path}' line {number} is malformed") from None
 
 
 def read_totals(path: Path) -> PlanTotals | None:
     """The totals of a complete plan, or None when the plan was cut short."""
     last = ""
-    with _open(path, "r") as lines:
-        for line in lines:
-            last = line
+    for line in _lines(path):
+        last = line
     record = _parse(last, path, 0) if last.strip() else {}
     if not record.get(END):
         return None

@@ -1,4 +1,10 @@
-"""A saved plan read back: checked against this run's target before any of it is applied."""
+"""A saved plan read back: checked against this run before any of it is applied.
+
+A plan file is only trusted for what can be checked: its target must be this run's, its cutoff
+no later than this run's, its age within the limit, every line of the kind its versions mode
+makes, under its prefix and older than its cutoff; its count and bytes are recomputed from its
+lines, never taken from its totals line.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from tasks.s3.manifest import (
     read_totals,
 )
 
+#: Clock skew tolerated between the machine that made a plan and the one applying it.
+CLOCK_SKEW = timedelta(minutes=5)
+
 
 def load_plan(
     manifest_path: Path,
@@ -23,11 +32,19 @@ def load_plan(
     max_age: timedelta,
     now: datetime | None = None,
 ) -> PlanSummary:
-    """Read back a saved plan and check it may be applied to this run's target.
+    """Read back a saved plan and check it may be applied to this run.
+
+    Args:
+        manifest_path: the plan's local file.
+        expected: this run's target; its cutoff is the latest the plan's may be.
+        max_age: the oldest plan that may be applied.
+        now: the reference time of the age check (default: the clock).
 
     Raises:
-        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode; older
-            than `max_age`; cut short; or holding an object outside its own prefix or cutoff.
+        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode; with a
+            later cutoff than this run's; older than `max_age` or made in the future; cut short;
+            totals that its lines contradict; or a line outside its prefix or cutoff, of another
+            versions mode, or with a malformed time.
     """
     header = read_target(manifest_path)
     mismatched = [
@@ -36,10 +53,43 @@ def load_plan(
         if getattr(header, name) != getattr(expected, name)
     ]
     if mismatched:
-        raise SafetyRefusal(
-            "plan_target", 0, 0, reason=f"the plan was made for another {', '.join(mismatched)}"
+        raise refused("plan_target", f"the plan was made for another {', '.join(mismatched)}")
+    cutoff = moment(header.cutoff, "the plan's cutoff")
+    if cutoff > moment(expected.cutoff, "this run's cutoff"):
+        raise refused(
+            "plan_cutoff",
+            "the plan's cutoff is later than this run's (older_than_days and as_of): it would "
+            "delete objects this run keeps",
         )
-    age = (now or datetime.now(UTC)) - datetime.fromisoformat(header.created_at)
+    check_age(moment(header.created_at, "the plan's created_at"), cutoff, max_age, now)
+    totals = read_totals(manifest_path)
+    if totals is None:
+        raise refused("plan_complete", "the plan is incomplete (no totals)")
+    counted, counted_bytes, first_rows = verify_entries(manifest_path, header)
+    if (counted, counted_bytes) != (totals.matched, totals.matched_bytes):
+        raise SafetyRefusal(
+            "plan_complete", counted, totals.matched, reason="the plan's totals do not match it"
+        )
+    if totals.scanned < counted:
+        raise refused("plan_complete", "the plan lists more objects than it says were listed")
+    return PlanSummary(
+        manifest=str(manifest_path),
+        target=header,
+        scanned=totals.scanned,
+        matched=counted,
+        matched_bytes=counted_bytes,
+        first_rows=first_rows,
+    )
+
+
+def check_age(
+    created_at: datetime, cutoff: datetime, max_age: timedelta, now: datetime | None
+) -> None:
+    """A plan is applied only within `max_age` of its making, and it cannot have been made in
+    the future, nor before the cutoff it selects by."""
+    age = (now or datetime.now(UTC)) - created_at
+    if age < -CLOCK_SKEW or created_at < cutoff:
+        raise refused("plan_created_at", "the plan's created_at is not a time it was made at")
     if age > max_age:
         hours = age.total_seconds() / 3600
         raise SafetyRefusal(
@@ -49,39 +99,46 @@ def load_plan(
             reason=f"the plan is {hours:.1f} hours old and the limit is "
             f"{max_age.total_seconds() / 3600:g} hours",
         )
-    totals = read_totals(manifest_path)
-    if totals is None:
-        raise SafetyRefusal("plan_complete", 0, 0, reason="the plan is incomplete (no totals)")
-    counted, first_rows = verify_entries(manifest_path, header)
-    if counted != totals.matched:
-        raise SafetyRefusal(
-            "plan_complete", counted, totals.matched, reason="the plan's totals do not match it"
-        )
-    return PlanSummary(
-        manifest=str(manifest_path),
-        target=header,
-        scanned=totals.scanned,
-        matched=totals.matched,
-        matched_bytes=totals.matched_bytes,
-        first_rows=first_rows,
-    )
 
 
-def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, list[PlannedObject]]:
-    """Count the plan's entries, refusing one outside its prefix or not older than its cutoff."""
-    cutoff = datetime.fromisoformat(header.cutoff)
-    counted = 0
+def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, int, list[PlannedObject]]:
+    """Count the plan's entries and bytes, refusing a line outside its prefix, not older than
+    its cutoff, or not of the kind its versions mode makes."""
+    cutoff = moment(header.cutoff, "the plan's cutoff")
+    counted = counted_bytes = 0
     first_rows: list[PlannedObject] = []
     for number, entry in enumerate(read_objects(manifest_path), start=2):
-        too_new = datetime.fromisoformat(entry.last_modified) >= cutoff
-        if not entry.key.startswith(header.prefix) or too_new:
-            raise SafetyRefusal(
-                "plan_entries",
-                0,
-                0,
-                reason=f"line {number} of the plan is outside its prefix or its cutoff",
-            )
+        where = f"line {number} of the plan"
+        modified = moment(entry.last_modified, f"the last_modified of {where}")
+        if not entry.key.startswith(header.prefix) or modified >= cutoff:
+            raise refused("plan_entries", f"{where} is outside its prefix or its cutoff")
+        if not fits_mode(entry, header.versions) or entry.size < 0:
+            raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
         counted += 1
+        counted_bytes += entry.size
         if len(first_rows) < FIRST_ROWS:
             first_rows.append(entry)
-    return counted, first_rows
+    return counted, counted_bytes, first_rows
+
+
+def fits_mode(entry: PlannedObject, versions: str) -> bool:
+    """current: a current object, deleted by key on its ETag, never a version by id; noncurrent
+    and all: a specific version or delete marker, deleted by its id."""
+    if versions == "current":
+        return entry.version_id is None and not entry.is_delete_marker and bool(entry.etag)
+    return bool(entry.version_id)
+
+
+def moment(text: str, what: str) -> datetime:
+    """An ISO 8601 time with a zone from a plan; anything else refuses the plan."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise refused("plan_entries", f"{what} is not an ISO 8601 time with a zone")
+    return parsed
+
+
+def refused(guard: str, reason: str) -> SafetyRefusal:
+    return SafetyRefusal(guard, 0, 0, reason=reason)

@@ -125,7 +125,18 @@ def test_saved_plan_skips_a_key_changed_after_planning(
     weed.client().put_object(Bucket=bucket, Key=changed, Body=b"rewritten after planning")
     report_path = tmp_path / "apply.json"
 
-    applied = cli(*common, "--plan", plan, "--execute", "--report-json", str(report_path))
+    # The same cutoff as the plan's: a later one is refused (the plan would delete what the
+    # run keeps).
+    applied = cli(
+        *common,
+        "--as-of",
+        as_of.isoformat(),
+        "--plan",
+        plan,
+        "--execute",
+        "--report-json",
+        str(report_path),
+    )
 
     assert applied.code == 0, applied.stderr
     report: dict[str, Any] = json.loads(report_path.read_text())

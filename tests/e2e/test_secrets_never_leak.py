@@ -71,6 +71,9 @@ def test_secret_values_appear_nowhere_when_run_at_debug_level(
         "30",
         "--secret-name",
         secret_name,
+        # An existing bucket is converged to the baseline only when asked: here, so that the
+        # secret's KMS key is really used.
+        "--converge-baseline",
         "--execute",
         "--as-of",
         as_of.isoformat(),

@@ -92,6 +92,23 @@ class TestRunOptions:
         assert given["notify_topic_arn"] == "arn:aws:sns:eu-west-1:123456789012:housekeeping"
         assert given["aws_credentials_block"] == "aws-prod"  # the spelling it always had
 
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            pytest.param(["run", "--older-than-days", "thirty"], id="not-a-number"),
+            pytest.param(["run", "--no-such-option"], id="unknown-option"),
+            pytest.param([], id="no-command"),
+        ],
+    )
+    def test_bad_command_line_exits_1_not_the_credentials_code_when_parsed(
+        self, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+
+        assert exited.value.code == 1
+        assert "s3-housekeeping" in capsys.readouterr().err
+
     def test_choices_come_from_the_settings_literals_when_refused(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -160,6 +177,18 @@ class TestExitCodes:
 
         assert execute(run, None) == code
         assert capsys.readouterr().err.startswith("s3-housekeeping: ")
+
+    def test_unwritable_report_path_is_said_and_exits_1_when_the_run_succeeded(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from tasks.record.report import RunReport
+
+        report = RunReport("completed", "b-bucket", "tmp/", "us-east-1", "dev", "x", False)
+        in_the_way = tmp_path / "a-file"
+        in_the_way.write_text("")
+
+        assert execute(report.to_dict, in_the_way / "report.json") == 1
+        assert "cannot write the report to" in capsys.readouterr().err
 
     def test_report_a_refusal_carries_is_written_when_the_run_is_refused(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

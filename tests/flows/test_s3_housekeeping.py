@@ -63,7 +63,7 @@ class TestDryRun:
         assert report.status == "dry_run" and report.dry_run is True
         assert (report.scanned, report.matched, report.deleted) == (4, 3, 0)
         assert report.matched_bytes == 30
-        assert report.bucket_action == "would_change"
+        assert report.bucket_action == "drifted"  # reported, never written by default
         assert keys(aws) == OLD_UNDER_PREFIX | KEPT
 
     def test_does_not_create_a_missing_bucket_when_dry_run(
@@ -82,8 +82,8 @@ class TestExecute:
         self, aws: AwsClients, seeded: None, as_of: datetime
     ) -> None:
         with audit_requests() as audit:
-            first = run(as_of, dry_run=False)
-        second = run(as_of, dry_run=False)
+            first = run(as_of, dry_run=False, converge_baseline=True)
+        second = run(as_of, dry_run=False, converge_baseline=True)
 
         assert keys(aws) == KEPT
         assert first.status == "completed"
@@ -96,6 +96,16 @@ class TestExecute:
         assert {o["Key"] for o in deletes[0].params["Delete"]["Objects"]} == OLD_UNDER_PREFIX
         assert (second.matched, second.deleted, second.bucket_action) == (0, 0, "unchanged")
         assert "DeleteObjects" not in second.requests
+
+    def test_deletes_but_leaves_an_existing_buckets_settings_alone_when_not_asked(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        with audit_requests() as audit:
+            report = run(as_of, dry_run=False)
+
+        assert (report.bucket_action, report.deleted) == ("drifted", 3)
+        assert report.bucket_changes == ["public_access_block", "encryption", "tags"]
+        assert {call.operation for call in audit.mutating()} == {"DeleteObjects"}
 
     def test_falls_back_to_environment_when_parameters_are_unset(
         self, aws: AwsClients, seeded: None, as_of: datetime, monkeypatch: pytest.MonkeyPatch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -77,6 +78,15 @@ def test_request_shows_counts_bytes_first_keys_and_manifest_when_published() -> 
     assert "... and 15 more" in text
     assert "`manifests/approval-bucket/plan.jsonl.gz`" in text
     assert "within 60 minutes nothing is deleted" in text
+
+
+def test_request_escapes_keys_when_a_key_could_rewrite_the_text() -> None:
+    hostile = replace(plan(1).first_rows[0], key="tmp/a`b\n**Approved by security** \u202e.gol")
+    text = approval_request(replace(plan(1), first_rows=[hostile]), 3600)
+
+    line = next(line for line in text.splitlines() if line.startswith("- `tmp/a"))
+    assert line.startswith("- `tmp/a\\u0060b\\n**Approved by security** \\u202e.gol` (")
+    assert "\n**Approved" not in text and "\u202e" not in text
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -81,7 +81,7 @@ class TestConvergence:
             },
         )
 
-        result = ensure_bucket(s3, BUCKET, "us-east-1", "dev")
+        result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", converge=True)
 
         assert result.action == "changed"
         assert result.changes == ["public_access_block", "tags"]
@@ -96,8 +96,9 @@ class TestConvergence:
         s3 = create_clients(AwsSettings(region="us-east-1")).s3
         ensure_bucket(s3, BUCKET, "us-east-1", "dev")
 
-        result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", kms_key_id="alias/run-key")
-        again = ensure_bucket(s3, BUCKET, "us-east-1", "dev", kms_key_id="alias/run-key")
+        key = "alias/run-key"
+        result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", kms_key_id=key, converge=True)
+        again = ensure_bucket(s3, BUCKET, "us-east-1", "dev", kms_key_id=key, converge=True)
 
         assert (result.action, result.changes) == ("changed", ["encryption"])
         assert again.action == "unchanged"
@@ -109,6 +110,32 @@ class TestConvergence:
             "KMSMasterKeyID": "alias/run-key",
         }
         assert rule["BucketKeyEnabled"] is True
+
+
+class TestDrift:
+    def test_reports_drift_and_writes_nothing_when_an_existing_bucket_differs(
+        self, moto: None
+    ) -> None:
+        create_clients(AwsSettings(region="us-east-1")).s3.create_bucket(Bucket=BUCKET)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", kms_key_id="alias/run-key")
+
+        # A cleanup job must not re-encrypt or re-tag someone's bucket as a side effect.
+        assert (result.action, result.changes) == ("drifted", ALL_CHANGES)
+        assert audit.mutating() == []
+
+    def test_gives_a_bucket_it_creates_the_baseline_when_convergence_is_off(
+        self, moto: None
+    ) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+
+        created = ensure_bucket(s3, BUCKET, "us-east-1", "dev")
+        again = ensure_bucket(s3, BUCKET, "us-east-1", "dev")
+
+        assert (created.action, created.changes) == ("created", ALL_CHANGES)
+        assert (again.action, again.changes) == ("unchanged", [])
 
 
 class TestDryRun:
@@ -129,7 +156,7 @@ class TestDryRun:
         with audit_requests() as audit:
             s3 = create_clients(AwsSettings(region="us-east-1")).s3
             s3.create_bucket(Bucket=BUCKET)
-            result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", dry_run=True)
+            result = ensure_bucket(s3, BUCKET, "us-east-1", "dev", dry_run=True, converge=True)
 
         assert result.action == "would_change"
         assert set(result.changes) >= {"public_access_block", "tags"}

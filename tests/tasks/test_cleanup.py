@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tasks.cleanup import Guards, PlanRequest, check_guards, plan_cleanup, plan_
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import PlanSummary, PlanTarget, isoformat, read_objects, read_target
 from tests.support.audit import audit_requests
-from tests.support.faults import inject_delete_errors
+from tests.support.faults import inject_delete_errors, reject_batches_containing
 from tests.support.moto_backend import bulk_put
 from tests.support.plans import apply_plan
 
@@ -270,7 +271,7 @@ class TestApply:
         assert (result.deleted, result.failed, result.skipped_changed) == (50, 0, 0)
         assert remaining_keys(aws) == set()
 
-    def test_counts_throttled_keys_as_failed_when_slowdown_persists(
+    def test_counts_throttled_keys_as_failed_when_slowdown_outlasts_the_budget(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
         put_aged(aws, "temp/a", cutoff - timedelta(days=1))
@@ -281,7 +282,47 @@ class TestApply:
             from tasks.aws import AwsSettings, create_clients
 
             faulty = create_clients(AwsSettings(region="us-east-1"))
-            result = apply_plan(faulty.s3, plan, key_attempts=3, retry_base_delay_s=0)
+            result = apply_plan(
+                faulty.s3, plan, key_attempts=3, retry_base_delay_s=0.01, throttle_budget_s=0.3
+            )
 
-        assert f.attempts["temp/a"] == 3
+        # Throttled keys are tried for the whole budget, not a fixed number of times.
+        assert f.attempts["temp/a"] > 3
         assert (result.deleted, dict(result.failed_by_code)) == (1, {"SlowDown": 1})
+        assert 0.3 <= result.throttled_s < 5
+
+    def test_deletes_every_key_when_a_sustained_slowdown_lets_some_through_each_time(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_old_objects(aws, 1500, cutoff, tmp_path / "plan.jsonl")
+        draw = random.Random(7)  # noqa: S311 - a seeded test pattern, not security
+
+        # A prefix being re-partitioned: 30 % of the keys answer SlowDown, every time they come.
+        with inject_delete_errors(lambda key, _: "SlowDown" if draw.random() < 0.3 else None):
+            from tasks.aws import AwsSettings, create_clients
+
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_plan(faulty.s3, plan, retry_base_delay_s=0.01)
+
+        assert (result.planned, result.deleted, result.failed) == (1500, 1500, 0)
+        assert result.throttled_s > 0
+        assert remaining_keys(aws) == set()
+
+    def test_fails_the_batch_at_once_when_a_whole_request_is_refused_for_another_reason(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_old_objects(aws, 2500, cutoff, tmp_path / "plan.jsonl")
+
+        with (
+            reject_batches_containing({"temp/k00007"}, code="AccessDenied") as rejected,
+            audit_requests() as audit,
+        ):
+            from tasks.aws import AwsSettings, create_clients
+
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_plan(faulty.s3, plan)
+
+        # No split into single keys (2N requests for N keys): one request per batch.
+        assert rejected.rejected_sizes == [1000]
+        assert len(audit.of("DeleteObjects")) == 3
+        assert (result.deleted, dict(result.failed_by_code)) == (1500, {"AccessDenied": 1000})

@@ -30,7 +30,6 @@ from tasks.errors import (
     PermissionDeniedError,
     SafetyRefusal,
     error_code,
-    is_request_rejection,
     is_transient,
     translate_aws_error,
     translated_aws_errors,
@@ -382,19 +381,15 @@ def test_boundary_lets_project_and_other_errors_through_when_raised_inside() -> 
         raise KeyError("not an AWS error")
 
 
-@pytest.mark.parametrize(
-    ("exc", "rejected"),
-    [
-        pytest.param(client_error("MalformedXML", 400), True, id="malformed-xml"),
-        pytest.param(client_error("InvalidArgument", 400), True, id="invalid-argument"),
-        pytest.param(client_error("AccessDenied", 403), False, id="permission"),
-        pytest.param(client_error("ExpiredToken", 400), False, id="credentials"),
-        pytest.param(client_error("NoSuchBucket", 404), False, id="missing-bucket"),
-        pytest.param(client_error("SlowDown", 503), False, id="throttled"),
-        pytest.param(EndpointConnectionError(endpoint_url=ENDPOINT), False, id="network"),
-    ],
-)
-def test_request_rejection_is_only_what_another_request_could_pass(
-    exc: Exception, rejected: bool
-) -> None:
-    assert is_request_rejection(exc) is rejected
+def test_boundary_translates_the_error_inside_a_failed_upload_when_boto3_wraps_it() -> None:
+    from boto3.exceptions import S3UploadFailedError
+
+    with pytest.raises(PermissionDeniedError) as caught, translated_aws_errors("plan 's3://p/k'"):
+        try:
+            raise client_error("AccessDenied", 403, operation="PutObject")
+        except ClientError:
+            # boto3's upload_file raises this, naming the local file, from the ClientError.
+            raise S3UploadFailedError("Failed to upload /a/local/path to p/k: ...") from None
+
+    assert str(caught.value) == "PutObject on plan 's3://p/k': permission denied (AccessDenied)"
+    assert "/a/local/path" not in str(caught.value)

@@ -376,6 +376,46 @@ INVALID = [
     pytest.param(
         {}, {"AWS_RETRY_MODE": "legacy"}, "aws_retry_mode", "'standard'", id="retry-mode-legacy"
     ),
+    # locations: only a lowercase s3:// is an address; a plan names its key; plans never land
+    # under the prefix the run cleans
+    pytest.param({"plan": "S3://plans/p.jsonl"}, {}, "plan", "lowercase", id="plan-s3-upper"),
+    pytest.param(
+        {"manifest_location": "https://plans.example/x"},
+        {},
+        "manifest_location",
+        "lowercase",
+        id="location-https",
+    ),
+    pytest.param({"plan": "s3://example-plans"}, {}, "plan", "plan's key", id="plan-no-key"),
+    pytest.param({"plan": "s3://example-plans/"}, {}, "plan", "plan's key", id="plan-empty-key"),
+    pytest.param(
+        {"manifest_location": "s3://example-bucket/logs/plans"},
+        {},
+        "manifest_location",
+        "under the prefix this run cleans",
+        id="location-under-prefix",
+    ),
+    pytest.param(
+        {"manifest_location": "s3://example-bucket"},
+        {"CLEANUP_PREFIX": "exam"},
+        "manifest_location",
+        "under the prefix this run cleans",
+        id="location-bucket-root-under-prefix",
+    ),
+    # a prefix that reads as another
+    pytest.param({"prefix": "logs/\u202etxt.exe"}, {}, "prefix", "format characters", id="bidi"),
+    pytest.param({"prefix": "lo\u200bgs/"}, {}, "prefix", "format characters", id="zero-width"),
+    # as_of and the switch for test servers
+    pytest.param(
+        {"as_of": "0001-01-02T00:00:00+00:00"}, {}, "as_of", "year 1", id="as-of-overflows"
+    ),
+    pytest.param(
+        {"environment": "prod"},
+        {"ALLOW_FUTURE_AS_OF": "true"},
+        "allow_future_as_of",
+        "never in prod",
+        id="future-as-of-in-prod",
+    ),
 ]
 
 #: Vectors the rules should refuse but the current code accepts (a bug each; see the failure).
@@ -946,6 +986,15 @@ def test_config_is_frozen_when_loaded() -> None:
     assert isinstance(config, RunSettings)
     with pytest.raises(ValueError, match="frozen"):
         config.bucket = "other-bucket"  # type: ignore[misc]
+
+
+def test_future_cutoff_is_refused_even_when_a_future_as_of_is_allowed() -> None:
+    # The switch lets as_of run ahead of the clock by up to older_than_days, never more.
+    too_far = datetime.now(UTC) + timedelta(days=31)
+    parameters = {"bucket": "valid-bucket", "prefix": "tmp/", "as_of": too_far}
+
+    with pytest.raises(ConfigError, match=r"its cutoff .* may not"):
+        load_config(parameters, {"ALLOW_FUTURE_AS_OF": "true"})
 
 
 def test_future_as_of_is_accepted_when_explicitly_allowed_for_test_servers() -> None:

@@ -40,6 +40,7 @@ CONTRACT_FIELDS = {
 }
 #: The fields RunReport declares beyond the contract.
 EXTRA_FIELDS = {
+    "throttled_s",
     "region",
     "environment",
     "versions",

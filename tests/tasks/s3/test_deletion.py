@@ -163,6 +163,27 @@ class TestThrottling:
         assert remaining(aws) == 0
 
 
+class TestAccounting:
+    def test_counts_an_error_naming_no_planned_key_as_a_failure_when_the_answer_has_one(
+        self, aws: AwsClients
+    ) -> None:
+        entries = planned(aws, 20)
+
+        def foreign_error(parsed: dict[str, Any], **_: Any) -> None:
+            # An error for a key this batch did not send (as a mis-encoded key would come back).
+            parsed.setdefault("Errors", []).append({"Key": "temp/other", "Code": "AccessDenied"})
+
+        with on_every_new_client([("after-call.s3.DeleteObjects", foreign_error)]):
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            with DeletePipeline(s3, DeleteTarget(BUCKET)) as pipeline:
+                pipeline.submit(entries)
+                result = pipeline.close()
+
+        # It cannot be told which key it was: one of them is not counted as deleted.
+        assert (result.planned, result.deleted) == (20, 19)
+        assert dict(result.failed_by_code) == {"AccessDenied": 1}
+
+
 class TestPoisonKeys:
     def test_isolates_a_poison_key_and_deletes_the_rest_when_a_batch_is_rejected(
         self, aws: AwsClients

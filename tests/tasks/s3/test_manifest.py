@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
+from tasks.errors import ConfigError
 from tasks.s3.manifest import (
     ManifestWriter,
     PlannedObject,
@@ -57,3 +59,33 @@ def test_writes_every_field_that_differs_from_its_default(tmp_path: Path) -> Non
         manifest.finish(PlanTotals(1, 1, 0))
 
     assert list(read_objects(path)) == [entry]
+
+
+def test_plan_is_readable_by_its_owner_only_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "plans" / "bucket" / "plan.jsonl.gz"
+    with ManifestWriter(path, TARGET) as manifest:
+        manifest.finish(PlanTotals(0, 0, 0))
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_unwritable_location_is_a_config_error_when_the_plan_is_started(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anywhere: a file in the way does it instead
+        locked = tmp_path / "a-file"
+        locked.write_text("")
+
+    with pytest.raises(ConfigError, match="cannot write the plan in") as caught:
+        ManifestWriter(locked / "bucket" / "plan.jsonl", TARGET)
+
+    assert caught.value.exit_code == 1
+
+
+def test_file_that_is_not_gzip_is_a_config_error_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "plan.jsonl.gz"
+    path.write_bytes(b"not gzip at all\n")
+
+    with pytest.raises(ConfigError, match="is not a readable plan"):
+        read_target(path)

@@ -155,11 +155,6 @@ class TestRefused:
         assert (refused.planned, refused.limit) == (2, claimed)
         assert "totals do not match" in str(refused)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="load_plan checks the totals' count against the entries but not matched_bytes, "
-        "which the max_delete_bytes guard then trusts",
-    )
     def test_refuses_when_the_totals_bytes_differ_from_the_entries(self, tmp_path: Path) -> None:
         entries = [entry("temp/a", size=600), entry("temp/b", size=600)]
         path = write_plan(tmp_path / "plan.jsonl", entries, totals=PlanTotals(5, 2, 1))
@@ -194,3 +189,83 @@ class TestRefused:
 
         assert refused.guard == "plan_entries"
         assert "line 3" in str(refused)
+
+
+class TestTrustedOnlyForWhatCanBeChecked:
+    def test_refuses_a_plan_whose_cutoff_is_later_than_this_runs(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")])
+        this_run = replace(TARGET, cutoff=(CUTOFF - timedelta(days=1)).isoformat())
+
+        refused = refusal(path, this_run)
+
+        assert refused.guard == "plan_cutoff"
+        assert refused.exit_code == 6
+
+    def test_refuses_a_version_line_in_a_plan_of_current_objects(self, tmp_path: Path) -> None:
+        # An unconditional, permanent delete smuggled into a plan of ETag-conditional ones.
+        smuggled = replace(entry("temp/b"), version_id="3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a"), smuggled])
+
+        refused = refusal(path)
+
+        assert refused.guard == "plan_entries"
+        assert "line 3 of the plan is not a current-versions entry" in str(refused)
+
+    def test_refuses_a_line_without_a_version_in_a_plan_of_versions(self, tmp_path: Path) -> None:
+        header = replace(TARGET, versions="noncurrent")
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], header=header)
+
+        assert "not a noncurrent-versions entry" in str(refusal(path, header))
+
+    @pytest.mark.parametrize(
+        "created_at",
+        [NOW + timedelta(hours=1), CUTOFF - timedelta(days=1)],
+        ids=["in-the-future", "before-its-cutoff"],
+    )
+    def test_refuses_a_created_at_the_plan_cannot_have_been_made_at(
+        self, tmp_path: Path, created_at: datetime
+    ) -> None:
+        header = replace(TARGET, created_at=created_at.isoformat())
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], header=header)
+
+        assert refusal(path, header).guard == "plan_created_at"
+
+    @pytest.mark.parametrize(
+        ("field", "text"),
+        [
+            pytest.param("last_modified", "yesterday", id="last-modified-words"),
+            pytest.param("last_modified", "2026-01-01T00:00:00", id="last-modified-no-zone"),
+            pytest.param("cutoff", "soon", id="cutoff-words"),
+            pytest.param("created_at", "2026-13-45T00:00:00Z", id="created-at-impossible"),
+        ],
+    )
+    def test_refuses_a_malformed_time_instead_of_crashing(
+        self, tmp_path: Path, field: str, text: str
+    ) -> None:
+        header, entries = TARGET, [entry("temp/a")]
+        if field == "last_modified":
+            entries = [replace(entry("temp/a"), last_modified=text)]
+        else:
+            header = replace(TARGET, **{field: text})
+        path = write_plan(tmp_path / "plan.jsonl", entries, header=header)
+
+        refused = refusal(path, replace(header, cutoff=TARGET.cutoff))
+
+        assert "is not an ISO 8601 time with a zone" in str(refused)
+
+    def test_refuses_totals_that_list_fewer_objects_than_the_plan_holds(
+        self, tmp_path: Path
+    ) -> None:
+        entries = [entry("temp/a"), entry("temp/b")]
+        path = write_plan(tmp_path / "plan.jsonl", entries, totals=PlanTotals(1, 2, 20))
+
+        assert "more objects than it says were listed" in str(refusal(path))
+
+    def test_refuses_a_gzip_plan_cut_short_when_its_file_ends_early(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl.gz", [entry(f"temp/k{n}") for n in range(50)])
+        path.write_bytes(path.read_bytes()[:-30])
+
+        refused = refusal(path)
+
+        assert (refused.guard, refused.exit_code) == ("plan_complete", 6)
+        assert "cut short" in str(refused)

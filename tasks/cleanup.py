@@ -24,10 +24,10 @@ from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.deletion import ApplyResult, DeletePipeline
 from tasks.s3.manifest import (
-    FIRST_ROWS,
     ManifestWriter,
     PlannedObject,
     PlanSummary,
+    PlanTally,
     PlanTarget,
     PlanTotals,
     isoformat,
@@ -175,26 +175,15 @@ def record_plan(
 ) -> PlanSummary:
     """Write each planned object to the manifest, then hand it to the consumer, if there is one;
     end the manifest with the totals."""
-    matched = matched_bytes = 0
-    first_rows: list[PlannedObject] = []
+    tally = PlanTally()
     with ManifestWriter(path, target) as manifest:
         for entry in selection:
             manifest.add(entry)
-            matched += 1
-            matched_bytes += entry.size
-            if len(first_rows) < FIRST_ROWS:
-                first_rows.append(entry)
+            tally.add(entry)
             if deletes is not None:
                 deletes.add(entry)
-        manifest.finish(PlanTotals(selection.scanned, matched, matched_bytes))
-    return PlanSummary(
-        manifest=str(path),
-        target=target,
-        scanned=selection.scanned,
-        matched=matched,
-        matched_bytes=matched_bytes,
-        first_rows=first_rows,
-    )
+        manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes))
+    return tally.summary(str(path), target, selection.scanned)
 
 
 def check_guards(plan: PlanSummary, guards: Guards) -> None:

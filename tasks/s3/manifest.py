@@ -90,6 +90,28 @@ class PlanSummary:
         return [asdict(row) for row in self.first_rows]
 
 
+@dataclass
+class PlanTally:
+    """A plan's running totals as its lines go by: the count, the bytes, and the first rows
+    kept for the artifacts, the report and the approval."""
+
+    matched: int = 0
+    matched_bytes: int = 0
+    first_rows: list[PlannedObject] = field(default_factory=list)
+
+    def add(self, entry: PlannedObject) -> None:
+        self.matched += 1
+        self.matched_bytes += entry.size
+        if len(self.first_rows) < FIRST_ROWS:
+            self.first_rows.append(entry)
+
+    def summary(self, manifest: str, target: PlanTarget, scanned: int) -> PlanSummary:
+        """The finished plan these totals are of."""
+        return PlanSummary(
+            manifest, target, scanned, self.matched, self.matched_bytes, self.first_rows
+        )
+
+
 class ManifestWriter:
     """Streams a plan to disk: the header, one line per matched object, then the totals. The
     file is readable by its owner only (0600, in a folder it creates 0700): a plan lists keys.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tasks.errors import SafetyRefusal
 from tasks.s3.manifest import (
-    FIRST_ROWS,
     PlannedObject,
     PlanSummary,
+    PlanTally,
     PlanTarget,
     read_objects,
     read_target,
@@ -65,21 +65,17 @@ def load_plan(
     totals = read_totals(manifest_path)
     if totals is None:
         raise refused("plan_complete", "the plan is incomplete (no totals)")
-    counted, counted_bytes, first_rows = verify_entries(manifest_path, header)
-    if (counted, counted_bytes) != (totals.matched, totals.matched_bytes):
+    tally = verify_entries(manifest_path, header)
+    if (tally.matched, tally.matched_bytes) != (totals.matched, totals.matched_bytes):
         raise SafetyRefusal(
-            "plan_complete", counted, totals.matched, reason="the plan's totals do not match it"
+            "plan_complete",
+            tally.matched,
+            totals.matched,
+            reason="the plan's totals do not match it",
         )
-    if totals.scanned < counted:
+    if totals.scanned < tally.matched:
         raise refused("plan_complete", "the plan lists more objects than it says were listed")
-    return PlanSummary(
-        manifest=str(manifest_path),
-        target=header,
-        scanned=totals.scanned,
-        matched=counted,
-        matched_bytes=counted_bytes,
-        first_rows=first_rows,
-    )
+    return tally.summary(str(manifest_path), header, totals.scanned)
 
 
 def check_age(
@@ -101,12 +97,11 @@ def check_age(
         )
 
 
-def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, int, list[PlannedObject]]:
-    """Count the plan's entries and bytes, refusing a line outside its prefix, not older than
-    its cutoff, or not of the kind its versions mode makes."""
+def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
+    """Tally the plan's entries, refusing a line outside its prefix, not older than its cutoff,
+    or not of the kind its versions mode makes."""
     cutoff = moment(header.cutoff, "the plan's cutoff")
-    counted = counted_bytes = 0
-    first_rows: list[PlannedObject] = []
+    tally = PlanTally()
     for number, entry in enumerate(read_objects(manifest_path), start=2):
         where = f"line {number} of the plan"
         modified = moment(entry.last_modified, f"the last_modified of {where}")
@@ -114,11 +109,8 @@ def verify_entries(manifest_path: Path, header: PlanTarget) -> tuple[int, int, l
             raise refused("plan_entries", f"{where} is outside its prefix or its cutoff")
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
-        counted += 1
-        counted_bytes += entry.size
-        if len(first_rows) < FIRST_ROWS:
-            first_rows.append(entry)
-    return counted, counted_bytes, first_rows
+        tally.add(entry)
+    return tally
 
 
 def fits_mode(entry: PlannedObject, versions: str) -> bool:

@@ -10,8 +10,10 @@ import pytest
 
 from tasks.errors import ConfigError
 from tasks.s3.manifest import (
+    FIRST_ROWS,
     ManifestWriter,
     PlannedObject,
+    PlanTally,
     PlanTarget,
     PlanTotals,
     read_objects,
@@ -89,3 +91,19 @@ def test_file_that_is_not_gzip_is_a_config_error_when_read(tmp_path: Path) -> No
 
     with pytest.raises(ConfigError, match="is not a readable plan"):
         read_target(path)
+
+
+def test_tally_counts_every_line_and_keeps_only_the_first_rows_when_lines_go_by() -> None:
+    tally = PlanTally()
+    entries = [dataclasses.replace(CURRENT, key=f"tmp/{n}", size=n) for n in range(FIRST_ROWS + 7)]
+    for entry in entries:
+        tally.add(entry)
+
+    plan = tally.summary("plan.jsonl", TARGET, scanned=100)
+
+    assert (plan.matched, plan.matched_bytes, plan.scanned) == (
+        len(entries),
+        sum(range(FIRST_ROWS + 7)),
+        100,
+    )
+    assert plan.first_rows == entries[:FIRST_ROWS]

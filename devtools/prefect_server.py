@@ -28,10 +28,6 @@ class PrefectServer(ServerProcess):
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.extra_env = dict(extra_env or {})
 
-    @property
-    def ui_url(self) -> str:
-        return self.api_url.removesuffix("/api")
-
     def command(self) -> list[str]:
         port = str(self.port)
         return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port]

@@ -33,8 +33,9 @@ MISSING_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 @dataclass(frozen=True)
 class BucketResult:
-    """What ensure_bucket did: `changes` names the settings it had to write; `versioning` is
-    the bucket's versioning status as GetBucketVersioning reports it."""
+    """What ensure_bucket did: `changes` names the settings that differed from the baseline
+    (written, unless the bucket was only read: dry run, or drift without `converge`);
+    `versioning` is the bucket's versioning status as GetBucketVersioning reports it."""
 
     bucket: str
     action: BucketAction

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import threading
@@ -206,8 +205,9 @@ class DeletePipeline:
         up to `key_attempts` times; PreconditionFailed means changed since listing (skipped);
         anything else is the key's failure, by code.
         """
-        pending, throttled_since = batch, None
-        for attempt in itertools.count(1):
+        pending, throttled_since, attempt = batch, None, 0
+        while True:
+            attempt += 1
             answer = self._send_isolating(pending)
             waits_out_throttling = True
             if THROTTLED in answer.errors.values():
@@ -241,7 +241,6 @@ class DeletePipeline:
             delay = min(MAX_BACKOFF_S, self.retry_base_delay_s * 2 ** (attempt - 1))
             time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
             pending = retry
-        raise AssertionError("unreachable")
 
     def _throttled(self) -> float:
         """Note a SlowDown answer; returns when it came."""

@@ -84,12 +84,27 @@ def approval_request(plan: PlanSummary, timeout_s: int) -> str:
         *shown,
         *([f"- ... and {more} more"] if more > 0 else []),
         "",
-        f"The whole plan (the exact set that may be deleted) is the manifest `{plan.manifest}`.",
+        *unrecoverable(plan),
+        f"The whole plan (the exact set that may be deleted) is the manifest `{plan.manifest}`, "
+        f"SHA-256 `{plan.sha256}`: the run deletes from that file only.",
         "",
         "Switch **Approve** on and submit to delete them; submit it off, with a reason, to reject. "
         f"Without an answer within {duration(timeout_s)} nothing is deleted.",
     ]
     return "\n".join(lines)
+
+
+def unrecoverable(plan: PlanSummary) -> list[str]:
+    """What a versions plan destroys for good: keys left with no version holding data."""
+    if plan.target.versions == "current":
+        return []
+    if not plan.unrecoverable_keys:
+        return ["Every key keeps at least one version holding data.", ""]
+    return [
+        f"**{plan.unrecoverable_keys}** keys will have no version holding data left: they "
+        "cannot be restored after this run.",
+        "",
+    ]
 
 
 def request_approval(plan: PlanSummary, timeout_s: int) -> str:

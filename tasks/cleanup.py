@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +20,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
+from tasks.errors import SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.deletion import ApplyResult, DeletePipeline
+from tasks.s3.listing import list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
     PlannedObject,
@@ -30,13 +31,14 @@ from tasks.s3.manifest import (
     PlanTally,
     PlanTarget,
     PlanTotals,
+    file_sha256,
     isoformat,
     read_objects,
-    read_target,
 )
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_plan
 from tasks.s3.selection import Selection, listing
+from tasks.s3.still_noncurrent import still_noncurrent
 from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -182,8 +184,10 @@ def record_plan(
             tally.add(entry)
             if deletes is not None:
                 deletes.add(entry)
-        manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes))
-    return tally.summary(str(path), target, selection.scanned)
+        lost = selection.unrecoverable_keys
+        manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes, lost))
+    summary = tally.summary(str(path), target, selection.scanned, lost)
+    return replace(summary, sha256=file_sha256(path))
 
 
 def check_guards(plan: PlanSummary, guards: Guards) -> None:
@@ -222,12 +226,12 @@ def apply_cleanup(
     outcome for every planned object (deleted, skipped because it changed, or failed).
 
     Raises:
-        ConfigError: the manifest on disk is no longer the plan that was checked.
+        SafetyRefusal: the manifest file is no longer the plan that was checked (and approved).
     """
     if not sent_while_planning:
-        if read_target(plan.path) != plan.target:
-            raise ConfigError(f"manifest '{plan.manifest}' changed since it was planned")
-        send(read_objects(plan.path), deletes)
+        if file_sha256(plan.path) != plan.sha256:
+            raise changed_since_checked(plan)
+        send(planned_objects(plan, deletes), deletes)
     result = deletes.close()
     logger.info(
         "Deleted %d of %d planned objects from s3://%s/%s",
@@ -243,6 +247,29 @@ def apply_cleanup(
         },
     )
     return result
+
+
+def planned_objects(plan: PlanSummary, deletes: DeletePipeline) -> Iterator[PlannedObject]:
+    """The plan's objects to send, read back from its manifest: every one, except in a plan of
+    noncurrent versions, where a version that is no longer noncurrent (its key was undeleted
+    since) is counted as changed and kept."""
+    entries = read_objects(plan.path)
+    target = plan.target
+    if target.versions != "noncurrent":
+        return entries
+    fresh = list_object_versions(deletes.s3, target.bucket, target.prefix, target.owner)
+    cutoff = datetime.fromisoformat(target.cutoff)
+    return still_noncurrent(entries, fresh, target.prefix, cutoff, deletes.skip_changed)
+
+
+def changed_since_checked(plan: PlanSummary) -> SafetyRefusal:
+    return SafetyRefusal(
+        "plan_digest",
+        0,
+        0,
+        reason=f"the plan '{plan.manifest}' changed after it was checked: its SHA-256 is no "
+        f"longer {plan.sha256}",
+    )
 
 
 def send(entries: Iterable[PlannedObject], deletes: DeletePipeline) -> None:
@@ -262,9 +289,8 @@ def make_plan(
     where `request.location` says (a copy stays in `scratch` when that is S3)."""
     if request.saved_plan is not None:
         with translated_aws_errors(f"plan '{request.saved_plan}'"):
-            local = plan_store.fetch(s3, request.saved_plan, scratch)
-        saved = load_plan(local, request.target, request.max_plan_age)
-        copy = None if local == Path(request.saved_plan) else local
+            copy = plan_store.fetch(s3, request.saved_plan, scratch)
+        saved = load_plan(copy, request.target, request.max_plan_age)
         return replace(saved, manifest=request.saved_plan, copy=copy)
     plan_file = plan_store.new_plan_file(
         request.location, request.target.bucket, request.name, scratch
@@ -281,8 +307,11 @@ def make_plan(
     )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
         plan_store.keep(s3, plan_file)
-    copy = plan_file.path if plan_file.kept_in_s3 else None
-    return replace(plan, manifest=plan_file.location, copy=copy)
+    copy = plan_store.private_copy(plan_file, scratch)
+    plan = replace(plan, manifest=plan_file.location, copy=copy)
+    if file_sha256(copy) != plan.sha256:
+        raise changed_since_checked(plan)
+    return plan
 
 
 # The plan and the apply never retry as a whole: their requests retry inside (botocore's

@@ -46,6 +46,8 @@ class RunReport:
     scanned: int = 0
     matched: int = 0
     matched_bytes: int = 0
+    #: Versions modes: keys the plan leaves with no version holding data (unrecoverable).
+    unrecoverable_keys: int = 0
     deleted: int = 0
     skipped_changed: int = 0
     failed: int = 0
@@ -54,6 +56,8 @@ class RunReport:
     throttled_s: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
     manifest: str | None = None
+    #: The SHA-256 of the plan file that was checked, approved and applied.
+    manifest_sha256: str | None = None
     plan_source: str | None = None
     lifecycle_rule: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -90,6 +94,7 @@ class RunReport:
         """The plan's totals, where it is kept, and its cutoff (a saved plan's own)."""
         self.scanned, self.matched = plan.scanned, plan.matched
         self.matched_bytes, self.manifest = plan.matched_bytes, plan.manifest
+        self.unrecoverable_keys, self.manifest_sha256 = plan.unrecoverable_keys, plan.sha256
         self.cutoff = plan.target.cutoff
 
     def record_dry_run(self) -> None:
@@ -139,6 +144,7 @@ class RunReport:
             "scanned": self.scanned,
             "matched": self.matched,
             "matched bytes": self.matched_bytes,
+            "keys left without data": self.unrecoverable_keys,
             "deleted": self.deleted,
             "skipped (changed since listing)": self.skipped_changed,
             "failed": self.failed,
@@ -146,6 +152,7 @@ class RunReport:
             "throttled (s)": self.throttled_s,
             "requests": ", ".join(f"{k}: {v}" for k, v in self.requests.items()) or "-",
             "manifest": f"`{self.manifest}`" if self.manifest else "-",
+            "manifest SHA-256": f"`{self.manifest_sha256}`" if self.manifest_sha256 else "-",
             "duration (s)": self.duration_s,
         }
         lines += [f"| {name} | {value} |" for name, value in rows.items()]

@@ -157,6 +157,13 @@ class DeletePipeline:
         self.limit.acquire()
         self._pool.submit(self._run, batch)
 
+    def skip_changed(self, entry: PlannedObject) -> None:
+        """Count a planned object that changed since the plan was made, without sending it."""
+        with self._lock:
+            self.result.planned += 1
+            self.result.skipped_changed += 1
+        self.progress.add(planned=1)
+
     def close(self) -> ApplyResult:
         """Send the last, partial batch and wait for every batch; raise the first fatal error,
         else return the outcomes."""

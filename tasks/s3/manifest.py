@@ -4,6 +4,7 @@ listing, read back to apply."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import zlib
@@ -64,6 +65,8 @@ class PlanTotals:
     scanned: int
     matched: int
     matched_bytes: int
+    #: Versions plans: the keys left with no version holding data once it is applied.
+    unrecoverable_keys: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,12 @@ class PlanSummary:
     matched: int
     matched_bytes: int
     first_rows: list[PlannedObject] = field(default_factory=list)
-    #: The local file this run reads, when the plan is kept in S3 (a copy in the run's scratch).
+    #: The run's private copy of the plan, in its scratch directory: the file it reads.
     copy: Path | None = None
+    #: Versions plans: the keys left with no version holding data once it is applied.
+    unrecoverable_keys: int = 0
+    #: The SHA-256 of the manifest file: what was checked, approved and applied is this file.
+    sha256: str = ""
 
     @property
     def path(self) -> Path:
@@ -105,10 +112,18 @@ class PlanTally:
         if len(self.first_rows) < FIRST_ROWS:
             self.first_rows.append(entry)
 
-    def summary(self, manifest: str, target: PlanTarget, scanned: int) -> PlanSummary:
+    def summary(
+        self, manifest: str, target: PlanTarget, scanned: int, unrecoverable_keys: int = 0
+    ) -> PlanSummary:
         """The finished plan these totals are of."""
         return PlanSummary(
-            manifest, target, scanned, self.matched, self.matched_bytes, self.first_rows
+            manifest,
+            target,
+            scanned,
+            self.matched,
+            self.matched_bytes,
+            self.first_rows,
+            unrecoverable_keys=unrecoverable_keys,
         )
 
 
@@ -227,7 +242,12 @@ def read_totals(path: Path) -> PlanTotals | None:
     if not record.get(END):
         return None
     try:
-        return PlanTotals(record["scanned"], record["matched"], record["matched_bytes"])
+        return PlanTotals(
+            record["scanned"],
+            record["matched"],
+            record["matched_bytes"],
+            record.get("unrecoverable_keys", 0),
+        )
     except KeyError:
         raise ConfigError(f"manifest '{path}' has malformed totals") from None
 
@@ -240,6 +260,12 @@ def _parse(line: str, path: Path, number: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ConfigError(f"manifest '{path}' line {number} is not a JSON object")
     return record
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def isoformat(moment: datetime) -> str:

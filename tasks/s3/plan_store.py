@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,9 +50,19 @@ def keep(s3: S3Client, plan: PlanFile) -> None:
     logger.info("Plan uploaded to %s", plan.location, extra={"manifest": plan.location})
 
 
+def private_copy(plan: PlanFile, scratch: Path) -> Path:
+    """The run's own copy of a new plan, in its `scratch` directory (an S3 plan was written
+    there), which nobody else can change between the checks, the approval and the deletes."""
+    if plan.kept_in_s3:
+        return plan.path
+    copy = scratch / plan.path.name
+    shutil.copyfile(plan.path, copy)
+    return copy
+
+
 def fetch(s3: S3Client, location: str, scratch: Path) -> Path:
-    """The local file of a saved plan: the path itself, or a download of an s3:// plan into the
-    run's `scratch` directory.
+    """A saved plan copied into the run's `scratch` directory, from a local path or an s3://
+    address: the run checks and applies that copy, which nobody else can change.
 
     Raises:
         ConfigError: there is no such plan.
@@ -60,7 +71,9 @@ def fetch(s3: S3Client, location: str, scratch: Path) -> Path:
         path = Path(location)
         if not path.is_file():
             raise ConfigError(f"plan '{location}' was not found")
-        return path
+        copy = scratch / (path.name or "plan")
+        shutil.copyfile(path, copy)
+        return copy
     uri = parse_s3_uri(location)
     local = scratch / (Path(uri.key).name or "plan")
     try:

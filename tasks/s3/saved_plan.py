@@ -3,11 +3,13 @@
 A plan file is only trusted for what can be checked: its target must be this run's, its cutoff
 no later than this run's, its age within the limit, every line of the kind its versions mode
 makes, under its prefix and older than its cutoff; its count and bytes are recomputed from its
-lines, never taken from its totals line.
+lines, never taken from its totals line (but for the count of keys left without data, which
+only a listing could check: it is shown as the plan states it); it names no object twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from tasks.s3.manifest import (
     PlanSummary,
     PlanTally,
     PlanTarget,
+    file_sha256,
     read_objects,
     read_target,
     read_totals,
 )
+from tasks.s3.repeats import Repeats
 
 #: Clock skew tolerated between the machine that made a plan and the one applying it.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -75,7 +79,8 @@ def load_plan(
         )
     if totals.scanned < tally.matched:
         raise refused("plan_complete", "the plan lists more objects than it says were listed")
-    return tally.summary(str(manifest_path), header, totals.scanned)
+    summary = tally.summary(str(manifest_path), header, totals.scanned, totals.unrecoverable_keys)
+    return replace(summary, sha256=file_sha256(manifest_path))
 
 
 def check_age(
@@ -99,9 +104,10 @@ def check_age(
 
 def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
     """Tally the plan's entries, refusing a line outside its prefix, not older than its cutoff,
-    or not of the kind its versions mode makes."""
+    not of the kind its versions mode makes, out of listing order in a versions plan (the
+    apply joins it with a fresh listing in that order), or naming an object a second time."""
     cutoff = moment(header.cutoff, "the plan's cutoff")
-    tally = PlanTally()
+    tally, repeats, previous_key = PlanTally(), Repeats(), ""
     for number, entry in enumerate(read_objects(manifest_path), start=2):
         where = f"line {number} of the plan"
         modified = moment(entry.last_modified, f"the last_modified of {where}")
@@ -109,7 +115,13 @@ def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
             raise refused("plan_entries", f"{where} is outside its prefix or its cutoff")
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
+        if header.versions != "current" and entry.key < previous_key:
+            raise refused("plan_entries", f"{where} is out of listing order (keys ascending)")
+        previous_key = entry.key
+        repeats.add(entry.key, entry.version_id)
         tally.add(entry)
+    if repeats.found():
+        raise refused("plan_entries", "the plan names an object (or version) more than once")
     return tally
 
 

@@ -51,8 +51,37 @@ def listing(s3: S3Client, target: PlanTarget, workers: int) -> Iterator[ListedOb
     return list_object_versions(s3, target.bucket, target.prefix, target.owner)
 
 
+class LostKeys:
+    """Counts the keys a versions plan leaves with no version holding data: once it is
+    applied, nothing of them can be restored. Fed every listed version, in listing order
+    (grouped by key)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._key: str | None = None
+        self._planned = self._kept = False
+
+    def see(self, listed: ListedObject, selected: bool) -> None:
+        if listed.key != self._key:
+            self.close()
+            self._key, self._planned, self._kept = listed.key, False, False
+        if listed.is_delete_marker:
+            return  # a marker holds no data: removing it or keeping it restores nothing
+        if selected:
+            self._planned = True
+        else:
+            self._kept = True
+
+    def close(self) -> None:
+        """The last key's verdict (call once the listing is over)."""
+        if self._planned and not self._kept:
+            self.count += 1
+        self._planned = self._kept = False
+
+
 class Selection:
-    """The planned objects of a listing, in listing order; `scanned` counts what was listed."""
+    """The planned objects of a listing, in listing order; `scanned` counts what was listed,
+    `unrecoverable_keys` the keys a versions plan leaves without data."""
 
     def __init__(
         self,
@@ -68,6 +97,11 @@ class Selection:
         self.cutoff = cutoff
         self.progress = progress or Progress()
         self.scanned = 0
+        self._lost = LostKeys()
+
+    @property
+    def unrecoverable_keys(self) -> int:
+        return self._lost.count
 
     def __iter__(self) -> Iterator[PlannedObject]:
         prefix, versions = self.target.prefix, self.target.versions
@@ -75,5 +109,8 @@ class Selection:
             self.scanned += 1
             selected = is_selected(listed, prefix, self.cutoff, versions)
             self.progress.add(listed=1, matched=int(selected))
+            if versions != "current":
+                self._lost.see(listed, selected)
             if selected:
                 yield planned(listed, versions)
+        self._lost.close()

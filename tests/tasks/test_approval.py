@@ -36,6 +36,7 @@ def plan(matched: int = 25) -> PlanSummary:
         matched=matched,
         matched_bytes=100 * matched,
         first_rows=rows,
+        sha256="ab" * 32,
     )
 
 
@@ -76,8 +77,26 @@ def test_request_shows_counts_bytes_first_keys_and_manifest_when_published() -> 
     assert "`s3://approval-bucket/tmp/`" in text and "2026-01-01T00:00:00Z" in text
     assert "`tmp/000.log`" in text and "`tmp/009.log`" in text and "tmp/010.log" not in text
     assert "... and 15 more" in text
-    assert "`manifests/approval-bucket/plan.jsonl.gz`" in text
+    assert "`manifests/approval-bucket/plan.jsonl.gz`, SHA-256 `" + "ab" * 32 + "`" in text
     assert "within 60 minutes nothing is deleted" in text
+    assert "restored" not in text and "holding data" not in text  # current objects: none
+
+
+@pytest.mark.parametrize(
+    ("versions", "lost", "says"),
+    [
+        ("noncurrent", 0, "Every key keeps at least one version holding data."),
+        ("all", 7, "**7** keys will have no version holding data left: they cannot be restored"),
+    ],
+)
+def test_request_says_how_many_keys_a_versions_plan_leaves_unrecoverable(
+    versions: str, lost: int, says: str
+) -> None:
+    versioned = replace(plan(25), target=replace(TARGET, versions=versions))
+
+    text = approval_request(replace(versioned, unrecoverable_keys=lost), 3600)
+
+    assert says in text
 
 
 def test_request_escapes_keys_when_a_key_could_rewrite_the_text() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deployments.local_aws import backdate
-from tasks.aws import AwsClients
+from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.cleanup import Guards, PlanRequest, check_guards, plan_cleanup, plan_cleanup_task
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import PlanSummary, PlanTarget, isoformat, read_objects, read_target
@@ -143,6 +144,7 @@ class TestManifest:
             "scanned": 5,
             "matched": 3,
             "matched_bytes": 12,
+            "unrecoverable_keys": 0,
         }
         assert len(rows) == 3
         assert set(rows[0]) == {"key", "etag", "size", "last_modified", "storage_class"}
@@ -202,6 +204,22 @@ class TestApply:
             "temp-keep/old.db",
             "other/temp/old.log",
         }
+
+    def test_refuses_to_send_anything_when_the_plan_file_changed_after_it_was_checked(
+        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
+        assert plan.sha256 == hashlib.sha256(plan.path.read_bytes()).hexdigest()
+        lines = plan.path.read_text().splitlines(keepends=True)
+        plan.path.write_text("".join(lines[:2] + lines[3:]))  # one planned object fewer
+
+        with audit_requests() as audit, pytest.raises(SafetyRefusal) as refused:
+            apply_plan(create_clients(AwsSettings(region="us-east-1")).s3, plan)
+
+        assert refused.value.guard == "plan_digest"
+        assert f"its SHA-256 is no longer {plan.sha256}" in str(refused.value)
+        assert audit.calls == []
+        assert len(remaining_keys(aws)) == 7
 
     def test_batches_hold_at_most_1000_keys_each_with_etag_when_2500_are_planned(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path

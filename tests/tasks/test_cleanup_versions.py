@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.aws import AwsClients
+from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.cleanup import plan_cleanup
-from tasks.s3.manifest import PlanTarget, isoformat
+from tasks.s3.manifest import PlanSummary, PlanTarget, PlanTotals, isoformat, read_totals
 from tests.support.audit import audit_requests
 from tests.support.moto_backend import backdate_versions
 from tests.support.plans import apply_plan
@@ -63,19 +63,8 @@ def snapshot(aws: AwsClients) -> Versions:
 
 
 def run_mode(aws: AwsClients, as_of: datetime, versions: str, tmp_path: Path) -> int:
-    cutoff = as_of - timedelta(days=30)
-    target = PlanTarget(
-        bucket=BUCKET,
-        region="us-east-1",
-        prefix="temp/",
-        cutoff=isoformat(cutoff),
-        created_at=isoformat(as_of),
-        versions=versions,
-    )
-    plan = plan_cleanup(aws.s3, target, cutoff, tmp_path / f"{versions}.jsonl")
+    plan = plan_mode(aws, as_of, versions, tmp_path)
     with audit_requests() as audit:
-        from tasks.aws import AwsSettings, create_clients
-
         audited = create_clients(AwsSettings(region="us-east-1"))
         result = apply_plan(audited.s3, plan)
     assert result.failed == 0
@@ -140,3 +129,102 @@ class TestVersionsModes:
         b_left = ids_of(after, "temp/b")
         assert len(b_left) == 1 and b_left[0] in ids_of(history, "temp/b")
         assert sorted(ids_of(after, "keep/d")) == sorted(ids_of(history, "keep/d"))
+
+
+def plan_mode(aws: AwsClients, as_of: datetime, versions: str, tmp_path: Path) -> PlanSummary:
+    cutoff = as_of - timedelta(days=30)
+    target = PlanTarget(
+        bucket=BUCKET,
+        region="us-east-1",
+        prefix="temp/",
+        cutoff=isoformat(cutoff),
+        created_at=isoformat(as_of),
+        versions=versions,
+    )
+    return plan_cleanup(aws.s3, target, cutoff, tmp_path / f"{versions}.jsonl")
+
+
+def undelete(aws: AwsClients, key: str) -> str:
+    """Remove the key's delete marker, making its newest version current again; returns it."""
+    listed = aws.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+    marker = listed["DeleteMarkers"][0]["VersionId"]
+    aws.s3.delete_object(Bucket=BUCKET, Key=key, VersionId=marker)
+    return aws.s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+
+
+class TestUndeleteBetweenPlanAndApply:
+    def test_a_planned_version_made_current_again_is_kept_and_counted_changed(
+        self, aws: AwsClients, history: Versions, as_of: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_mode(aws, as_of, "noncurrent", tmp_path)
+        assert [row.key for row in plan.first_rows] == ["temp/a", "temp/a", "temp/c"]
+        current_again = undelete(aws, "temp/c")
+
+        with audit_requests() as audit:
+            result = apply_plan(create_clients(AwsSettings(region="us-east-1")).s3, plan)
+
+        sent = [
+            (entry["Key"], entry.get("VersionId"))
+            for call in audit.of("DeleteObjects")
+            for entry in call.params["Delete"]["Objects"]
+        ]
+        assert ("temp/c", current_again) not in sent
+        assert aws.s3.head_object(Bucket=BUCKET, Key="temp/c")["VersionId"] == current_again
+        assert (result.planned, result.deleted, result.skipped_changed) == (3, 2, 1)
+        assert len(audit.of("ListObjectVersions")) == 1  # the plan joined with a fresh listing
+
+    def test_a_version_deleted_since_the_plan_counts_changed_and_is_not_sent(
+        self, aws: AwsClients, history: Versions, as_of: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_mode(aws, as_of, "noncurrent", tmp_path)
+        oldest_a = min(
+            aws.s3.list_object_versions(Bucket=BUCKET, Prefix="temp/a")["Versions"],
+            key=lambda version: version["LastModified"],
+        )["VersionId"]
+        aws.s3.delete_object(Bucket=BUCKET, Key="temp/a", VersionId=oldest_a)
+
+        with audit_requests() as audit:
+            result = apply_plan(create_clients(AwsSettings(region="us-east-1")).s3, plan)
+
+        sent = {
+            entry.get("VersionId")
+            for call in audit.of("DeleteObjects")
+            for entry in call.params["Delete"]["Objects"]
+        }
+        assert oldest_a not in sent
+        assert (result.planned, result.deleted, result.skipped_changed) == (3, 2, 1)
+
+    def test_all_mode_deletes_by_plan_without_a_second_listing(
+        self, aws: AwsClients, history: Versions, as_of: datetime, tmp_path: Path
+    ) -> None:
+        plan = plan_mode(aws, as_of, "all", tmp_path)
+
+        with audit_requests() as audit:
+            result = apply_plan(create_clients(AwsSettings(region="us-east-1")).s3, plan)
+
+        assert audit.of("ListObjectVersions") == []
+        assert result.deleted == 6
+
+
+class TestUnrecoverableKeys:
+    @pytest.mark.parametrize(
+        ("versions", "lost"),
+        # noncurrent: temp/c keeps only its delete marker. all: temp/a and temp/c lose every
+        # version; temp/b keeps its young one. current: versions are never deleted.
+        [("current", 0), ("noncurrent", 1), ("all", 2)],
+    )
+    def test_the_plan_counts_keys_left_with_no_version_holding_data(
+        self,
+        aws: AwsClients,
+        history: Versions,
+        as_of: datetime,
+        tmp_path: Path,
+        versions: str,
+        lost: int,
+    ) -> None:
+        plan = plan_mode(aws, as_of, versions, tmp_path)
+
+        assert plan.unrecoverable_keys == lost
+        assert read_totals(Path(plan.manifest)) == PlanTotals(
+            plan.scanned, plan.matched, plan.matched_bytes, lost
+        )

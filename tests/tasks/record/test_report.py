@@ -41,6 +41,8 @@ CONTRACT_FIELDS = {
 #: The fields RunReport declares beyond the contract.
 EXTRA_FIELDS = {
     "throttled_s",
+    "unrecoverable_keys",
+    "manifest_sha256",
     "region",
     "environment",
     "versions",

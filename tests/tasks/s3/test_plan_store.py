@@ -79,7 +79,7 @@ class TestKeep:
 
 
 class TestFetch:
-    def test_returns_the_path_itself_without_a_request_when_a_local_plan_exists(
+    def test_copies_a_local_plan_into_the_scratch_directory_without_a_request(
         self, aws: AwsClients, tmp_path: Path
     ) -> None:
         saved = tmp_path / "saved.jsonl"
@@ -89,10 +89,11 @@ class TestFetch:
 
         with audit_requests() as audit:
             local = fetch(create_clients(AwsSettings(region="us-east-1")).s3, str(saved), scratch)
+        saved.write_bytes(b"changed after the fetch")
 
-        assert local == saved
+        assert local == scratch / "saved.jsonl"
+        assert local.read_bytes() == BODY
         assert audit.calls == []
-        assert list(scratch.iterdir()) == []
 
     @pytest.mark.parametrize("kind", ["missing", "directory"])
     def test_raises_config_error_when_the_local_plan_is_not_a_file(

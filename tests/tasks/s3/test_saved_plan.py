@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -269,3 +270,45 @@ class TestTrustedOnlyForWhatCanBeChecked:
 
         assert (refused.guard, refused.exit_code) == ("plan_complete", 6)
         assert "cut short" in str(refused)
+
+    @pytest.mark.parametrize(
+        "versions", ["current", "noncurrent"], ids=["same-key", "same-key-and-version"]
+    )
+    def test_refuses_a_plan_that_names_an_object_twice(self, tmp_path: Path, versions: str) -> None:
+        header = replace(TARGET, versions=versions)
+        version = None if versions == "current" else "v1"
+        lines = [replace(entry(f"temp/k{n:04d}"), version_id=version) for n in range(3000)]
+        if versions == "current":
+            lines.insert(2500, lines[7])  # far apart, as a plan of current objects allows
+        else:
+            lines.insert(8, lines[7])  # a versions plan is in key order: next to each other
+        path = write_plan(tmp_path / "plan.jsonl", lines, header=header)
+
+        refused = refusal(path, header)
+
+        assert refused.guard == "plan_entries"
+        assert "more than once" in str(refused)
+
+    def test_accepts_two_versions_of_one_key(self, tmp_path: Path) -> None:
+        header = replace(TARGET, versions="all")
+        lines = [replace(entry("temp/a"), version_id=v) for v in ("v2", "v1")]
+
+        plan = load_plan(write_plan(tmp_path / "p.jsonl", lines, header), header, MAX_AGE, now=NOW)
+
+        assert plan.matched == 2
+
+    def test_refuses_a_versions_plan_out_of_listing_order(self, tmp_path: Path) -> None:
+        header = replace(TARGET, versions="noncurrent")
+        lines = [replace(entry(key), version_id="v1") for key in ("temp/b", "temp/a")]
+        path = write_plan(tmp_path / "plan.jsonl", lines, header=header)
+
+        refused = refusal(path, header)
+
+        assert "line 3 of the plan is out of listing order" in str(refused)
+
+    def test_states_the_sha256_of_the_file_it_checked(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")])
+
+        plan = load_plan(path, TARGET, MAX_AGE, now=NOW)
+
+        assert plan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

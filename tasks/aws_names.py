@@ -62,6 +62,9 @@ def bucket_name_problems(name: str) -> list[str]:
         problems.append("must start and end with a letter or digit")
     if ".." in name:
         problems.append("must not contain two adjacent dots")
+    if ".-" in name or "-." in name:
+        # Each dot-separated label is a DNS label, which starts and ends with a letter or digit.
+        problems.append("must not have a dot next to a hyphen")
     if IPV4_SHAPED.fullmatch(name):
         problems.append("must not be formatted as an IP address")
     problems += [
@@ -76,7 +79,11 @@ def prefix_problems(prefix: str) -> list[str]:
     problems = []
     if not prefix:
         problems.append("must not be empty (an empty prefix is the whole bucket)")
-    if len(prefix.encode("utf-8")) > PREFIX_MAX_BYTES:
+    if any(unicodedata.category(character) == "Cs" for character in prefix):
+        # A command line's bytes that are not UTF-8 arrive as lone surrogates (surrogateescape);
+        # no S3 key can hold them.
+        problems.append("must be UTF-8 text (it holds bytes that are not UTF-8)")
+    if len(prefix.encode("utf-8", "surrogatepass")) > PREFIX_MAX_BYTES:
         problems.append(f"must be at most {PREFIX_MAX_BYTES} bytes in UTF-8")
     if prefix.startswith("/"):
         problems.append("must not start with '/' (S3 keys have no leading slash)")

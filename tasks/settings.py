@@ -425,11 +425,20 @@ class RunSettings(BaseSettings):
             )
         return value
 
-    @field_validator("older_than_days", "max_deletions", "max_delete_bytes", mode="before")
+    @field_validator(
+        "older_than_days",
+        "max_deletions",
+        "max_delete_bytes",
+        "max_delete_percent",
+        "max_plan_age_hours",
+        "approval_timeout_minutes",
+        mode="before",
+    )
     @classmethod
     def _no_booleans(cls, value: object) -> object:
+        # pydantic would read true as 1: a limit or a timeout of 1 nobody asked for.
         if isinstance(value, bool):
-            raise ValueError("must be a whole number, not true/false")
+            raise ValueError("must be a number, not true/false")
         return value
 
     @field_validator("notify_topic_arn")
@@ -440,11 +449,16 @@ class RunSettings(BaseSettings):
 
 def plans_under_prefix(location: S3Uri, validated: Mapping[str, Any]) -> bool:
     """Whether plans kept under this s3:// location would land under the cleaned prefix of the
-    bucket a run cleans (the bucket and the prefix are validated before the location)."""
+    bucket a run cleans (the bucket and the prefix are validated before the location).
+
+    Plans are written at LOCATION/BUCKET/NAME: the prefix covers some of them when it covers
+    that folder, or reaches into it (a prefix ending in "BUCKET/2" covers plans named 2...).
+    """
     bucket, prefix = validated.get("bucket"), validated.get("prefix")
     if location.bucket != bucket or not prefix:
         return False
-    return location.join(str(bucket), "plan").key.startswith(prefix)
+    folder = location.join(str(bucket)).key + "/"
+    return folder.startswith(prefix) or prefix.startswith(folder)
 
 
 def _checked(value: str, problems: list[str]) -> str:

@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from moto import mock_aws
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.settings import all_environment_variables
+
+# Property tests draw the same examples on every run and machine (a failure reproduces
+# anywhere, and CI is not flaky); no deadline, as a busy two-core machine has slow moments.
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+settings.load_profile("repeatable")
 
 #: Obviously fake credentials: moto accepts anything, botocore only needs something to sign.
 FAKE_CREDENTIALS = {

@@ -24,6 +24,7 @@ from tasks.cleanup import (
     plan_request,
 )
 from tasks.errors import PartialFailure, SafetyRefusal
+from tasks.locking import bucket_concurrency, lock_bucket_task
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.record.report import RunReport
 from tasks.s3.deletion import DeletePipeline, DeleteTarget
@@ -80,6 +81,10 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         # a guard or a person must see the whole plan first.
         deletes = None
         if not settings.dry_run:
+            # Held from planning to the last delete, across an approval wait; released last.
+            lock = lock_bucket_task(clients.s3, settings, owner)
+            run.callback(lock.release)
+            run.enter_context(bucket_concurrency(settings))
             target = DeleteTarget(settings.bucket, owner)
             deletes = run.enter_context(
                 DeletePipeline(
@@ -88,6 +93,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
                     settings.delete_concurrency,
                     progress=progress,
                     throttle_budget_s=settings.delete_throttle_budget_minutes * 60,
+                    before_each_request=lock.check,
                 )
             )
         streaming = deletes_while_listing(settings)

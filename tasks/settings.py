@@ -242,6 +242,14 @@ class RunSettings(BaseSettings):
         description="How long a run waits for approval before it gives up, deleting nothing, "
         "1 to 10080 (a week).",
     )
+    lock_wait_minutes: Annotated[float, Parameter()] = Field(
+        0,
+        ge=0,
+        le=24 * 60,
+        validation_alias=env("LOCK_WAIT_MINUTES"),
+        description="An executing run holds its bucket's lock from planning to the end of the "
+        "deletes; when another run holds it, wait this long for it (0: refuse at once, exit 6).",
+    )
     notify_topic_arn: Annotated[str | None, Parameter()] = Field(
         None,
         validation_alias=env("SNS_TOPIC_ARN"),
@@ -266,6 +274,14 @@ class RunSettings(BaseSettings):
         validation_alias=env("DELETE_THROTTLE_BUDGET_MINUTES"),
         description="How long a batch keeps trying keys the server throttles (SlowDown), from "
         "its first SlowDown answer, before they count as failed.",
+    )
+    lock_expiry_minutes: float = Field(
+        10,
+        ge=1,
+        le=24 * 60,
+        validation_alias=env("LOCK_EXPIRY_MINUTES"),
+        description="A bucket's lock is renewed every third of this; one not renewed for this "
+        "long (its run crashed) frees itself. A run that cannot renew its own stops deleting.",
     )
     list_concurrency: int = Field(
         8,

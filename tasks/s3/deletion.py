@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -124,8 +125,11 @@ class DeletePipeline:
         retry_base_delay_s: float = 0.2,
         progress: Progress | None = None,
         throttle_budget_s: float = DEFAULT_THROTTLE_BUDGET_S,
+        before_each_request: Callable[[], None] | None = None,
     ) -> None:
         self.s3 = s3
+        #: Raises to stop the deletes before each request (the bucket's lock was lost).
+        self.before_each_request = before_each_request
         self.target = target
         self.key_attempts = key_attempts
         self.retry_base_delay_s = retry_base_delay_s
@@ -286,6 +290,8 @@ class DeletePipeline:
 
     def _send(self, batch: list[PlannedObject]) -> _Answer:
         """One DeleteObjects request; the per-key error codes by (key, version)."""
+        if self.before_each_request is not None:
+            self.before_each_request()  # every request, retries included
         arguments: dict[str, Any] = {
             "Bucket": self.target.bucket,
             "Delete": {"Objects": [_delete_entry(entry) for entry in batch], "Quiet": True},

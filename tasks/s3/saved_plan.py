@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.errors import SafetyRefusal
+from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.manifest import (
     PlannedObject,
     PlanSummary,
@@ -111,7 +112,8 @@ def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
     for number, entry in enumerate(read_objects(manifest_path), start=2):
         where = f"line {number} of the plan"
         modified = moment(entry.last_modified, f"the last_modified of {where}")
-        if not entry.key.startswith(header.prefix) or modified >= cutoff:
+        outside = not entry.key.startswith(header.prefix) or entry.key.startswith(LOCK_FOLDER)
+        if outside or modified >= cutoff:
             raise refused("plan_entries", f"{where} is outside its prefix or its cutoff")
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.listing import ListedObject, list_current_objects, list_object_versions
 from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
 from tasks.s3.progress import Progress
@@ -21,8 +22,9 @@ def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: s
     delete only adds a delete marker). noncurrent: a version that stopped being current before
     the cutoff. all: any version or delete marker last modified before the cutoff.
     """
-    # The server filtered by prefix; checked again because a wrong key must never pass.
-    if not listed.key.startswith(prefix):
+    # The server filtered by prefix; checked again because a wrong key must never pass. The
+    # tool's own folder (the bucket's lock) is never planned, whatever the prefix.
+    if not listed.key.startswith(prefix) or listed.key.startswith(LOCK_FOLDER):
         return False
     if versions == "noncurrent":
         return listed.noncurrent_since is not None and listed.noncurrent_since < cutoff

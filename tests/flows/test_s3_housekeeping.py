@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,8 @@ from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import AwsApiError, ConfigError, PartialFailure, SafetyRefusal
-from tests.support.audit import audit_requests
+from tasks.s3.bucket_lock import LOCK_KEY, BucketLocked, Lease
+from tests.support.audit import audit_requests, lock_calls, on_objects
 from tests.support.calls import product_calls
 from tests.support.faults import fail_first_calls, inject_delete_errors
 
@@ -105,7 +107,8 @@ class TestExecute:
 
         assert (report.bucket_action, report.deleted) == ("drifted", 3)
         assert report.bucket_changes == ["public_access_block", "encryption", "tags"]
-        assert {call.operation for call in audit.mutating()} == {"DeleteObjects"}
+        assert {call.operation for call in on_objects(audit.mutating())} == {"DeleteObjects"}
+        assert lock_calls(audit) == ["PutObject", "DeleteObject"]
 
     def test_falls_back_to_environment_when_parameters_are_unset(
         self, aws: AwsClients, seeded: None, as_of: datetime, monkeypatch: pytest.MonkeyPatch
@@ -129,9 +132,12 @@ class TestOnePath:
     def consumer(name: str) -> bool:
         """The delete consumer: the pipeline that sends DeleteObjects, and the apply step that
         feeds it the checked plan (when it waited for it) and collects the outcomes."""
-        return name.startswith("tasks.s3.deletion.") or name.startswith(
-            "tasks.cleanup.apply_cleanup"
-        )
+        return name.startswith(("tasks.s3.deletion.", "tasks.cleanup.apply_cleanup"))
+
+    @staticmethod
+    def lock(name: str) -> bool:
+        """The bucket's lock, which only an executing run takes."""
+        return name.startswith(("tasks.s3.bucket_lock.", "tasks.locking."))
 
     @pytest.mark.parametrize(
         "guards",
@@ -147,9 +153,12 @@ class TestOnePath:
         # so that both runs below find it as it should be, and fill the caches.
         run(as_of, dry_run=False, prefix="nothing-here/")
 
-        with audit_requests() as dry_audit, product_calls(self.consumer) as dry:
+        def outside(name: str) -> bool:
+            return self.consumer(name) or self.lock(name)
+
+        with audit_requests() as dry_audit, product_calls(outside) as dry:
             dry_report = run(as_of, dry_run=True, **guards)
-        with audit_requests() as audit, product_calls(self.consumer) as executed:
+        with audit_requests() as audit, product_calls(outside) as executed:
             report = run(as_of, dry_run=False, **guards)
 
         # Where the dry run stops, the executing run hands the plan to the consumer, shows its
@@ -279,3 +288,44 @@ class TestPrefectIntegration:
         assert set(properties) == set(inspect.signature(s3_housekeeping.fn).parameters)
         missing = [name for name, spec in properties.items() if not spec.get("description")]
         assert missing == []
+
+
+class TestBucketLock:
+    @staticmethod
+    def held_by_another_run(aws: AwsClients) -> None:
+        lease = Lease("run-elsewhere", "temp/", "2026-11-29T08:00:00Z", expiry_s=600)
+        aws.s3.put_object(Bucket=BUCKET, Key=LOCK_KEY, Body=json.dumps(asdict(lease)).encode())
+
+    def test_refuses_an_executing_run_naming_the_holder_and_deletes_nothing(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        self.held_by_another_run(aws)
+
+        with audit_requests() as audit, pytest.raises(BucketLocked) as refused:
+            run(as_of, dry_run=False)
+
+        assert refused.value.exit_code == 6
+        assert "locked by run run-elsewhere (prefix 'temp/') since 2026-11-29T08:00:00Z" in str(
+            refused.value
+        )
+        assert audit.of("DeleteObjects") == [] and audit.of("ListObjectsV2") == []
+        assert keys(aws) == OLD_UNDER_PREFIX | KEPT | {LOCK_KEY}
+
+    def test_a_dry_run_needs_no_lock(self, aws: AwsClients, seeded: None, as_of: datetime) -> None:
+        self.held_by_another_run(aws)
+
+        with audit_requests() as audit:
+            report = run(as_of)
+
+        assert report.matched == 3
+        assert lock_calls(audit) == []
+
+    def test_never_plans_its_own_lock_when_the_prefix_covers_it(
+        self, aws: AwsClients, seeded: None, as_of: datetime
+    ) -> None:
+        self.held_by_another_run(aws)
+        backdate(BUCKET, LOCK_KEY, as_of - timedelta(days=400))  # an old lease, still held
+
+        report = run(as_of, prefix=".s3-housekeeping/")
+
+        assert (report.scanned, report.matched) == (1, 0)

@@ -15,7 +15,7 @@ import pytest
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import SafetyRefusal
-from tests.support.audit import audit_requests
+from tests.support.audit import audit_requests, lock_calls, on_objects
 from tests.support.moto_backend import bulk_put
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -73,11 +73,12 @@ class TestRequestCounts:
         with audit_requests() as audit:
             report = run(as_of, dry_run=False, max_deletions=20_000)
 
-        operations = [call.operation for call in audit.calls if call.service == "s3"]
+        operations = [call.operation for call in on_objects(audit.calls) if call.service == "s3"]
         assert operations.count("ListObjectsV2") == 11  # ceil(10,500 / 1000)
         assert operations.count("DeleteObjects") == 10  # ceil(10,000 / 1000)
         assert READS.isdisjoint(operations)
-        assert {call.operation for call in audit.mutating()} == {"DeleteObjects"}
+        assert {call.operation for call in on_objects(audit.mutating())} == {"DeleteObjects"}
+        assert lock_calls(audit) == ["PutObject", "DeleteObject"]  # taken, given back
         assert (report.matched, report.deleted, report.failed) == (10_000, 10_000, 0)
         assert report.requests["DeleteObjects"] == 10
         assert (count(aws, "flat/"), count(aws, "flat-keep/")) == (500, 50)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.s3.bucket_lock import LOCK_KEY
 from tests.support.hooks import on_every_new_client
 
 #: S3 operations that change something; a dry run must send none of them.
@@ -62,3 +63,14 @@ def audit_requests() -> Iterator[RequestAudit]:
     ]
     with on_every_new_client(entries):
         yield audit
+
+
+def on_objects(calls: list[AuditedCall]) -> list[AuditedCall]:
+    """The calls that are not about the bucket's lock (an executing run takes and gives it
+    back, and renews it every few minutes)."""
+    return [call for call in calls if call.params.get("Key") != LOCK_KEY]
+
+
+def lock_calls(audit: RequestAudit) -> list[str]:
+    """The operations sent on the bucket's lock, in order."""
+    return [call.operation for call in audit.calls if call.params.get("Key") == LOCK_KEY]

@@ -1,0 +1,136 @@
+"""The bucket's lease against moto: taken with If-None-Match, renewed and released with If-Match,
+refused while held, waited for, taken over once expired, and lost when another run takes it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tasks.aws import AwsClients, AwsSettings, create_clients
+from tasks.s3.bucket_lock import (
+    LOCK_KEY,
+    BucketLock,
+    BucketLocked,
+    Lease,
+    LockLost,
+    new_lease,
+)
+from tests.support.audit import audit_requests
+
+BUCKET = "locked-bucket"
+
+
+@pytest.fixture
+def bucket(aws: AwsClients) -> str:
+    aws.s3.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+def lock(aws: AwsClients, run_id: str, expiry_s: float = 600, wait_s: float = 0) -> BucketLock:
+    lease = new_lease(run_id, "tmp/", expiry_s)
+    return BucketLock(aws.s3, BUCKET, lease, wait_s=wait_s, poll_s=0.1)
+
+
+def stored(aws: AwsClients) -> dict[str, object]:
+    return dict(json.loads(aws.s3.get_object(Bucket=BUCKET, Key=LOCK_KEY)["Body"].read()))
+
+
+def test_takes_the_lease_with_if_none_match_and_gives_it_back_with_if_match(
+    aws: AwsClients, bucket: str
+) -> None:
+    with audit_requests() as audit:
+        audited = create_clients(AwsSettings(region="us-east-1"))
+        held = BucketLock(audited.s3, BUCKET, new_lease("run-a", "tmp/", 600))
+        held.acquire()
+        lease = stored(aws)
+        held.release()
+
+    assert (lease["run_id"], lease["prefix"], lease["expiry_s"]) == ("run-a", "tmp/", 600)
+    put = audit.of("PutObject")[0].params
+    assert (put["Key"], put["IfNoneMatch"]) == (LOCK_KEY, "*")
+    assert audit.of("DeleteObject")[0].params["IfMatch"]
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_refuses_a_second_run_naming_the_holder_and_since_when(
+    aws: AwsClients, bucket: str
+) -> None:
+    first = lock(aws, "run-a")
+    first.acquire()
+
+    with pytest.raises(BucketLocked) as refused:
+        lock(aws, "run-b").acquire()
+    first.release()
+
+    assert refused.value.exit_code == 6
+    assert refused.value.guard == "bucket_lock"
+    message = str(refused.value)
+    assert f"bucket '{BUCKET}' is locked by run run-a (prefix 'tmp/') since " in message
+    assert str(first.lease.since) in message and message.endswith("nothing was deleted")
+
+
+def test_a_waiting_run_takes_the_lease_once_its_holder_gives_it_back(
+    aws: AwsClients, bucket: str
+) -> None:
+    first = lock(aws, "run-a")
+    first.acquire()
+    threading.Timer(1.0, first.release).start()
+
+    second = lock(aws, "run-b", wait_s=30)
+    started = time.monotonic()
+    second.acquire()
+    waited = time.monotonic() - started
+    holder = stored(aws)["run_id"]
+    second.release()
+
+    assert holder == "run-b"
+    assert 0.8 < waited < 10
+
+
+def test_a_lease_not_renewed_within_its_expiry_is_taken_over(aws: AwsClients, bucket: str) -> None:
+    # A crashed run: its lease is in the bucket, and nobody renews it.
+    crashed = Lease("run-crashed", "tmp/", "2026-01-01T00:00:00Z", expiry_s=1)
+    aws.s3.put_object(Bucket=BUCKET, Key=LOCK_KEY, Body=json.dumps(crashed.__dict__).encode())
+    time.sleep(2.2)  # LastModified and Date have whole seconds
+
+    taker = lock(aws, "run-b")
+    taker.acquire()
+
+    assert stored(aws)["run_id"] == "run-b"
+    taker.release()
+
+
+def test_a_run_whose_lease_was_taken_stops_and_leaves_the_new_holders_lease(
+    aws: AwsClients, bucket: str
+) -> None:
+    holder = lock(aws, "run-a", expiry_s=1.5)
+    holder.acquire()
+    # Another writer replaces the lease (as a run would after a takeover).
+    other = Lease("run-b", "tmp/", "2026-01-01T00:00:00Z", 600)
+    aws.s3.put_object(Bucket=BUCKET, Key=LOCK_KEY, Body=json.dumps(other.__dict__).encode())
+    time.sleep(1.2)  # a renewal (every expiry / 3) meets the other ETag
+
+    with pytest.raises(LockLost) as lost:
+        holder.check()
+    holder.release()
+
+    assert lost.value.exit_code == 7
+    assert "another run took it over" in str(lost.value)
+    assert stored(aws)["run_id"] == "run-b"
+
+
+def test_renews_the_lease_with_if_match_while_held(aws: AwsClients, bucket: str) -> None:
+    with audit_requests() as audit:
+        audited = create_clients(AwsSettings(region="us-east-1"))
+        holder = BucketLock(audited.s3, BUCKET, new_lease("run-a", "tmp/", 1.5))
+        holder.acquire()
+        time.sleep(2.0)  # longer than its expiry: only renewals keep it
+        holder.check()
+        holder.release()
+
+    renewals = [call.params for call in audit.of("PutObject") if "IfMatch" in call.params]
+    assert len(renewals) >= 3  # every expiry / 3 = 0.5 s
+    assert all(params["Key"] == LOCK_KEY for params in renewals)

@@ -54,12 +54,22 @@ def parse_as_of(text: str) -> datetime:
         raise argparse.ArgumentTypeError("must be an ISO 8601 date or date-time") from None
 
 
+def utf8_text(text: str) -> str:
+    """argparse type for text: bytes that are not UTF-8 reach Python as lone surrogates, which
+    no AWS or Prefect request can carry; refused here, naming the option."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("must be UTF-8 text") from None
+    return text
+
+
 #: How the command line reads a setting's value, by the setting's type (choices are Literals,
 #: switches are booleans).
 OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
     int: int,
     float: float,
-    str: str,
+    str: utf8_text,
     datetime: parse_as_of,
 }
 

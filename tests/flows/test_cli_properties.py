@@ -77,11 +77,13 @@ def test_exits_1_naming_the_setting_before_any_aws_request_when_a_setting_is_inv
     assert_refused_before_aws(argv, broken.setting)
 
 
-@pytest.mark.xfail(
-    reason="BUG: flows/cli.py hands the flow an argument that is not UTF-8; Prefect cannot "
-    "send it to its API and the command exits 99 (UnicodeEncodeError) instead of 1",
-    strict=True,
-)
-def test_exits_1_naming_the_setting_when_an_argument_is_not_utf8() -> None:
-    # os.fsdecode(b"logs/\xff"): how Python reads these bytes from a command line.
-    assert_refused_before_aws(["run", "--bucket=example-bucket", "--prefix=logs/\udcff"], "prefix")
+def test_exits_1_naming_the_option_when_an_argument_is_not_utf8() -> None:
+    # os.fsdecode(b"logs/\xff"): how Python reads these bytes from a command line. The parser
+    # refuses it, as it does any malformed option, before a flow run or a request exists.
+    stderr = io.StringIO()
+    with audit_requests() as audit, redirect_stderr(stderr), pytest.raises(SystemExit) as ended:
+        main(["run", "--bucket=example-bucket", "--prefix=logs/\udcff"])
+
+    assert ended.value.code == 1
+    assert "argument --prefix: must be UTF-8 text" in stderr.getvalue()
+    assert (audit.calls, audit.attempts) == ([], [])

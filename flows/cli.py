@@ -1,5 +1,5 @@
-"""The `s3-housekeeping` command: run, demo and settings; the one place exceptions become exit
-codes."""
+"""The `s3-housekeeping` command: run, demo, settings and iam-policy; the one place exceptions
+become exit codes."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from typing import Any, Literal, NoReturn, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from flows.parameters import help_text, value_type
+from tasks.errors import ConfigError
+from tasks.iam_policy import iam_policy
 from tasks.settings import (
     Parameter,
     RunSettings,
     default_text,
     environment_variables,
+    load_settings,
     parameters,
 )
 
@@ -104,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "settings", help="print every setting: option, environment variable, default (Markdown)"
     )
+    policy = commands.add_parser(
+        "iam-policy",
+        help="print the least-privilege IAM policy (JSON) of a run with the same options",
+        description="Print, as JSON, the IAM policy that a run with these options needs and no "
+        "more: the same options as `run`, validated the same way, with the same fallbacks to "
+        "environment variables; --execute gives the policy of a deleting run. Attach it to the "
+        "identity the run uses: with --role-arn the policy is for that role (whoever assumes "
+        "it needs only sts:AssumeRole on it). Makes no AWS call.",
+    )
+    deleting = add_run_options(policy)["dry_run"]
+    deleting.help = "the policy of a run that deletes (default: of a dry run)"
     return parser
 
 
@@ -191,6 +205,23 @@ def run_command(args: argparse.Namespace) -> int:
         display.close()
 
 
+def iam_policy_command(args: argparse.Namespace) -> int:
+    """Print the policy of a run with these options; invalid options exit as `run` would."""
+    try:
+        settings = load_settings(flow_parameters(args))
+    except ConfigError as exc:
+        print(f"s3-housekeeping: {exc}", file=sys.stderr)
+        return exc.exit_code
+    sys.stdout.write(json.dumps(iam_policy(settings), indent=2) + "\n")
+    if settings.role_arn:
+        print(
+            f"s3-housekeeping: the policy is for the role {settings.role_arn}; whoever assumes "
+            "it needs sts:AssumeRole on it",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def execute(run: Callable[[], dict[str, Any]], report_json: Path | None) -> int:
     """Run, write the report, and turn the outcome into an exit code (DESIGN.md's table)."""
     from prefect.exceptions import ParameterTypeError
@@ -255,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         sys.stdout.write(reference_tables())
         return 0
+    if args.command == "iam-policy":
+        return iam_policy_command(args)
     return run_command(args)
 
 

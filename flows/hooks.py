@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from prefect.client.schemas.objects import FlowRun, State
@@ -13,7 +15,13 @@ from tasks.aws_names import sns_topic_problems
 from tasks.errors import ConfigError
 from tasks.record.events import emit_run_event
 from tasks.record.notifications import notify, topic_region
-from tasks.record.outcome import RunOutcome, from_failure, from_report
+from tasks.record.outcome import (
+    MESSAGE_MAX_CHARS,
+    OutcomeStatus,
+    RunOutcome,
+    from_failure,
+    from_report,
+)
 from tasks.record.report import RunReport
 from tasks.settings import load_settings, raw_setting
 
@@ -21,27 +29,66 @@ logger = logging.getLogger(__name__)
 
 
 def announce_outcome(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
-    """on_completion / on_failure hook of the flow. Never raises: the outcome stands."""
+    """The flow's hook for its endings: completion, failure and crash. Never raises: the
+    outcome stands."""
     try:
         outcome = outcome_of(flow_run, state)
     except Exception as exc:
         logger.warning("Could not summarise the run's outcome: %s", type(exc).__name__)
         return
+    announce(outcome, flow_run.parameters)
+
+
+@contextmanager
+def announced_if_stopped(report: RunReport, parameters: Mapping[str, Any]) -> Iterator[None]:
+    """Announce a run stopped by a signal (cancelled in the UI, its worker shutting down) from
+    inside the run, with the counts its report holds so far, then let the signal go on."""
+    try:
+        yield
+    except BaseException as stop:
+        if isinstance(stop, Exception):
+            raise
+        report.status = "cancelled"
+        report.message = f"stopped ({type(stop).__name__}) after {report.deleted} deletions"
+        announce(from_report(report, run_id(), _ui_url()), parameters)
+        raise
+
+
+def run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    found = flow_run.get_id()
+    return str(found) if found else None
+
+
+def announce(outcome: RunOutcome, parameters: Mapping[str, Any]) -> None:
+    """Emit the outcome's event and send its notice, if a topic is set. Never raises."""
     emit_run_event(outcome)
-    topic, settings = notification_target(flow_run.parameters)
+    topic, settings = notification_target(parameters)
     if topic is not None and settings is not None:
         notify(outcome, topic, settings)
 
 
 def outcome_of(flow_run: FlowRun, state: State[Any]) -> RunOutcome:
-    """The run's outcome from its final state: the report it returned or its exception."""
+    """The run's outcome from its final state: the report it returned or its exception; a run
+    that crashed or was cancelled says so, with the counts of its report if it has one."""
     run_id, run_url = str(flow_run.id), _ui_url()
-    result = state.result(raise_on_failure=False)
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception as exc:  # a crashed run may have no result to read at all
+        result = exc
     if isinstance(result, RunReport):
-        return from_report(result, run_id, run_url)
-    if isinstance(result, BaseException):
-        return from_failure(result, flow_run.parameters, run_id, run_url)
-    return from_failure(RuntimeError("no report"), flow_run.parameters, run_id, run_url)
+        outcome = from_report(result, run_id, run_url)
+    else:
+        error = result if isinstance(result, BaseException) else RuntimeError("no report")
+        outcome = from_failure(error, flow_run.parameters, run_id, run_url)
+    # A worker runs the cancellation hooks itself, with a Cancelling state, once it has
+    # stopped the run's process.
+    if state.is_crashed() or state.is_cancelling() or state.is_cancelled():
+        how: OutcomeStatus = "crashed" if state.is_crashed() else "cancelled"
+        message = state.message or f"the run {how}"
+        outcome = replace(outcome, status=how, message=message[:MESSAGE_MAX_CHARS])
+    return outcome
 
 
 def notification_target(

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.hooks import announce_outcome
+from flows.hooks import announce_outcome, announced_if_stopped
 from flows.parameters import setting_parameters
 from tasks.approval import request_approval
 from tasks.aws import AwsClients, create_clients
 from tasks.buckets import ensure_bucket_task
 from tasks.cleanup import (
     Guards,
+    PlanRequest,
     apply_cleanup_task,
     check_guards,
     deletes_while_listing,
+    deleting,
+    journal_file,
     plan_cleanup_task,
     plan_request,
 )
-from tasks.errors import PartialFailure, SafetyRefusal
+from tasks.errors import PartialFailure, SafetyRefusal, attach_report
 from tasks.locking import bucket_concurrency, lock_bucket_task
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.record.report import RunReport
-from tasks.s3.deletion import DeletePipeline, DeleteTarget
+from tasks.s3.deletion import DeletePipeline
 from tasks.s3.progress import Progress
 from tasks.secrets_manager import expected_owner, fetch_secret
 from tasks.settings import RunSettings, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @task(name="validate-config", cache_policy=NO_CACHE)
@@ -42,9 +49,12 @@ def validate_config(parameters: dict[str, Any]) -> RunSettings:
 @flow(
     name="s3-housekeeping",
     validate_parameters=True,
-    # Every ending, success or failure, emits its Prefect event and (if a topic is set) its notice.
+    # Every ending emits its Prefect event and (if a topic is set) its notice.
     on_completion=[announce_outcome],
     on_failure=[announce_outcome],
+    # A cancelled run is announced from inside (announced_if_stopped): a worker's own
+    # cancellation hooks may not run (prefect#17259). A crash can only be told from outside.
+    on_crashed=[announce_outcome],
 )
 @setting_parameters
 def s3_housekeeping(**parameters: Any) -> RunReport:
@@ -55,7 +65,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
     settings = validate_config(parameters)
     report = RunReport.begin(settings)
     clients = create_clients(settings.aws())
-    with ExitStack() as run:
+    with announced_if_stopped(report, parameters), ExitStack() as run:
         secret = None
         if settings.secret_name:
             secret = fetch_secret.with_options(retries=settings.task_retries)(
@@ -77,57 +87,67 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
 
         deleting = ProgressArtifact()
         progress = Progress(listeners=[deleting])
+        scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
+        request = plan_request(settings, owner, bucket.exists)
         # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
         # a guard or a person must see the whole plan first.
         deletes = None
         if not settings.dry_run:
-            # Held from planning to the last delete, across an approval wait; released last.
-            lock = lock_bucket_task(clients.s3, settings, owner)
-            run.callback(lock.release)
-            run.enter_context(bucket_concurrency(settings))
-            target = DeleteTarget(settings.bucket, owner)
             deletes = run.enter_context(
-                DeletePipeline(
-                    clients.s3,
-                    target,
-                    settings.delete_concurrency,
-                    progress=progress,
-                    throttle_budget_s=settings.delete_throttle_budget_minutes * 60,
-                    before_each_request=lock.check,
-                )
+                consumer(clients.s3, settings, request, scratch, owner, progress, report)
             )
         streaming = deletes_while_listing(settings)
         if streaming:
             deleting.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
-        scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
-        plan = plan_cleanup_task(
-            clients.s3,
-            plan_request(settings, owner, bucket.exists),
-            scratch,
-            deletes if streaming else None,
-            progress,
-        )
-        report.record_plan(plan)
-        publish_plan(plan, settings.dry_run, settings.older_than_days)
-
         try:
+            plan = plan_cleanup_task(
+                clients.s3, request, scratch, deletes if streaming else None, progress
+            )
+            report.record_plan(plan)
+            publish_plan(plan, settings.dry_run, settings.older_than_days)
             check_guards(plan, Guards.of(settings))
             if deletes is None:
                 report.record_dry_run()
                 return finish(report, clients)
             if settings.require_approval and plan.matched:
                 request_approval(plan, settings.approval_timeout_minutes * 60)
+            if not streaming:
+                deleting.start(f"Deleting {plan.matched} planned objects")
+            result = apply_cleanup_task(plan, deletes, sent_while_planning=streaming)
         except SafetyRefusal as refusal:
             report.record_refusal(refusal)
             refusal.report = finish(report, clients)
             raise
-        if not streaming:
-            deleting.start(f"Deleting {plan.matched} planned objects")
-        result = apply_cleanup_task(plan, deletes, sent_while_planning=streaming)
+        except BaseException as error:  # a signal too: the run was cancelled or terminated
+            if deletes is not None:  # deletes may have been sent: say which, and how many
+                report.record_failure(deletes.settle(), error)
+                attach_report(error, finish(report, clients))
+            raise
         report.record_apply(result)
         if result.failed:
             raise PartialFailure(result.failed, result.planned, finish(report, clients))
         return finish(report, clients)
+
+
+@contextmanager
+def consumer(
+    s3: S3Client,
+    settings: RunSettings,
+    request: PlanRequest,
+    scratch: Path,
+    owner: str | None,
+    progress: Progress,
+    report: RunReport,
+) -> Iterator[DeletePipeline]:
+    """An executing run's delete consumer, holding the bucket from planning to the last delete
+    (across an approval wait), with its journal. The lock is released last."""
+    with ExitStack() as held:
+        lock = lock_bucket_task(s3, settings, owner)
+        held.callback(lock.release)
+        held.enter_context(bucket_concurrency(settings))
+        journal = journal_file(request, scratch)
+        report.journal = journal.location
+        yield held.enter_context(deleting(s3, settings, request, journal, owner, progress, lock))
 
 
 def finish(report: RunReport, clients: AwsClients) -> RunReport:

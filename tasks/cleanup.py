@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,9 @@ from prefect.runtime import flow_run
 
 from tasks.errors import SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
-from tasks.s3.deletion import ApplyResult, DeletePipeline
+from tasks.s3.bucket_lock import BucketLock
+from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.journal import Journal, journal_name
 from tasks.s3.listing import list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
@@ -35,6 +38,7 @@ from tasks.s3.manifest import (
     isoformat,
     read_objects,
 )
+from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_plan
 from tasks.s3.selection import Selection, listing
@@ -117,6 +121,58 @@ def deletes_while_listing(settings: RunSettings) -> bool:
     return not (must_see_the_whole_plan or settings.plan is not None or settings.dry_run)
 
 
+def journal_file(request: PlanRequest, scratch: Path) -> PlanFile:
+    """Where the run's journal goes: beside its new plan, PLAN.journal.jsonl."""
+    name = journal_name(request.name)
+    return plan_store.new_plan_file(request.location, request.target.bucket, name, scratch)
+
+
+@contextmanager
+def deleting(
+    s3: S3Client,
+    settings: RunSettings,
+    request: PlanRequest,
+    journal_at: PlanFile,
+    owner: str | None = None,
+    progress: Progress | None = None,
+    lock: BucketLock | None = None,
+) -> Iterator[DeletePipeline]:
+    """The delete consumer of an executing run, writing its journal (uploaded as the run goes
+    when plans are kept in S3). However the block ends, the batches already sent finish and the
+    journal ends with the totals."""
+    plan = (
+        request.saved_plan
+        or plan_store.new_plan_file(
+            request.location, request.target.bucket, request.name, journal_at.path.parent
+        ).location
+    )
+    header = {"bucket": request.target.bucket, "prefix": request.target.prefix, "plan": plan}
+    journal = Journal(journal_at.path, header)
+    pipeline = DeletePipeline(
+        s3,
+        DeleteTarget(request.target.bucket, owner),
+        settings.delete_concurrency,
+        progress=progress,
+        throttle_budget_s=settings.delete_throttle_budget_minutes * 60,
+        before_each_request=lock.check if lock is not None else None,
+        journal=journal,
+    )
+    with plan_store.kept_as_it_goes(s3, journal_at, journal.changed):
+        try:
+            yield pipeline
+        finally:
+            result = pipeline.settle()
+            journal.finish(
+                {
+                    "planned": result.planned,
+                    "deleted": result.deleted,
+                    "skipped_changed": result.skipped_changed,
+                    "failed_by_code": dict(result.failed_by_code),
+                }
+            )
+            journal.close()
+
+
 def plan_cleanup(
     s3: S3Client,
     target: PlanTarget,
@@ -179,11 +235,18 @@ def record_plan(
     end the manifest with the totals."""
     tally = PlanTally()
     with ManifestWriter(path, target) as manifest:
-        for entry in selection:
-            manifest.add(entry)
-            tally.add(entry)
+        if deletes is not None:
+            # What is sent is on disk first: a run killed mid-batch leaves it in its plan.
+            deletes.before_submit = manifest.flush
+        try:
+            for entry in selection:
+                manifest.add(entry)
+                tally.add(entry)
+                if deletes is not None:
+                    deletes.add(entry)
+        finally:
             if deletes is not None:
-                deletes.add(entry)
+                deletes.before_submit = None  # the complete plan is on disk once closed
         lost = selection.unrecoverable_keys
         manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes, lost))
     summary = tally.summary(str(path), target, selection.scanned, lost)

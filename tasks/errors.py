@@ -179,6 +179,12 @@ class PartialFailure(HousekeepingError):
         self.report = report
 
 
+def attach_report(error: BaseException, report: Any) -> None:
+    """Attach the run's report to the exception that ends it: the command writes it
+    (--report-json), and the hooks announce its counts."""
+    error.report = report  # type: ignore[attr-defined]
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError, or an empty string."""
     if isinstance(exc, ClientError):

@@ -19,6 +19,8 @@ EVENT_BY_STATUS = {
     "refused": "refused",
     "partial_failure": "partial-failure",
     "failed": "failed",
+    "crashed": "crashed",
+    "cancelled": "cancelled",
 }
 
 

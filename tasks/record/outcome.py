@@ -12,7 +12,9 @@ from tasks.errors import HousekeepingError
 from tasks.record.report import RunReport
 from tasks.settings import raw_setting
 
-OutcomeStatus = Literal["dry_run", "completed", "refused", "partial_failure", "failed"]
+OutcomeStatus = Literal[
+    "dry_run", "completed", "refused", "partial_failure", "failed", "crashed", "cancelled"
+]
 COUNTS = ("scanned", "matched", "matched_bytes", "deleted", "skipped_changed", "failed")
 MESSAGE_MAX_CHARS = 500
 
@@ -41,7 +43,8 @@ class RunOutcome:
     @property
     def worth_notifying(self) -> bool:
         """A run that deleted something, refused, or failed: what someone must know about."""
-        return self.status in {"refused", "partial_failure", "failed"} or self.deleted > 0
+        worrying = {"refused", "partial_failure", "failed", "crashed", "cancelled"}
+        return self.status in worrying or self.deleted > 0
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready, small (well under SNS's 256 KB and Prefect's event size limit)."""

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from tasks.errors import HousekeepingError
 from tasks.record.lifecycle import lifecycle_rule
 from tasks.s3.manifest import isoformat
 
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
     from tasks.s3.manifest import PlanSummary
     from tasks.settings import RunSettings
 
-ReportStatus = Literal["dry_run", "completed", "partial_failure", "refused"]
+ReportStatus = Literal["dry_run", "completed", "partial_failure", "refused", "failed", "cancelled"]
+#: The codes of planned objects a failed run has no outcome for.
+UNCONFIRMED = "Unconfirmed"  # handed to the deletes, sent or not, with no answer read
+NOT_SENT = "NotSent"  # in the plan, never handed to the deletes
 VERSIONED_CURRENT_NOTE = (
     "The bucket is versioned: deleting current objects only adds delete markers and reclaims "
     "no storage. Run with versions=noncurrent to delete versions that became noncurrent "
@@ -58,6 +62,8 @@ class RunReport:
     manifest: str | None = None
     #: The SHA-256 of the plan file that was checked, approved and applied.
     manifest_sha256: str | None = None
+    #: The journal of the deletes sent and their answers (executing runs).
+    journal: str | None = None
     plan_source: str | None = None
     lifecycle_rule: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -114,6 +120,25 @@ class RunReport:
         else:
             self.message = f"deleted {result.deleted} of {result.planned} planned objects"
 
+    def record_failure(self, result: ApplyResult | None, error: BaseException) -> None:
+        """A run that failed after it began to plan: every outcome known so far, and for each
+        planned object without one, why (Unconfirmed: handed to the deletes with no answer
+        read, the server may have acted; NotSent: never sent)."""
+        self.status = "failed"
+        if result is not None:
+            self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
+            self.failed_by_code = dict(result.failed_by_code)
+            self.throttled_s = result.throttled_s
+            known = result.deleted + result.skipped_changed + result.failed
+            unconfirmed = result.planned - known
+            not_sent = self.matched - result.planned if self.matched > result.planned else 0
+            for code, count in ((UNCONFIRMED, unconfirmed), (NOT_SENT, not_sent)):
+                if count > 0:
+                    self.failed_by_code[code] = count
+            self.failed = sum(self.failed_by_code.values())
+        reason = str(error) if isinstance(error, HousekeepingError) else type(error).__name__
+        self.message = f"failed after {self.deleted} deletions: {reason}"
+
     def close(self, requests: dict[str, int]) -> RunReport:
         """Stamp the request counts and the duration: the report is final."""
         self.requests = requests
@@ -153,6 +178,7 @@ class RunReport:
             "requests": ", ".join(f"{k}: {v}" for k, v in self.requests.items()) or "-",
             "manifest": f"`{self.manifest}`" if self.manifest else "-",
             "manifest SHA-256": f"`{self.manifest_sha256}`" if self.manifest_sha256 else "-",
+            "journal": f"`{self.journal}`" if self.journal else "-",
             "duration (s)": self.duration_s,
         }
         lines += [f"| {name} | {value} |" for name, value in rows.items()]

@@ -116,6 +116,8 @@ class BucketLock:
         self._etag: str | None = None
         self._renewed = 0.0
         self._lost: str | None = None
+        #: The expired lease this run took over: its run crashed or was killed.
+        self.took_over: HeldLease | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -140,6 +142,7 @@ class BucketLock:
                     held.idle_s,
                 )
                 if self._write(IfMatch=held.etag):
+                    self.took_over = held
                     break
                 continue
             waited = time.monotonic() - started

@@ -21,6 +21,7 @@ from tasks.errors import (
     error_code,
     translate_aws_error,
 )
+from tasks.s3.journal import Journal
 from tasks.s3.manifest import PlannedObject
 from tasks.s3.progress import Progress
 
@@ -126,8 +127,13 @@ class DeletePipeline:
         progress: Progress | None = None,
         throttle_budget_s: float = DEFAULT_THROTTLE_BUDGET_S,
         before_each_request: Callable[[], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.s3 = s3
+        #: Where each request is written down before it is sent, and its answer after.
+        self.journal = journal
+        #: Called before a batch is queued (the manifest is flushed: what is sent is on disk).
+        self.before_submit: Callable[[], None] | None = None
         #: Raises to stop the deletes before each request (the bucket's lock was lost).
         self.before_each_request = before_each_request
         self.target = target
@@ -155,6 +161,8 @@ class DeletePipeline:
         if len(batch) > MAX_KEYS_PER_DELETE:
             raise ValueError(f"a batch holds at most {MAX_KEYS_PER_DELETE} keys")
         self._raise_if_failed()
+        if self.before_submit is not None:
+            self.before_submit()
         with self._lock:
             self.result.planned += len(batch)
         self.progress.add(planned=len(batch))
@@ -177,6 +185,12 @@ class DeletePipeline:
         self._pool.shutdown(wait=True)
         self.progress.finish()
         self._raise_if_failed()
+        return self.result
+
+    def settle(self) -> ApplyResult:
+        """After a failure: wait for the batches already sent, and return what is known of
+        every outcome so far (never raises)."""
+        self._pool.shutdown(wait=True)
         return self.result
 
     def __enter__(self) -> DeletePipeline:
@@ -298,10 +312,13 @@ class DeletePipeline:
         }
         if self.target.owner:
             arguments["ExpectedBucketOwner"] = self.target.owner
+        number = self.journal.sending(batch) if self.journal is not None else 0
         try:
             response = self.s3.delete_objects(**arguments)
         except ClientError as exc:
             code = error_code(exc) or "Unknown"
+            if self.journal is not None:
+                self.journal.answered(number, 0, Counter({code: len(batch)}))
             if code in MALFORMED_BODY:
                 raise _BatchRejected(code) from None
             if isinstance(translate_aws_error(exc, ""), CredentialsError):
@@ -310,6 +327,17 @@ class DeletePipeline:
             # is every key's outcome, tried again or counted by the rules for its code.
             logger.warning("DeleteObjects failed as a whole for %d keys: %s", len(batch), code)
             return _Answer({_identity(entry): code for entry in batch})
+        answer = self._read_answer(batch, response)
+        if self.journal is not None:
+            codes = Counter(answer.errors.values()) + answer.unmatched
+            deleted = len(batch) - len(answer.errors) - answer.unmatched.total()
+            self.journal.answered(number, deleted, codes)
+        return answer
+
+    @staticmethod
+    def _read_answer(batch: list[PlannedObject], response: Any) -> _Answer:
+        """The per-key errors of a DeleteObjects answer, by the planned (key, version) each
+        names."""
         planned: dict[str, list[tuple[str, str | None]]] = {}
         for entry in batch:
             planned.setdefault(entry.key, []).append(_identity(entry))

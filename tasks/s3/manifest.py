@@ -169,6 +169,11 @@ class ManifestWriter:
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
 
+    def flush(self) -> None:
+        """Push the lines written so far to the operating system (a gzip sync point: they
+        can be read back even if the process dies before the plan is complete)."""
+        self._file.flush()
+
     def close(self) -> None:
         """Flush and close the file."""
         self._file.close()

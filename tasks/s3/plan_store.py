@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +20,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
+
+#: How often a growing record (the journal) kept in S3 is uploaded again while it changes.
+UPLOAD_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,12 @@ def new_plan_file(location: str, bucket: str, name: str, scratch: Path) -> PlanF
 
 
 def keep(s3: S3Client, plan: PlanFile) -> None:
-    """Upload a complete plan when it is kept in S3 (the local copy stays for this run)."""
+    """Upload a plan (or its journal) when it is kept in S3 (the local copy stays for this run)."""
     if not plan.kept_in_s3:
         return
     uri = parse_s3_uri(plan.location)
     s3.upload_file(str(plan.path), uri.bucket, uri.key)
-    logger.info("Plan uploaded to %s", plan.location, extra={"manifest": plan.location})
+    logger.info("Uploaded %s", plan.location, extra={"manifest": plan.location})
 
 
 def private_copy(plan: PlanFile, scratch: Path) -> Path:
@@ -83,3 +89,38 @@ def fetch(s3: S3Client, location: str, scratch: Path) -> Path:
             raise ConfigError(f"plan '{location}' was not found") from None
         raise
     return local
+
+
+@contextmanager
+def kept_as_it_goes(
+    s3: S3Client, kept: PlanFile, changed: threading.Event, every_s: float = UPLOAD_EVERY_S
+) -> Iterator[None]:
+    """While the block runs, upload a growing local file (the journal) to its s3:// location
+    at most every `every_s` seconds when it has changed, and once more at the end: a run that
+    dies leaves its record in S3 up to its last upload. A failed upload is logged; the run goes
+    on. Nothing to do for a local location."""
+    if not kept.kept_in_s3:
+        yield
+        return
+    stop = threading.Event()
+
+    def upload() -> None:
+        changed.clear()
+        try:
+            keep(s3, kept)
+        except Exception as exc:  # a record we keep trying to write; never the run's outcome
+            logger.warning("Could not upload %s: %s", kept.location, type(exc).__name__)
+
+    def upload_while_running() -> None:
+        while not stop.wait(every_s):
+            if changed.is_set():
+                upload()
+
+    uploader = threading.Thread(target=upload_while_running, name="journal", daemon=True)
+    uploader.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        uploader.join()
+        upload()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import pytest
 
 from tasks.locking import concurrency_limit_name
@@ -93,3 +97,65 @@ class TestPausedRunHoldsTheBucket:
         assert stack.keys(bucket) == DEMO_KEPT  # the first run deleted, then gave the lock back
         limit = stack.get(f"v2/concurrency_limits/{concurrency_limit_name(bucket)}")
         assert limit["active_slots"] == 0
+
+
+class TestCancelled:
+    def test_a_cancelled_run_announces_it_gives_the_lock_back_and_deletes_nothing(
+        self, stack: Stack
+    ) -> None:
+        # A process worker runs no cancellation hook of the flow's: the run says it itself.
+        bucket = stack.seeded_bucket("cancelled")
+        run_id = start_paused_run(stack, bucket)
+        try:
+            stack.post(
+                f"flow_runs/{run_id}/set_state",
+                {"state": {"type": "CANCELLING", "message": "not today"}, "force": True},
+            )
+            stack.wait_for_state(run_id, {"CANCELLED"})
+            events = stack.events(run_id, "s3-housekeeping.run.cancelled")
+        finally:
+            stack.cancel(run_id)
+
+        assert [event["event"] for event in events] == ["s3-housekeeping.run.cancelled"]
+        assert events[0]["payload"]["status"] == "cancelled"
+        assert events[0]["payload"]["counts"]["deleted"] == 0
+        assert events[0]["payload"]["message"] == "stopped (TerminationSignal) after 0 deletions"
+        # Stopped by a signal, the run still unwound: its lock is given back.
+        assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT
+
+
+def kill_run_process(run_id: str) -> int:
+    """SIGKILL the process running a flow run (found by the run id in its environment)."""
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"PREFECT__FLOW_RUN_ID={run_id}".encode() in environ.read_bytes():
+                pid = int(environ.parent.name)
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        except (OSError, ValueError):
+            continue
+    raise AssertionError(f"no process runs flow run {run_id}")
+
+
+class TestKilled:
+    def test_a_killed_runs_lock_keeps_the_next_run_out_until_it_expires(self, stack: Stack) -> None:
+        # SIGKILL: the run cannot unwind, and a process worker runs no crash hook of the flow's
+        # (the next run that takes over the expired lease announces it: tests/flows/test_hooks).
+        bucket = stack.seeded_bucket("killed")
+        killed = start_paused_run(stack, bucket)
+        try:
+            kill_run_process(killed)
+            stack.wait_for_state(killed, {"CRASHED"}, timeout_s=120)
+            second = stack.run_deployment(
+                "s3-housekeeping-dev",
+                bucket=bucket,
+                prefix="tmp/",
+                older_than_days=30,
+                dry_run=False,
+            )
+            refused = stack.wait_for_state(second, {"FAILED"})
+        finally:
+            stack.cancel(killed)
+
+        assert f"is locked by run {killed} (prefix 'tmp/')" in refused["state"]["message"]
+        assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from flows.hooks import notification_target
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, SafetyRefusal
+from tasks.s3.bucket_lock import LOCK_KEY, Lease
 from tests.support.sns import received
 
 CANARY = "CANARY-notification-secret-value"
@@ -54,6 +57,33 @@ class TestFlowNotifies:
         summary = json.loads(envelope["Message"])
         assert (summary["status"], summary["counts"]["deleted"]) == ("completed", 2)
         assert summary["flow_run_id"]
+
+    def test_the_next_run_announces_a_killed_run_whose_lock_it_takes_over(
+        self, aws: AwsClients, seeded: None, sns_queue: dict[str, Any], as_of: datetime
+    ) -> None:
+        # A run killed outright (SIGKILL) left its lease; nobody renews it any more.
+        killed = Lease("run-killed", "temp/", "2026-11-29T08:00:00Z", expiry_s=1)
+        aws.s3.put_object(Bucket=BUCKET, Key=LOCK_KEY, Body=json.dumps(asdict(killed)).encode())
+        time.sleep(2.2)  # the lease's LastModified and the server's Date have whole seconds
+
+        result = s3_housekeeping(
+            bucket=BUCKET,
+            prefix="temp/",
+            older_than_days=30,
+            as_of=as_of,
+            dry_run=False,
+            notify_topic_arn=sns_queue["topic_arn"],
+        )
+
+        assert result.deleted == 2
+        notices = [json.loads(envelope["Message"]) for envelope in received(sns_queue)]
+        crashed, completed = sorted(notices, key=lambda notice: notice["status"] != "crashed")
+        assert (crashed["status"], crashed["flow_run_id"]) == ("crashed", "run-killed")
+        assert (
+            "run run-killed held the bucket's lock since 2026-11-29T08:00:00Z"
+            in (crashed["message"])
+        )
+        assert completed["status"] == "completed" and completed["flow_run_id"] != "run-killed"
 
     def test_refusal_is_notified_through_sns_topic_arn_when_the_parameter_is_unset(
         self,

@@ -6,6 +6,7 @@ import inspect
 import json
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +14,15 @@ import pytest
 from deployments.local_aws import LOCAL_ACCOUNT_ID, backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
-from tasks.errors import AwsApiError, ConfigError, PartialFailure, SafetyRefusal
+from tasks.errors import AwsApiError, ConfigError, CredentialsError, PartialFailure, SafetyRefusal
 from tasks.s3.bucket_lock import LOCK_KEY, BucketLocked, Lease
+from tasks.s3.journal import read_journal
 from tests.support.audit import audit_requests, lock_calls, on_objects
 from tests.support.calls import product_calls
-from tests.support.faults import fail_first_calls, inject_delete_errors
+from tests.support.faults import fail_calls_after, fail_first_calls, inject_delete_errors
+from tests.support.hooks import on_every_new_client
+from tests.support.moto_backend import bulk_put
+from tests.support.plans import readable_lines
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -40,7 +45,8 @@ def seeded(aws: AwsClients, as_of: datetime) -> None:
 
 
 def keys(aws: AwsClients) -> set[str]:
-    return {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
 def run(as_of: datetime, **overrides: Any) -> Any:
@@ -130,9 +136,20 @@ class TestOnePath:
 
     @staticmethod
     def consumer(name: str) -> bool:
-        """The delete consumer: the pipeline that sends DeleteObjects, and the apply step that
-        feeds it the checked plan (when it waited for it) and collects the outcomes."""
-        return name.startswith(("tasks.s3.deletion.", "tasks.cleanup.apply_cleanup"))
+        """The delete consumer: the pipeline that sends DeleteObjects, its journal, and the
+        apply step that feeds it the checked plan (when it waited for it) and collects the
+        outcomes."""
+        return name.startswith(
+            (
+                "tasks.s3.deletion.",
+                "tasks.cleanup.apply_cleanup",
+                "flows.s3_housekeeping.consumer",
+                "tasks.cleanup.deleting",
+                "tasks.cleanup.journal_file",
+                "tasks.s3.journal.",
+                "tasks.s3.plan_store.kept_as_it_goes",
+            )
+        )
 
     @staticmethod
     def lock(name: str) -> bool:
@@ -329,3 +346,74 @@ class TestBucketLock:
         report = run(as_of, prefix=".s3-housekeeping/")
 
         assert (report.scanned, report.matched) == (1, 0)
+
+
+class TestFailureMidApply:
+    """A run that fails after deleting some of its plan says what it did, and a re-run deletes
+    exactly what is left."""
+
+    @pytest.fixture
+    def many(self, aws: AwsClients, seeded: None, as_of: datetime) -> set[str]:
+        old = {f"temp/bulk/{n:04d}" for n in range(2500)}
+        bulk_put(BUCKET, sorted(old), as_of - timedelta(days=400))
+        return old | OLD_UNDER_PREFIX
+
+    def test_reports_the_deletes_done_and_journals_every_request_when_credentials_expire(
+        self, aws: AwsClients, many: set[str], as_of: datetime, tmp_path: Path
+    ) -> None:
+        manifests = tmp_path / "manifests"
+        with (
+            fail_calls_after("s3.DeleteObjects", 1, "ExpiredToken", 400),
+            pytest.raises(CredentialsError) as expired,
+        ):
+            run(as_of, dry_run=False, max_deletions=10_000, manifest_location=str(manifests))
+
+        report = expired.value.report  # type: ignore[attr-defined]
+        left = keys(aws)
+        assert len(many - left) == report.deleted == 1000  # the first batch only
+        assert report.status == "failed" and report.message.startswith("failed after 1000")
+        # Every planned object has one outcome: deleted, or failed with why.
+        assert report.deleted + report.skipped_changed + report.failed == report.matched == 2503
+        # Batches are sent concurrently: the one that failed, and any sent beside it, have no
+        # outcome of their own (Unconfirmed); what was never handed to the deletes, NotSent.
+        assert set(report.failed_by_code) <= {"Unconfirmed", "NotSent"}
+        assert report.failed_by_code["Unconfirmed"] >= 1000
+        records = read_journal(Path(report.journal))
+        assert records[0]["format"] == "s3-housekeeping/journal-v1"
+        sent = {r["sent"]: (n, r) for n, r in enumerate(records) if "sent" in r}
+        answered = {r["answered"]: (n, r) for n, r in enumerate(records) if "answered" in r}
+        assert set(sent) == set(answered) and len(sent) >= 2
+        for number, (line, request) in sent.items():
+            answer_line, answer = answered[number]
+            assert answer_line > line  # written down before it was sent
+            assert answer["deleted"] + sum(answer["errors"].values()) == request["keys"]
+        assert sorted(answer["deleted"] for _, answer in answered.values())[-1] == 1000
+        assert sum(answer["deleted"] for _, answer in answered.values()) == 1000
+        assert records[-1]["end"] is True and records[-1]["deleted"] == 1000
+
+        again = run(as_of, dry_run=False, max_deletions=10_000, manifest_location=str(manifests))
+
+        assert again.deleted == 1503 and again.failed == 0
+        assert keys(aws) == KEPT
+
+    def test_the_journal_and_the_manifest_hold_a_batch_before_it_is_sent(
+        self, aws: AwsClients, many: set[str], as_of: datetime, tmp_path: Path
+    ) -> None:
+        manifests = tmp_path / "manifests"
+        seen: list[tuple[set[str], set[str], int]] = []
+
+        def at_send(params: dict[str, Any], **_: Any) -> None:
+            (plan,) = manifests.glob("*/*.jsonl.gz")
+            (journal,) = manifests.glob("*/*.journal.jsonl")
+            sent = {entry["Key"] for entry in params["Delete"]["Objects"]}
+            on_disk = {line["key"] for line in readable_lines(plan) if "key" in line}
+            requests = [r for r in read_journal(journal) if "sent" in r]
+            seen.append((sent, on_disk, len(requests)))
+
+        with on_every_new_client([("before-parameter-build.s3.DeleteObjects", at_send)]):
+            report = run(as_of, dry_run=False, manifest_location=str(manifests))
+
+        assert report.deleted == 2503 and len(seen) == 3  # deleted while listing
+        for number, (sent, on_disk, journaled) in enumerate(seen, start=1):
+            assert sent <= on_disk  # every key of the request is in the plan file already
+            assert journaled >= number  # and the request is in the journal

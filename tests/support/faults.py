@@ -108,17 +108,19 @@ def reject_batches_containing(
 
 @dataclass
 class FailingCalls:
-    """The first `times` calls of one operation answered with an error, as AWS answers a
-    throttled or unavailable request; later calls go through."""
+    """`times` calls of one operation, after the first `passed`, answered with an error, as
+    AWS answers a throttled or unavailable request (or once credentials expire); the others go
+    through."""
 
     times: int
     code: str
     status: int
+    passed: int = 0
     calls: int = 0
 
     def short_circuit(self, **_: Any) -> Any:
         self.calls += 1
-        if self.calls > self.times:
+        if not self.passed < self.calls <= self.passed + self.times:
             return None
         response = AWSResponse(url="", status_code=self.status, headers={}, raw=None)
         parsed = {
@@ -136,5 +138,16 @@ def fail_first_calls(
     with `code`, before any request is sent: botocore does not retry an answer given here, so
     only the task's own retries can."""
     failing = FailingCalls(times, code, status)
+    with on_every_new_client([(f"before-call.{operation}", failing.short_circuit)]):
+        yield failing
+
+
+@contextmanager
+def fail_calls_after(
+    operation: str, passed: int, code: str, status: int, times: int = 1_000_000
+) -> Iterator[FailingCalls]:
+    """Let the first `passed` calls of `operation` through, then answer `times` more with
+    `code` (e.g. ExpiredToken: credentials that expire in the middle of a run)."""
+    failing = FailingCalls(times, code, status, passed)
     with on_every_new_client([(f"before-call.{operation}", failing.short_circuit)]):
         yield failing

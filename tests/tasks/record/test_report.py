@@ -43,6 +43,7 @@ EXTRA_FIELDS = {
     "throttled_s",
     "unrecoverable_keys",
     "manifest_sha256",
+    "journal",
     "region",
     "environment",
     "versions",

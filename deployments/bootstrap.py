@@ -16,6 +16,8 @@ from deployments.blocks import BlockAction, apply_block, block_settings, describ
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = ROOT / "prefect.yaml"
+#: Each work pool's fixed environment: where the operator's limits live.
+WORK_POOLS_YAML = ROOT / "deployments" / "work_pools.yaml"
 #: The `prefect` command of this environment.
 PREFECT = Path(sys.executable).parent / "prefect"
 #: Each environment's pool runs one flow run at a time: with the deployments' own limit, two
@@ -73,17 +75,43 @@ def credentials_blocks(specs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return blocks
 
 
-def ensure_work_pools(names: Sequence[str]) -> dict[str, str]:
-    """Create the `process` pools that are missing (an existing pool is left as it is)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
+def pool_environments(path: Path = WORK_POOLS_YAML) -> dict[str, dict[str, str]]:
+    """Each work pool's fixed environment (deployments/work_pools.yaml)."""
+    pools = yaml.safe_load(path.read_text())
+    return {name: {key: str(value) for key, value in env.items()} for name, env in pools.items()}
+
+
+def locked_template(env: Mapping[str, str]) -> dict[str, Any]:
+    """A process pool's base job template whose flow runs get exactly `env`: it is fixed in the
+    job configuration, and `env` is no longer a job variable a deployment or a run can set."""
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
+    template["job_configuration"]["env"] = dict(env)
+    template["variables"]["properties"].pop("env", None)
+    return template
+
+
+def ensure_work_pools(
+    names: Sequence[str], environments: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """Create the `process` pools that are missing, and bring each pool's fixed environment to
+    deployments/work_pools.yaml's (its operator's limits included).
+
+    Raises:
+        ValueError: a pool the deployments name has no entry in work_pools.yaml.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    missing = sorted(set(names) - set(environments))
+    if missing:
+        raise ValueError(f"no entry in deployments/work_pools.yaml for {', '.join(missing)}")
     actions: dict[str, str] = {}
     with get_client(sync_client=True) as client:
         for name in names:
+            template = locked_template(environments[name])
             try:
                 client.create_work_pool(
                     WorkPoolCreate(
@@ -95,7 +123,11 @@ def ensure_work_pools(names: Sequence[str]) -> dict[str, str]:
                 )
                 actions[name] = "created"
             except ObjectAlreadyExists:
-                actions[name] = "exists"
+                if client.read_work_pool(name).base_job_template == template:
+                    actions[name] = "exists"
+                else:
+                    client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+                    actions[name] = "updated"
     return actions
 
 
@@ -144,7 +176,7 @@ def bootstrap(
             (a team's server).
     """
     specs = deployment_specs()
-    pools = ensure_work_pools(work_pool_names(specs))
+    pools = ensure_work_pools(work_pool_names(specs), pool_environments())
     register_block_types(env)
     blocks = credentials_blocks(specs)
     actions = apply_credentials_blocks(blocks, block_environ, overwrite_blocks)

@@ -29,6 +29,7 @@ from tasks.cleanup import (
 )
 from tasks.errors import PartialFailure, SafetyRefusal, attach_report
 from tasks.locking import bucket_concurrency, lock_bucket_task
+from tasks.operator_limits import check_this_flow_run
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.record.report import RunReport
 from tasks.s3.deletion import DeletePipeline
@@ -42,8 +43,11 @@ if TYPE_CHECKING:
 
 @task(name="validate-config", cache_policy=NO_CACHE)
 def validate_config(parameters: dict[str, Any]) -> RunSettings:
-    """Resolve parameters, environment and defaults into one validated configuration."""
-    return load_settings(parameters)
+    """Resolve parameters, environment and defaults into one validated configuration, within
+    the operator's limits (which only the work pool may set)."""
+    settings = load_settings(parameters)
+    check_this_flow_run()
+    return settings
 
 
 @flow(

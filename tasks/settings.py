@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -104,6 +110,34 @@ class RunSettings(BaseSettings):
         validate_by_alias=True,
     )
 
+    # The operator's limits: from the worker's environment only (the work pool's fixed job
+    # environment, see deployments/work_pools.yaml), never a run's parameters, which can only
+    # tighten them. Declared first: the validators of the settings they limit read them.
+    allowed_targets: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias=env("ALLOWED_TARGETS"),
+        description="Operator's limit: comma-separated BUCKET/PREFIX a run may clean (its bucket "
+        "equal, its prefix starting with PREFIX); empty: any.",
+    )
+    allowed_credentials_blocks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias=env("ALLOWED_CREDENTIALS_BLOCKS"),
+        description="Operator's limit: comma-separated credentials blocks a run may use (then "
+        "it must name one); empty: any, or none.",
+    )
+    enforce_approval: bool = Field(
+        False,
+        validation_alias=env("ENFORCE_APPROVAL"),
+        description="Operator's limit: every executing run waits for a person's approval, "
+        "whatever its require_approval says.",
+    )
+    max_deletions_ceiling: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("MAX_DELETIONS_CEILING"),
+        description="Operator's limit: the most objects a run may delete; a run's "
+        "max_deletions can only be lower.",
+    )
     bucket: Annotated[str, Parameter()] = Field(
         validation_alias=env("S3_BUCKET"), description="Target S3 bucket. Required."
     )
@@ -361,10 +395,44 @@ class RunSettings(BaseSettings):
 
     @field_validator("aws_credentials_block")
     @classmethod
-    def _block_rules(cls, value: str | None) -> str | None:
+    def _block_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not BLOCK_NAME.fullmatch(value):
             raise ValueError("a block name holds only lowercase letters, digits and hyphens")
+        allowed = info.data.get("allowed_credentials_blocks") or ()
+        if allowed and value not in allowed:
+            raise ValueError(
+                "is not a credentials block this environment may use (ALLOWED_CREDENTIALS_BLOCKS)"
+            )
         return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _allowed_target(cls, value: str, info: ValidationInfo) -> str:
+        allowed = info.data.get("allowed_targets") or ()
+        bucket = info.data.get("bucket")
+        if allowed and bucket is not None and not within(bucket, value, allowed):
+            raise ValueError(
+                "is not under a bucket and prefix this environment may clean (ALLOWED_TARGETS)"
+            )
+        return value
+
+    @field_validator("allowed_targets", "allowed_credentials_blocks", mode="before")
+    @classmethod
+    def _split_limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    def within_operator_limits(self) -> RunSettings:
+        """These settings with the run's own limits tightened to the operator's: approval
+        enforced for an executing run, max_deletions no higher than the ceiling."""
+        tightened: dict[str, Any] = {}
+        if self.enforce_approval and not self.dry_run and not self.require_approval:
+            tightened["require_approval"] = True
+        ceiling = self.max_deletions_ceiling
+        if ceiling is not None and (self.max_deletions is None or self.max_deletions > ceiling):
+            tightened["max_deletions"] = ceiling
+        return self.model_copy(update=tightened) if tightened else self
 
     @field_validator("role_arn")
     @classmethod
@@ -463,6 +531,15 @@ class RunSettings(BaseSettings):
         return value if value is None else _checked(value, sns_topic_problems(value))
 
 
+def within(bucket: str, prefix: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a run's bucket and prefix fall under one of the operator's BUCKET/PREFIX."""
+    for target in allowed:
+        allowed_bucket, _, allowed_prefix = target.partition("/")
+        if bucket == allowed_bucket and prefix.startswith(allowed_prefix):
+            return True
+    return False
+
+
 def plans_under_prefix(location: S3Uri, validated: Mapping[str, Any]) -> bool:
     """Whether plans kept under this s3:// location would land under the cleaned prefix of the
     bucket a run cleans (the bucket and the prefix are validated before the location).
@@ -526,7 +603,7 @@ def load_settings(parameters_given: Mapping[str, Any], now: datetime | None = No
     if now is not None:
         given.setdefault("as_of", now)
     try:
-        return RunSettings(**given)
+        return RunSettings(**given).within_operator_limits()
     except ValidationError as exc:
         # Only messages leave this block: the ValidationError itself holds the raw values.
         problems = [_describe(error, given) for error in exc.errors(include_input=False)]

@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_text())[
     "deployments"
 ]
+#: Each work pool's fixed environment, the operator's limits included.
+POOLS: dict[str, dict[str, Any]] = yaml.safe_load(
+    (ROOT / "deployments" / "work_pools.yaml").read_text()
+)
 
 
 def test_prefect_yaml_names_at_least_one_deployment() -> None:
@@ -30,7 +34,7 @@ def test_entrypoint_loads_and_takes_the_parameters_when_deployed(
     assert isinstance(flow, Flow)
     accepted = set(inspect.signature(flow.fn).parameters)
     assert set(deployment.get("parameters", {})) <= accepted
-    env = deployment["work_pool"]["job_variables"]["env"]
+    env = POOLS[deployment["work_pool"]["name"]]
     assert (ROOT / env["PREFECT_LOGGING_CONFIG_PATH"]).is_file()
 
 
@@ -57,10 +61,27 @@ def test_deployment_is_guarded_and_described_when_defined(deployment: dict[str, 
     assert deployment["description"].strip()
     assert {"s3-housekeeping", environment} <= set(deployment["tags"])
     assert deployment["work_pool"]["name"] == f"s3-housekeeping-{environment}"
-    env = deployment["work_pool"]["job_variables"]["env"]
+    assert "job_variables" not in deployment["work_pool"]  # the pool's environment is fixed
+    env = POOLS[deployment["work_pool"]["name"]]
     assert env["ENVIRONMENT"] == environment
     assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING"}
     assert deployment["parameters"]["aws_credentials_block"] == f"s3-housekeeping-{environment}"
+    # Its own limits let the deployment run as it is written.
+    assert deployment["parameters"]["aws_credentials_block"] in env["ALLOWED_CREDENTIALS_BLOCKS"]
+    if "ALLOWED_TARGETS" in env:
+        bucket, prefix = deployment["parameters"]["bucket"], deployment["parameters"]["prefix"]
+        assert any(
+            f"{bucket}/{prefix}".startswith(target.strip())
+            for target in env["ALLOWED_TARGETS"].split(",")
+        )
+
+
+def test_prod_enforces_approval_and_a_ceiling_whatever_a_run_asks() -> None:
+    prod = POOLS["s3-housekeeping-prod"]
+
+    assert prod["ENFORCE_APPROVAL"] == "true"
+    assert int(prod["MAX_DELETIONS_CEILING"]) > 0
+    assert all(isinstance(value, str) for pool in POOLS.values() for value in pool.values())
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])

@@ -32,6 +32,21 @@ VERSIONED_CURRENT_NOTE = (
 INTERNAL = {"internal": True}
 
 
+def operator_notes(settings: RunSettings) -> list[str]:
+    """What the operator's limits (the worker's environment) did to this run."""
+    notes = []
+    if settings.enforce_approval and not settings.dry_run:
+        notes.append(
+            "This environment requires a person's approval before any delete (ENFORCE_APPROVAL)."
+        )
+    if settings.max_deletions_ceiling is not None:
+        notes.append(
+            f"This environment caps a run at {settings.max_deletions_ceiling} deletions "
+            "(MAX_DELETIONS_CEILING)."
+        )
+    return notes
+
+
 @dataclass
 class RunReport:
     """The contract of DESIGN.md's "Run report"; counts only, never a secret or a key list."""
@@ -87,6 +102,7 @@ class RunReport:
             lifecycle_rule=lifecycle_rule(
                 settings.prefix, settings.older_than_days, settings.versions
             ),
+            notes=operator_notes(settings),
         )
 
     def record_bucket(self, bucket: BucketResult) -> None:

@@ -30,9 +30,15 @@ class TestDeployed:
             assert set(deployment["tags"]) >= {"s3-housekeeping", environment}
             assert deployment["description"]
             assert deployment["parameters"] == spec["parameters"]
-            env = deployment["job_variables"]["env"]
+            # The flow run's environment is the pool's, fixed: no deployment sets its own.
+            assert "env" not in deployment["job_variables"]
+            pool = stack.get(f"work_pools/{deployment['work_pool_name']}")
+            template = pool["base_job_template"]
+            env = template["job_configuration"]["env"]
             assert env["ENVIRONMENT"] == environment
             assert {"LOG_LEVEL", "PREFECT_LOGGING_CONFIG_PATH"} <= set(env)
+            assert env["ALLOWED_CREDENTIALS_BLOCKS"] == spec["parameters"]["aws_credentials_block"]
+            assert "env" not in template["variables"]["properties"]
             (pull,) = deployment["pull_steps"]
             # Resolved when deployed: the checkout `prefect deploy` ran in, which the worker runs.
             directory = pull["prefect.deployments.steps.set_working_directory"]["directory"]

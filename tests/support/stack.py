@@ -28,7 +28,7 @@ from tasks.settings import all_environment_variables
 
 #: The pools whose workers the tests need: they run the dev deployment (the others are deployed
 #: and checked, never run; test_serve.py starts a worker for every pool).
-TEST_POOLS = ("s3-housekeeping-dev",)
+TEST_POOLS = ("s3-housekeeping-dev", "s3-housekeeping-prod")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 #: What seed_objects' demo set leaves under tmp/ after a 30-day cleanup, and what it deletes.
 DEMO_OLD = {

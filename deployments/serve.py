@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -26,6 +27,10 @@ from devtools.prefect_server import PrefectServer, workers
 
 DEFAULT_HOME = ROOT / ".prefect-local"
 DEFAULT_PORT = 4200
+#: Where the local API's password is kept, in the server's home.
+API_AUTH_FILE = "api-auth"
+#: The environment variables of AWS access keys (plain, or suffixed with an environment).
+KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def say(text: str = "") -> None:
@@ -62,20 +67,52 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def serve(port: int, home: Path, with_local_aws: bool) -> int:
+def private_home(home: Path) -> None:
+    """The server's home holds its database and the API's password: its owner's only."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)
+
+
+def api_auth_string(home: Path) -> str:
+    """The local API's password (USER:PASSWORD), made once and kept in HOME/api-auth (0600)."""
+    path = home / API_AUTH_FILE
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"admin:{secrets.token_urlsafe(24)}\n")
+    return path.read_text().strip()
+
+
+def without_keys(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without AWS access keys: blocks made from it hold none, and the workers'
+    default AWS chain signs (a local server's database is no place for real keys)."""
+    return {name: value for name, value in environ.items() if not name.startswith(KEY_VARIABLES)}
+
+
+def serve(port: int, home: Path, with_local_aws: bool, keys_in_blocks: bool = False) -> int:
     """Start everything, print where it is, and wait for Ctrl-C; then stop it all."""
     if not port_is_free(port):
         say(f"serve: port {port} on 127.0.0.1 is in use; set PORT=... (make serve PORT=4300)")
         return 1
     api_url = f"http://127.0.0.1:{port}/api"
+    private_home(home)
+    auth = api_auth_string(home)
     # This process talks to the same server (pools, blocks) through Prefect's settings, read
     # when prefect is first imported: set them before that.
-    env = client_env(api_url, home)
-    os.environ.update({name: env[name] for name in ("PREFECT_API_URL", "PREFECT_HOME")})
-    block_environ: Mapping[str, str] = os.environ
+    env = {**client_env(api_url, home), "PREFECT_API_AUTH_STRING": auth}
+    os.environ.update(
+        {name: env[name] for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_AUTH_STRING")}
+    )
+    block_environ: Mapping[str, str] = os.environ if keys_in_blocks else without_keys(os.environ)
+    server_env = {
+        # Every API request needs the password, and only the UI's own page may call it from a
+        # browser: no other web page can drive this server.
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+        "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
+    }
     with ExitStack() as stack:
         say(f"Starting the Prefect server on 127.0.0.1:{port} (home {home}) ...")
-        stack.enter_context(PrefectServer(home, port))
+        stack.enter_context(PrefectServer(home, port, extra_env=server_env))
         if with_local_aws:
             from deployments.local_aws import local_aws, seed_objects
 
@@ -99,8 +136,9 @@ def serve(port: int, home: Path, with_local_aws: bool) -> int:
         stack.enter_context(workers(pools, env, home / "logs", cwd=ROOT))
         say(f"  workers polling: {', '.join(pools)} (logs in {home / 'logs'})")
         say("")
-        say(f"Prefect UI:  http://127.0.0.1:{port}")
-        say(f"API:         {api_url}   (export PREFECT_API_URL={api_url} to use the CLI)")
+        say(f"Prefect UI:  http://127.0.0.1:{port}   (its password: the file {API_AUTH_FILE})")
+        say(f"API:         {api_url}   (to use the CLI: export PREFECT_API_URL={api_url}")
+        say(f'             PREFECT_API_AUTH_STRING="$(cat {home / API_AUTH_FILE})")')
         say("Deployments: s3-housekeeping/* ; start one from the UI with 'Run > Custom run'.")
         say("Press Ctrl-C to stop everything.")
         try:
@@ -122,10 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("LOCAL_AWS", "").strip().lower() in {"1", "true", "yes"},
         help="run the embedded local AWS with demo data (LOCAL_AWS=1)",
     )
+    parser.add_argument(
+        "--keys-in-blocks",
+        action="store_true",
+        default=os.environ.get("SERVE_KEYS_IN_BLOCKS", "").strip().lower() in {"1", "true", "yes"},
+        help="copy AWS access keys from the environment into the credentials blocks "
+        "(SERVE_KEYS_IN_BLOCKS=1); without it the blocks hold none",
+    )
     args = parser.parse_args(argv)
     stop_on_signals()
     try:
-        return serve(args.port, args.home.resolve(), args.local_aws)
+        return serve(args.port, args.home.resolve(), args.local_aws, args.keys_in_blocks)
     except KeyboardInterrupt:
         say("\nStopped.")
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.request
@@ -52,12 +53,14 @@ class PrefectServer(ServerProcess):
         return self
 
 
-def pool_ready(api_url: str, pool: str) -> bool:
-    """True once a worker polls the pool (the server then reports it READY)."""
+def pool_ready(api_url: str, pool: str, auth: str | None = None) -> bool:
+    """True once a worker polls the pool (the server then reports it READY). `auth` is the
+    API's USER:PASSWORD when it has one."""
+    request = urllib.request.Request(f"{api_url}/work_pools/{pool}")  # noqa: S310 - our server
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
-        with urllib.request.urlopen(  # noqa: S310 - our own server
-            f"{api_url}/work_pools/{pool}", timeout=2
-        ) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
             return bool(json.loads(response.read()).get("status") == "READY")
     except OSError:
         return False
@@ -95,5 +98,8 @@ def workers(
             # Started at once (a worker has no port to wait for); ready once its pool is.
             stack.enter_context(PrefectWorker(pool, env, logs[pool], cwd))
         for pool in pools:
-            wait_until(partial(pool_ready, env["PREFECT_API_URL"], pool), ready_timeout_s, pool)
+            ready = partial(
+                pool_ready, env["PREFECT_API_URL"], pool, env.get("PREFECT_API_AUTH_STRING")
+            )
+            wait_until(ready, ready_timeout_s, pool)
         yield logs

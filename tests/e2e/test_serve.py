@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,12 +51,25 @@ class Output:
             time.sleep(0.5)
 
 
-def post(url: str, body: object) -> object:
+def post(
+    url: str, body: object, auth: str | None = None, headers: dict[str, str] | None = None
+) -> object:
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if auth is not None:
+        sent["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
     request = urllib.request.Request(  # noqa: S310 - loopback test server
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        url, data=json.dumps(body).encode(), headers=sent
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         return json.loads(response.read())
+
+
+def refused_without_password(url: str) -> int:
+    try:
+        post(url, {})
+    except urllib.error.HTTPError as error:
+        return error.code
+    return 200
 
 
 def processes_with_home(home: Path) -> list[int]:
@@ -90,7 +106,28 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
         assert f"Prefect UI:  http://127.0.0.1:{port}" in output.text
         assert "credentials block s3-housekeeping-prod: created" in output.text
         assert LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in output.text
-        deployments = post(f"{api}/deployments/filter", {})
+        # Its home is its owner's only; the API wants the password kept there.
+        auth = (home / "api-auth").read_text().strip()
+        assert auth not in output.text
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        assert stat.S_IMODE((home / "api-auth").stat().st_mode) == 0o600
+        assert refused_without_password(f"{api}/deployments/filter") == 401
+        # Only the UI's own page may call the API from a browser.
+        evil = urllib.request.Request(  # noqa: S310 - loopback test server
+            f"{api}/deployments/filter",
+            method="OPTIONS",
+            headers={
+                "Origin": "http://attacker.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        try:
+            with urllib.request.urlopen(evil, timeout=10) as preflight:  # noqa: S310
+                allowed = preflight.headers.get("Access-Control-Allow-Origin")
+        except urllib.error.HTTPError as error:
+            allowed = error.headers.get("Access-Control-Allow-Origin")
+        assert allowed is None
+        deployments = post(f"{api}/deployments/filter", {}, auth)
         assert isinstance(deployments, list)
         assert {d["name"] for d in deployments} == {
             "s3-housekeeping-dev",
@@ -98,7 +135,7 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
             "s3-housekeeping-prod",
             "s3-housekeeping-prod-manual",
         }
-        pools = post(f"{api}/work_pools/filter", {})
+        pools = post(f"{api}/work_pools/filter", {}, auth)
         assert isinstance(pools, list)
         assert {p["name"]: p["status"] for p in pools if p["name"].startswith("s3-")} == {
             "s3-housekeeping-dev": "READY",

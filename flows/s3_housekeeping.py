@@ -24,6 +24,7 @@ from tasks.cleanup import (
     deletes_while_listing,
     deleting,
     journal_file,
+    new_plan_location,
     plan_cleanup_task,
     plan_request,
 )
@@ -89,8 +90,8 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         )
         report.record_bucket(bucket)
 
-        deleting = ProgressArtifact()
-        progress = Progress(listeners=[deleting])
+        shown = ProgressArtifact()
+        progress = Progress(listeners=[shown])
         scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
         request = plan_request(settings, owner, bucket.exists)
         # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
@@ -102,7 +103,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             )
         streaming = deletes_while_listing(settings)
         if streaming:
-            deleting.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
+            shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
         try:
             plan = plan_cleanup_task(
                 clients.s3, request, scratch, deletes if streaming else None, progress
@@ -116,7 +117,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             if settings.require_approval and plan.matched:
                 request_approval(plan, settings.approval_timeout_minutes * 60)
             if not streaming:
-                deleting.start(f"Deleting {plan.matched} planned objects")
+                shown.start(f"Deleting {plan.matched} planned objects")
             result = apply_cleanup_task(plan, deletes, sent_while_planning=streaming)
         except SafetyRefusal as refusal:
             report.record_refusal(refusal)
@@ -124,7 +125,11 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             raise
         except BaseException as error:  # a signal too: the run was cancelled or terminated
             if deletes is not None:  # deletes may have been sent: say which, and how many
-                report.record_failure(deletes.settle(), error)
+                matched_so_far = progress.snapshot().matched  # if the plan did not finish
+                report.record_failure(deletes.settle(), error, matched_so_far)
+                cut_short = new_plan_location(request)
+                if report.manifest is None and Path(cut_short).is_file():
+                    report.manifest = cut_short  # a plan cut short: what it held is on disk
                 attach_report(error, finish(report, clients))
             raise
         report.record_apply(result)

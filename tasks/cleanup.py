@@ -121,6 +121,14 @@ def deletes_while_listing(settings: RunSettings) -> bool:
     return not (must_see_the_whole_plan or settings.plan is not None or settings.dry_run)
 
 
+def new_plan_location(request: PlanRequest) -> str:
+    """Where this run's new plan is kept: a local path or an s3:// address."""
+    # The scratch directory only matters for a file uploaded to S3 later; its address does not.
+    return plan_store.new_plan_file(
+        request.location, request.target.bucket, request.name, Path()
+    ).location
+
+
 def journal_file(request: PlanRequest, scratch: Path) -> PlanFile:
     """Where the run's journal goes: beside its new plan, PLAN.journal.jsonl."""
     name = journal_name(request.name)
@@ -140,12 +148,7 @@ def deleting(
     """The delete consumer of an executing run, writing its journal (uploaded as the run goes
     when plans are kept in S3). However the block ends, the batches already sent finish and the
     journal ends with the totals."""
-    plan = (
-        request.saved_plan
-        or plan_store.new_plan_file(
-            request.location, request.target.bucket, request.name, journal_at.path.parent
-        ).location
-    )
+    plan = request.saved_plan or new_plan_location(request)
     header = {"bucket": request.target.bucket, "prefix": request.target.prefix, "plan": plan}
     journal = Journal(journal_at.path, header)
     pipeline = DeletePipeline(

@@ -136,11 +136,15 @@ class RunReport:
         else:
             self.message = f"deleted {result.deleted} of {result.planned} planned objects"
 
-    def record_failure(self, result: ApplyResult | None, error: BaseException) -> None:
+    def record_failure(
+        self, result: ApplyResult | None, error: BaseException, matched_so_far: int = 0
+    ) -> None:
         """A run that failed after it began to plan: every outcome known so far, and for each
         planned object without one, why (Unconfirmed: handed to the deletes with no answer
-        read, the server may have acted; NotSent: never sent)."""
+        read, the server may have acted; NotSent: never sent). `matched_so_far` counts the
+        objects planned when the plan itself did not finish."""
         self.status = "failed"
+        self.matched = max(self.matched, matched_so_far)
         if result is not None:
             self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
             self.failed_by_code = dict(result.failed_by_code)

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 #: DeleteObjects takes at most 1000 keys per request.
 MAX_KEYS_PER_DELETE = 1000
 PRECONDITION_FAILED = "PreconditionFailed"
+#: The key (or version) is not there: an earlier try of the same request deleted it and its
+#: answer was lost (botocore sent it again), or someone else did. Either way it is gone, which
+#: is what its delete was for; S3 answers so to a conditional delete of a missing key.
+ALREADY_GONE = frozenset({"NoSuchKey", "NoSuchVersion"})
 THROTTLED = "SlowDown"
 #: A request refused for its body as a whole (a key XML 1.0 cannot carry): the batch is split
 #: until the bad key stands alone. Any other request-level error is every key's own outcome.
@@ -228,7 +232,7 @@ class DeletePipeline:
         Keys the server throttles (SlowDown) are tried again, with backoff, for as long as the
         throttle budget lasts from the batch's first SlowDown; keys with another transient code
         up to `key_attempts` times; PreconditionFailed means changed since listing (skipped);
-        anything else is the key's failure, by code.
+        NoSuchKey means already gone (deleted); anything else is the key's failure, by code.
         """
         pending, throttled_since, attempt = batch, None, 0
         while True:
@@ -243,7 +247,9 @@ class DeletePipeline:
             retry: list[PlannedObject] = []
             outcome = Counter[str]()
             for identity, code in answer.errors.items():
-                if code == PRECONDITION_FAILED:
+                if code in ALREADY_GONE:
+                    outcome["gone"] += 1
+                elif code == PRECONDITION_FAILED:
                     outcome["skipped"] += 1
                 elif (code == THROTTLED and waits_out_throttling) or (
                     code != THROTTLED
@@ -255,7 +261,9 @@ class DeletePipeline:
                     outcome[f"failed:{code}"] += 1
             # An error that names no key of the batch still means one of them was not deleted.
             outcome.update({f"failed:{code}": n for code, n in answer.unmatched.items()})
-            self._record(len(pending) - len(answer.errors) - answer.unmatched.total(), outcome)
+            gone = outcome.pop("gone", 0)
+            deleted = len(pending) - len(answer.errors) - answer.unmatched.total() + gone
+            self._record(deleted, outcome)
             if not retry:
                 return throttled_since is not None
             logger.warning(

@@ -268,6 +268,23 @@ class TestApply:
         assert result.deleted + result.skipped_changed + result.failed == result.planned
         assert len(remaining_keys(aws)) == 20
 
+    def test_counts_a_key_already_gone_as_deleted_when_the_server_says_no_such_key(
+        self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
+    ) -> None:
+        # A DeleteObjects whose answer was lost is sent again by botocore; a server honouring
+        # the ETag condition then answers NoSuchKey for each key the first try deleted.
+        plan = plan_old_objects(aws, 30, cutoff, tmp_path / "plan.jsonl")
+        gone = {f"temp/k{n:05d}" for n in range(0, 30, 3)}
+        for key in gone:
+            aws.s3.delete_object(Bucket=bucket, Key=key)
+
+        with inject_delete_errors(lambda key, _: "NoSuchKey" if key in gone else None):
+            faulty = create_clients(AwsSettings(region="us-east-1"))
+            result = apply_plan(faulty.s3, plan)
+
+        assert (result.planned, result.deleted, result.failed) == (30, 30, 0)
+        assert remaining_keys(aws) == set()
+
     def test_retries_only_throttled_keys_when_slowdown_clears(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:

@@ -65,3 +65,14 @@ bench-memory: bench-install
 
 bench-conditional: bench-install
 	$(BENCH_RUN) python -m benchmarks.conditional $(CONDITIONAL_ARGS)
+
+# The fault-injection matrix (tests/chaos): every scenario with CHAOS_SEEDS seeds, read timeouts
+# included, through a fault-injecting S3 proxy; prints its summary and writes it to
+# test-output/chaos/ (summary.json, summary.md). `make test` runs one seed of each, read
+# timeouts left out.
+CHAOS_SEEDS ?= 5
+
+.PHONY: chaos
+
+chaos: install
+	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_FULL=1 $(RUN) pytest tests/chaos -m chaos -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,26 @@ class Cli:
             check=False,
         )
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def killed_when(self, *args: str, said: str, env: Mapping[str, str] | None = None) -> CliResult:
+        """Run the command and SIGKILL it once its output holds `said` (a crash: no handler,
+        no hook, no cleanup runs)."""
+        process = subprocess.Popen(
+            [str(BIN / "s3-housekeeping"), *args],
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if said in line:
+                process.send_signal(signal.SIGKILL)
+                break
+        stdout, stderr = process.communicate(timeout=60)
+        return CliResult(process.returncode, "".join(lines) + stdout, stderr)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 from deployments.local_aws import LOCAL_ACCOUNT_ID, LocalAws, backdate
 from devtools.prefect_server import PrefectServer
 from tests.e2e.conftest import Cli
+from tests.support.sns import received, subscribed_queue_over_http
 
 pytestmark = pytest.mark.e2e
 
@@ -39,32 +42,55 @@ def api_post(server: PrefectServer, route: str) -> str:
         return str(response.read().decode())
 
 
+def forms(value: str) -> list[str]:
+    """A value as it could leak: as it is, and base64-encoded (standard and URL-safe)."""
+    raw = value.encode()
+    return [value, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+
+
+def events_of(server: PrefectServer, wait_for: str | None, timeout_s: float = 30) -> str:
+    """The server's events of the last hour (the newest 50 of each kind asked for), waiting
+    until `wait_for` is among them: a run's hooks emit after its end, stored asynchronously."""
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = ""
+        for prefix in ("s3-housekeeping.", "prefect."):
+            body = {"filter": {"occurred": {"since": since}, "event": {"prefix": [prefix]}}}
+            request = urllib.request.Request(  # noqa: S310 - loopback test server
+                f"{server.api_url}/events/filter",
+                data=json.dumps({**body, "limit": 50}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                found += response.read().decode()
+        if wait_for is None or wait_for in found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "killed"])
 def test_secret_values_appear_nowhere_when_run_at_debug_level(
-    cli: Cli, moto_http: LocalAws, prefect_api: PrefectServer, tmp_path: Path
+    cli: Cli, moto_http: LocalAws, prefect_api: PrefectServer, tmp_path: Path, ending: str
 ) -> None:
     bucket = f"canary-{uuid.uuid4().hex[:12]}"
     secret_name = f"canary/{uuid.uuid4().hex[:8]}"
-    moto_http.client("secretsmanager").create_secret(
-        Name=secret_name,
-        SecretString=json.dumps(
-            {
-                "api_token": CANARY,
-                "kms_key_id": KMS_CANARY,
-                "expected_bucket_owner": LOCAL_ACCOUNT_ID,
-            }
-        ),
+    secret_string = json.dumps(
+        {"api_token": CANARY, "kms_key_id": KMS_CANARY, "expected_bucket_owner": LOCAL_ACCOUNT_ID}
     )
+    moto_http.client("secretsmanager").create_secret(Name=secret_name, SecretString=secret_string)
+    topic, queue = subscribed_queue_over_http(moto_http)
     as_of = datetime.now(UTC) - timedelta(hours=1)
     s3 = moto_http.client("s3")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="temp/old.log", Body=b"x")
     backdate(bucket, "temp/old.log", as_of - timedelta(days=90))
     report_path = tmp_path / "report.json"
-
-    result = cli(
+    arguments = [
         "run",
         "--bucket",
-        bucket,
+        bucket if ending != "failed" else f"{bucket}-missing",
         "--prefix",
         "temp/",
         "--older-than-days",
@@ -79,33 +105,48 @@ def test_secret_values_appear_nowhere_when_run_at_debug_level(
         as_of.isoformat(),
         "--report-json",
         str(report_path),
-        env={"LOG_LEVEL": "DEBUG"},
-    )
+        "--notify-topic-arn",
+        topic,
+        *(["--no-create-bucket"] if ending == "failed" else []),
+        *(["--require-approval"] if ending == "killed" else []),
+    ]
 
-    assert result.code == 0, result.stderr
-    # The secret was really used: the bucket's default encryption is the secret's KMS key.
-    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == KMS_CANARY
+    if ending == "killed":
+        # Killed outright while it waits for approval: after the secret, the bucket, the plan.
+        result = cli.killed_when(*arguments, said="Waiting up to", env={"LOG_LEVEL": "DEBUG"})
+    else:
+        result = cli(*arguments, env={"LOG_LEVEL": "DEBUG"})
+
+    assert result.code == {"completed": 0, "failed": 1, "killed": -9}[ending], result.stderr
+    if ending == "completed":
+        # The secret was really used: the bucket's default encryption is its KMS key.
+        encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        by_default = encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+        assert by_default["KMSMasterKeyID"] == KMS_CANARY
+        assert json.loads(report_path.read_text())["deleted"] == 1
     assert '"level": "DEBUG"' in result.stdout  # the run did log at DEBUG
-    report = report_path.read_text()
-    assert json.loads(report)["deleted"] == 1
     traces = {
         "stdout": result.stdout,
         "stderr": result.stderr,
-        "report": report,
+        "report": report_path.read_text() if report_path.exists() else "",
         "artifacts": api_post(prefect_api, "artifacts/filter"),
         "flow runs": api_post(prefect_api, "flow_runs/filter"),
         "task runs": api_post(prefect_api, "task_runs/filter"),
         "logs": api_post(prefect_api, "logs/filter"),
+        "events": events_of(prefect_api, None if ending == "killed" else bucket),
+        "notices": json.dumps(received(queue)),
     }
     # The places searched really hold this run's traces.
-    assert f"Reading secret {secret_name}" in traces["logs"]
-    assert bucket in traces["artifacts"]
-    for value in (CANARY, KMS_CANARY):
-        assert [name for name, text in traces.items() if value in text] == []
-        for home in (
-            prefect_api.home,
-            Path(cli.env["PREFECT_HOME"]),
-            Path(cli.env["MANIFEST_DIR"]),
-        ):
-            assert files_containing(home, value) == []
+    assert f"Reading secret {secret_name}" in traces["logs"] + traces["stdout"]
+    assert '"event":"prefect.' in traces["events"]
+    if ending != "killed":
+        assert bucket in traces["notices"]
+    for value in (CANARY, KMS_CANARY, secret_string):
+        for form in forms(value):
+            assert [name for name, text in traces.items() if form in text] == []
+            for home in (
+                prefect_api.home,
+                Path(cli.env["PREFECT_HOME"]),
+                Path(cli.env["MANIFEST_DIR"]),  # plans and journals
+            ):
+                assert files_containing(home, form) == []

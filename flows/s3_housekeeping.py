@@ -93,7 +93,8 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         shown = ProgressArtifact()
         progress = Progress(listeners=[shown])
         scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
-        request = plan_request(settings, owner, bucket.exists)
+        owner_from = "parameter" if settings.expected_bucket_owner else "secret"
+        request = plan_request(settings, owner, bucket.exists, owner_from)
         # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
         # a guard or a person must see the whole plan first.
         deletes = None

@@ -90,8 +90,11 @@ class PlanRequest:
     list_workers: int = 8
 
 
-def plan_request(settings: RunSettings, owner: str | None, bucket_exists: bool) -> PlanRequest:
-    """The plan step's request for this run: its target, cutoff and where its plan goes."""
+def plan_request(
+    settings: RunSettings, owner: str | None, bucket_exists: bool, owner_from: str | None = None
+) -> PlanRequest:
+    """The plan step's request for this run: its target, cutoff and where its plan goes.
+    `owner_from` says where the owner came from ("parameter" or "secret")."""
     run_id = flow_run.get_id() or uuid.uuid4().hex
     return PlanRequest(
         target=PlanTarget(
@@ -102,6 +105,7 @@ def plan_request(settings: RunSettings, owner: str | None, bucket_exists: bool) 
             created_at=isoformat(datetime.now(UTC)),
             owner=owner,
             versions=settings.versions,
+            owner_from=owner_from if owner else None,
         ),
         cutoff=settings.cutoff,
         location=settings.manifest_location,
@@ -357,7 +361,9 @@ def make_plan(
         with translated_aws_errors(f"plan '{request.saved_plan}'"):
             copy = plan_store.fetch(s3, request.saved_plan, scratch)
         saved = load_plan(copy, request.target, request.max_plan_age)
-        return replace(saved, manifest=request.saved_plan, copy=copy)
+        # The run's own owner (a secret's is not in the file) goes on every request.
+        target = replace(saved.target, owner=request.target.owner)
+        return replace(saved, manifest=request.saved_plan, copy=copy, target=target)
     plan_file = plan_store.new_plan_file(
         request.location, request.target.bucket, request.name, scratch
     )

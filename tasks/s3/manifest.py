@@ -36,6 +36,16 @@ class PlanTarget:
     owner: str | None = None
     #: Which versions the plan selects: current, noncurrent or all (see the flow's docs).
     versions: str = "current"
+    #: Where the owner came from: "parameter", or "secret" (then the plan file does not hold
+    #: it: it records only that the secret named one).
+    owner_from: str | None = None
+
+    def as_header(self) -> dict[str, Any]:
+        """The target as a plan file states it: an owner read from the secret stays out."""
+        header = asdict(self)
+        if self.owner_from == "secret":
+            header["owner"] = None
+        return header
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,7 @@ class ManifestWriter:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise ConfigError(f"cannot write the plan in '{path.parent}' ({reason})") from None
-        self._write({"format": FORMAT, **asdict(target)})
+        self._write({"format": FORMAT, **target.as_header()})
 
     def add(self, entry: PlannedObject) -> None:
         """Append one planned object (fields left at their defaults are not written)."""

@@ -52,11 +52,12 @@ def load_plan(
             versions mode, or with a malformed time.
     """
     header = read_target(manifest_path)
-    mismatched = [
-        name
-        for name in ("bucket", "region", "owner", "prefix", "versions")
-        if getattr(header, name) != getattr(expected, name)
-    ]
+    # An owner read from a secret is not in the file: the plan must say it came from a
+    # secret, and this run's must too (every request carries this run's owner anyway).
+    compared = ["bucket", "region", "prefix", "versions", "owner_from"]
+    if header.owner_from != "secret":
+        compared.append("owner")
+    mismatched = [name for name in compared if getattr(header, name) != getattr(expected, name)]
     if mismatched:
         raise refused("plan_target", f"the plan was made for another {', '.join(mismatched)}")
     cutoff = moment(header.cutoff, "the plan's cutoff")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import time
 import urllib.request
@@ -124,6 +125,11 @@ def test_secret_values_appear_nowhere_when_run_at_debug_level(
         by_default = encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]
         assert by_default["KMSMasterKeyID"] == KMS_CANARY
         assert json.loads(report_path.read_text())["deleted"] == 1
+        # The owner the secret named is enforced, and its plan says only where it came from.
+        (plan,) = Path(cli.env["MANIFEST_DIR"]).rglob("*.jsonl.gz")
+        header = json.loads(gzip.decompress(plan.read_bytes()).splitlines()[0])
+        assert (header["owner"], header["owner_from"]) == (None, "secret")
+        assert files_containing(Path(cli.env["MANIFEST_DIR"]), LOCAL_ACCOUNT_ID) == []
     assert '"level": "DEBUG"' in result.stdout  # the run did log at DEBUG
     traces = {
         "stdout": result.stdout,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -312,3 +313,29 @@ class TestTrustedOnlyForWhatCanBeChecked:
         plan = load_plan(path, TARGET, MAX_AGE, now=NOW)
 
         assert plan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class TestOwnerFromTheSecret:
+    SECRET_OWNED = replace(TARGET, owner_from="secret")
+
+    def test_the_file_says_only_that_the_secret_named_an_owner(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], header=self.SECRET_OWNED)
+
+        header = json.loads(path.read_text().splitlines()[0])
+
+        assert (header["owner"], header["owner_from"]) == (None, "secret")
+        assert TARGET.owner not in path.read_text()
+
+    def test_applies_to_a_run_whose_owner_also_comes_from_its_secret(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], header=self.SECRET_OWNED)
+
+        plan = load_plan(path, self.SECRET_OWNED, MAX_AGE, now=NOW)
+
+        assert plan.matched == 1
+
+    def test_refuses_a_run_whose_owner_is_a_parameter(self, tmp_path: Path) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], header=self.SECRET_OWNED)
+
+        refused = refusal(path, replace(TARGET, owner_from="parameter"))
+
+        assert "made for another owner_from" in str(refused)

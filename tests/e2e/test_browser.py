@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from deployments.bootstrap import ROOT
+from tasks.s3.bucket_lock import LOCK_KEY
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e
@@ -224,7 +225,7 @@ class TestApproveFromTheUi:
             dialog.get_by_text("Approve this cleanup?").wait_for()
             assert "tmp/build-0001.tar.gz" in dialog.inner_text()
             steps.shot("approval-form")
-            assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT
+            assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}  # the run's lock
 
             switch_to(form_field(page, "Approve", dialog), on=True)
             reason = form_field(page, "Reason", dialog).locator("textarea").first

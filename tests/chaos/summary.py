@@ -28,6 +28,8 @@ class RunFigures:
     wrongly_deleted: int
     unaccounted: int
     misreported: int
+    #: Planned objects a sequence of runs should have deleted in the end and left.
+    left_behind: int
     problems: list[str]
     #: The known wrong behaviour this run is expected to show, if any.
     finding: str | None
@@ -62,6 +64,7 @@ class Summary:
             "objects_wrongly_deleted": sum(run.wrongly_deleted for run in self.runs),
             "planned_objects_unaccounted_for": sum(run.unaccounted for run in self.runs),
             "planned_objects_misreported": sum(run.misreported for run in self.runs),
+            "planned_objects_left_behind": sum(run.left_behind for run in self.runs),
         }
 
     def scenarios(self) -> list[dict[str, Any]]:

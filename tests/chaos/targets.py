@@ -3,19 +3,24 @@
 moto runs in this process, so its objects are backdated through its backend. SeaweedFS cannot
 backdate: the old objects are put first, the young ones a moment later, and the run's `as_of`
 is set 30 days after the moment between them (with ALLOW_FUTURE_AS_OF).
+
+A versioned layout (VersionedLayout) fills a versioned bucket whose keys have histories: old
+versions under delete markers or newer versions, some under a legal hold. Its snapshots are of
+every version, by (key, version id). Only moto fills one (UNFAITHFUL_VERSIONS says why).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from deployments.local_aws import LOCAL_ACCOUNT_ID, LocalAws
-from tests.support.moto_backend import bulk_put
+from tests.support.moto_backend import backdate_versions, bulk_put
 from tests.support.servers import S3Server
 
 PREFIX = "tmp/"
@@ -24,6 +29,12 @@ OLDER_THAN_DAYS = 30
 SUB_PREFIXES = ("a/", "b/", "c/")
 #: A character XML 1.0 cannot carry: S3 refuses a DeleteObjects body holding it (MalformedXML).
 XML_POISON = "\x01"
+#: Why versioned layouts are filled on moto only (checked with SeaweedFS 4.48).
+UNFAITHFUL_VERSIONS = (
+    "SeaweedFS's versions differ from S3's: a legal hold put on a version moves its "
+    "LastModified to the time of the hold, and a ListObjectVersions of the whole bucket loses "
+    "keys across pages (tmp-keep/ after tmp/), so neither ages nor snapshots would hold"
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +77,59 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class VersionedLayout:
+    """A versioned bucket, by count of keys of each history (v1 is the oldest version). Under
+    `versions noncurrent`, only the v1 of `deleted`, `overwritten` and `held` keys is eligible."""
+
+    #: Under the prefix: v1 old, then a delete marker, also before the cutoff (the key was
+    #: deleted long ago; its v1 is noncurrent and eligible, the marker current).
+    deleted: int = 600
+    #: Under the prefix: v1 old, v2 current since before the cutoff (v1 eligible).
+    overwritten: int = 600
+    #: Under the prefix: v1 old, v2 current since after the cutoff (v1 not eligible yet).
+    recently_overwritten: int = 100
+    #: Under the prefix: a single old version, current.
+    old_current: int = 100
+    #: Under the prefix: a single young version.
+    young: int = 100
+    #: Overwritten keys beside the prefix (`tmp-keep/`) and elsewhere (`logs/`): v1 kept.
+    beside: int = 30
+    elsewhere: int = 30
+    #: Overwritten keys under the prefix whose v1 is under a legal hold (S3 Object Lock).
+    held: int = 0
+
+    def history_keys(self) -> dict[str, list[str]]:
+        """The keys of each history, by its name."""
+        return {
+            "deleted": [f"{PREFIX}deleted-{n:05d}" for n in range(self.deleted)],
+            "overwritten": [f"{PREFIX}a/overwritten-{n:05d}" for n in range(self.overwritten)]
+            + [f"{PREFIX.rstrip('/')}-keep/overwritten-{n:05d}" for n in range(self.beside)]
+            + [f"logs/overwritten-{n:05d}" for n in range(self.elsewhere)],
+            "recently_overwritten": [
+                f"{PREFIX}b/recent-{n:05d}" for n in range(self.recently_overwritten)
+            ],
+            "old_current": [f"{PREFIX}old-{n:05d}" for n in range(self.old_current)],
+            "young": [f"{PREFIX}new-{n:05d}" for n in range(self.young)],
+            "held": [f"{PREFIX}c/held-{n:05d}" for n in range(self.held)],
+        }
+
+
+@dataclass(frozen=True)
 class ObjectState:
+    """An object as a listing shows it; for a version, also its id and its place in its key's
+    history (`noncurrent_since`: when its next newer version or delete marker came)."""
+
     etag: str
     last_modified: datetime
     size: int
+    version_id: str | None = None
+    is_latest: bool = True
+    is_delete_marker: bool = False
+    noncurrent_since: datetime | None = None
+
+
+#: What a snapshot is keyed by: a key (current objects) or (key, version id) (every version).
+Identity: TypeAlias = str | tuple[str, str]
 
 
 def listed(s3: Any, bucket: str) -> dict[str, ObjectState]:
@@ -79,6 +139,28 @@ def listed(s3: Any, bucket: str) -> dict[str, ObjectState]:
         for entry in page.get("Contents", []):
             found[entry["Key"]] = ObjectState(entry["ETag"], entry["LastModified"], entry["Size"])
     return found
+
+
+def versions_of(
+    entries: Iterable[tuple[str, str, str, datetime, int, bool]],
+) -> dict[Identity, ObjectState]:
+    """States from (key, version id, etag, last modified, size, is marker), newest first
+    within each key."""
+    states: dict[Identity, ObjectState] = {}
+    newer: tuple[str, datetime] | None = None
+    for key, version_id, etag, last_modified, size, marker in entries:
+        latest = newer is None or newer[0] != key
+        states[(key, version_id)] = ObjectState(
+            etag,
+            last_modified,
+            size,
+            version_id,
+            is_latest=latest,
+            is_delete_marker=marker,
+            noncurrent_since=None if latest or newer is None else newer[1],
+        )
+        newer = (key, last_modified)
+    return states
 
 
 @dataclass(frozen=True)
@@ -107,12 +189,16 @@ class Target(Protocol):
         """A boto3 S3 client straight to the server, around the proxy."""
         ...
 
-    def fill(self, layout: Layout, label: str) -> Filled:
-        """A new bucket holding `layout`."""
+    def fill(self, layout: Layout | VersionedLayout, label: str) -> Filled:
+        """A new bucket holding `layout` (a versioned bucket for a VersionedLayout)."""
         ...
 
     def snapshot(self, bucket: str) -> dict[str, ObjectState]:
         """Every object of the bucket, straight from the server (around the proxy)."""
+        ...
+
+    def snapshot_versions(self, bucket: str) -> dict[Identity, ObjectState]:
+        """Every version and delete marker of the bucket, by (key, version id)."""
         ...
 
 
@@ -151,7 +237,9 @@ class MotoTarget:
     def client(self) -> Any:
         return self._client
 
-    def fill(self, layout: Layout, label: str) -> Filled:
+    def fill(self, layout: Layout | VersionedLayout, label: str) -> Filled:
+        if isinstance(layout, VersionedLayout):
+            return self._fill_versioned(layout, label)
         bucket = bucket_name(label)
         self.client().create_bucket(Bucket=bucket)
         as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -165,6 +253,68 @@ class MotoTarget:
         if poison := layout.poison_key():
             bulk_put(bucket, [poison], old, b"poison")
         return Filled(bucket, as_of)
+
+    def _fill_versioned(self, layout: VersionedLayout, label: str) -> Filled:
+        """Versions put through the backend and backdated; legal holds put over HTTP, as a
+        client would (moto keeps a version's LastModified when it is held, as S3 does)."""
+        from moto.s3.models import s3_backends
+
+        bucket = bucket_name(label)
+        s3 = self.client()
+        if layout.held:
+            s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        else:
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        backend = s3_backends[LOCAL_ACCOUNT_ID]["aws"]
+        as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        cutoff = as_of - timedelta(days=OLDER_THAN_DAYS)
+        older, old = cutoff - timedelta(days=15), cutoff - timedelta(days=10)
+        young = cutoff + timedelta(days=5)
+        # Each history: one moment per version (None as body: a delete marker), oldest first.
+        histories: dict[str, list[tuple[datetime, bytes | None]]] = {
+            "deleted": [(older, b"v1"), (old, None)],
+            "overwritten": [(older, b"v1"), (old, b"v2")],
+            "held": [(older, b"v1"), (old, b"v2")],
+            "recently_overwritten": [(older, b"v1"), (young, b"v2")],
+            "old_current": [(old, b"v1")],
+            "young": [(young, b"v1")],
+        }
+        for history, keys in layout.history_keys().items():
+            for key in keys:
+                for _, body in histories[history]:
+                    if body is None:
+                        backend.delete_object(bucket, key)
+                    else:
+                        backend.put_object(bucket, key, body)
+                backdate_versions(bucket, key, [moment for moment, _ in histories[history]])
+        for key in layout.history_keys()["held"]:
+            first = backend.buckets[bucket].keys.getlist(key)[0]
+            s3.put_object_legal_hold(
+                Bucket=bucket, Key=key, VersionId=str(first.version_id), LegalHold={"Status": "ON"}
+            )
+        return Filled(bucket, as_of)
+
+    def snapshot_versions(self, bucket: str) -> dict[Identity, ObjectState]:
+        from moto.s3.models import FakeDeleteMarker, s3_backends
+
+        keys = s3_backends[LOCAL_ACCOUNT_ID]["aws"].buckets[bucket].keys
+        entries = []
+        for name, versions in list(keys.iterlists()):
+            # Oldest first in moto's list: newest first here, as a listing shows them.
+            for stored in reversed(list(versions)):
+                marker = isinstance(stored, FakeDeleteMarker)
+                entries.append(
+                    (
+                        name,
+                        str(stored.version_id),
+                        "" if marker else stored.etag,
+                        stored.last_modified.replace(microsecond=0, tzinfo=UTC),
+                        0 if marker else stored.size,
+                        marker,
+                    )
+                )
+        return versions_of(entries)
 
     def snapshot(self, bucket: str) -> dict[str, ObjectState]:
         # Read from the backend: listing thousands of keys over HTTP costs moto a second.
@@ -198,7 +348,9 @@ class SeaweedTarget:
     def client(self) -> Any:
         return self._client
 
-    def fill(self, layout: Layout, label: str) -> Filled:
+    def fill(self, layout: Layout | VersionedLayout, label: str) -> Filled:
+        if isinstance(layout, VersionedLayout):
+            raise NotImplementedError(UNFAITHFUL_VERSIONS)
         bucket = bucket_name(label)
         s3 = self.client()
         s3.create_bucket(Bucket=bucket)
@@ -220,3 +372,6 @@ class SeaweedTarget:
 
     def snapshot(self, bucket: str) -> dict[str, ObjectState]:
         return listed(self.client(), bucket)
+
+    def snapshot_versions(self, bucket: str) -> dict[Identity, ObjectState]:
+        raise NotImplementedError(UNFAITHFUL_VERSIONS)

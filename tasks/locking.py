@@ -98,7 +98,16 @@ def bucket_concurrency(settings: RunSettings) -> Iterator[None]:
     wait_s = max(SLOT_GRACE_S, settings.lock_wait_minutes * 60)
     with ExitStack() as held:
         try:
-            held.enter_context(concurrency(name, occupy=1, timeout_seconds=wait_s, strict=True))
+            # The slot's lease lasts as the bucket's does: a killed run frees both together.
+            held.enter_context(
+                concurrency(
+                    name,
+                    occupy=1,
+                    timeout_seconds=wait_s,
+                    strict=True,
+                    lease_duration=settings.lock_expiry_minutes * 60,
+                )
+            )
         except TimeoutError:
             raise SafetyRefusal(
                 "bucket_lock",

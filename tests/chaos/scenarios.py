@@ -331,13 +331,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         sequence="killed-then-rerun",
         slow=True,
         max_seeds=1,
-        finding=Finding(
-            "a killed run's Prefect concurrency slot (s3-housekeeping-bucket-BUCKET) is held "
-            "until Prefect's slot lease ends (300 s), after its bucket lease has expired "
-            "(LOCK_EXPIRY_MINUTES=1): the re-run takes the lease over, waits 120 s for the slot "
-            "and is refused (exit 6, no report), leaving the rest of the plan",
-            "left_behind",
-        ),
         note="as killed-mid-apply-then-rerun, both runs reporting to the matrix's Prefect server",
     ),
     Scenario(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from tasks.s3.key_ranges import DELIMITER, KeyRange, split_points
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,66 +43,171 @@ def _current(entry: dict[str, Any]) -> ListedObject:
     )
 
 
+#: Keys per ListObjectsV2 page: S3's most.
+PAGE_SIZE = 1000
+#: About how many keys one shard of a flat prefix lists before it hands the rest on.
+SHARD_SIZE = 20_000
+#: Pages a listing reads before any shard splits: a small prefix is listed one page after
+#: another, without a request spent on a guess.
+PAGES_BEFORE_SPLITTING = 3
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A piece of a listing: the keys of a range under a prefix. A delimited shard lists the
+    objects directly under its prefix and hands on each sub-prefix ("folder") as a shard."""
+
+    prefix: str
+    keys: KeyRange = field(default_factory=KeyRange)
+    delimited: bool = False
+
+
 def list_current_objects(
-    s3: S3Client, bucket: str, prefix: str, owner: str | None = None, workers: int = 8
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    owner: str | None = None,
+    workers: int = 8,
+    shard_size: int = SHARD_SIZE,
+    page_size: int = PAGE_SIZE,
 ) -> Iterator[ListedObject]:
-    """Every current object under the prefix, page by page.
+    """Every current object under the prefix, page by page, in no particular order.
 
     A first listing with Delimiter="/" yields the objects directly under the prefix and
-    discovers its sub-prefixes; those are then listed in parallel (bounded workers), as the
-    fastest tools do. A flat prefix costs exactly one request per 1000 objects. Pages wait in a
-    bounded queue, so memory does not grow with the number of objects.
+    discovers its sub-prefixes; those are listed in parallel (bounded workers), as the fastest
+    tools do, and so are key ranges of any prefix that proves large (see `list_shard`), so a
+    flat prefix is not listed one page after another. Pages wait in a bounded queue, so memory
+    does not grow with the number of objects.
     """
     base: dict[str, Any] = {"Bucket": bucket}
     if owner:
         base["ExpectedBucketOwner"] = owner
-    sub_prefixes: list[str] = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(**base, Prefix=prefix, Delimiter="/"):
-        sub_prefixes += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
-        for entry in page.get("Contents", []):
-            yield _current(dict(entry))
-    if sub_prefixes:
-        yield from _list_in_parallel(s3, base, sub_prefixes, max(1, workers))
+    listing = _ParallelListing(s3, base, max(1, workers), shard_size, page_size)
+    yield from listing.run(Shard(prefix, delimited=True))
 
 
-def _list_in_parallel(
-    s3: S3Client, base: dict[str, Any], prefixes: list[str], workers: int
-) -> Iterator[ListedObject]:
-    pages: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
-    stop = threading.Event()
+def list_shard(
+    s3: S3Client,
+    base: dict[str, Any],
+    shard: Shard,
+    shard_size: int,
+    spare: Callable[[], int],
+    hand_on: Callable[[Shard], None],
+    page_size: int = PAGE_SIZE,
+) -> Iterator[list[ListedObject]]:
+    """The current objects of one shard, a page at a time.
 
-    def list_one(prefix: str) -> None:
+    Sub-prefixes a delimited shard finds are handed on as shards of their own. After each
+    page that is not the last, while `spare()` says other workers could take work, the rest of
+    the range is cut at a guess of where `shard_size` keys end (`tasks.s3.key_ranges`): this
+    shard keeps the part before it and hands on the rest. A guess past the last key costs one
+    request.
+    """
+    arguments: dict[str, Any] = {**base, "Prefix": shard.prefix}
+    if shard.delimited:
+        arguments["Delimiter"] = DELIMITER
+    keys = shard.keys
+    if keys.start_after is not None:
+        arguments["StartAfter"] = keys.start_after
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        **arguments, PaginationConfig={"PageSize": page_size}
+    )
+    for page in pages:
+        contents = page.get("Contents", [])
+        folders = [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+        for folder in folders:
+            if keys.holds(folder):
+                hand_on(Shard(folder))
+        yield [_current(dict(entry)) for entry in contents if keys.holds(entry["Key"])]
+        names = sorted([entry["Key"] for entry in contents] + folders)
+        if not names or not page.get("IsTruncated") or keys.beyond(names[-1]):
+            return
+        # One piece handed on at a time: a guess that finds no key costs one request, and
+        # every shard still splits after each page while workers are idle, so the pieces
+        # double with each round trip.
+        if spare():
+            remaining = KeyRange(names[-1], keys.up_to)
+            points = split_points(names, remaining, shard.prefix, shard_size, 1, shard.delimited)
+            if points:
+                pieces = remaining.split_at(points)
+                for piece in pieces[1:]:
+                    hand_on(Shard(shard.prefix, piece, shard.delimited))
+                keys = KeyRange(keys.start_after, pieces[0].up_to)
+
+
+class _ParallelListing:
+    """Shards listed by a bounded pool of threads, their pages merged into one stream."""
+
+    def __init__(
+        self, s3: S3Client, base: dict[str, Any], workers: int, shard_size: int, page_size: int
+    ) -> None:
+        self.s3, self.base, self.workers = s3, base, workers
+        self.shard_size, self.page_size = shard_size, page_size
+        self.pages: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.outstanding = 0  # shards handed on and not yet done
+        self.pages_read = 0
+        self.pool: ThreadPoolExecutor | None = None
+
+    def spare(self) -> int:
+        """How many more shards could be listed at once now (none until the listing has
+        shown it is not small)."""
+        with self.lock:
+            if self.pages_read < PAGES_BEFORE_SPLITTING:
+                return 0
+            return max(0, self.workers - self.outstanding)
+
+    def hand_on(self, shard: Shard) -> None:
+        if self.stop.is_set() or self.pool is None:
+            return
+        with self.lock:
+            self.outstanding += 1
+        self.pool.submit(self._list, shard)
+
+    def _list(self, shard: Shard) -> None:
         try:
-            for page in s3.get_paginator("list_objects_v2").paginate(**base, Prefix=prefix):
-                if stop.is_set():
+            if self.stop.is_set():
+                return
+            pages = list_shard(
+                self.s3, self.base, shard, self.shard_size, self.spare, self.hand_on, self.page_size
+            )
+            for page in pages:
+                if self.stop.is_set():
                     return
-                pages.put(page.get("Contents", []))
+                with self.lock:
+                    self.pages_read += 1
+                self.pages.put(page)
         except Exception as exc:  # raised again in the consuming thread
-            pages.put(exc)
+            self.pages.put(exc)
         finally:
-            pages.put(_DONE)
+            self.pages.put(_DONE)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list") as pool:
-        for prefix in prefixes:
-            pool.submit(list_one, prefix)
-        remaining = len(prefixes)
-        try:
-            while remaining:
-                item = pages.get()
-                if item is _DONE:
-                    remaining -= 1
-                elif isinstance(item, Exception):
-                    raise item
-                else:
-                    for entry in item:
-                        yield _current(entry)
-        finally:
-            stop.set()
-            # Unblock workers waiting on a full queue so the pool can shut down.
-            while remaining:
-                if pages.get() is _DONE:
-                    remaining -= 1
+    def run(self, first: Shard) -> Iterator[ListedObject]:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="list") as pool:
+            self.pool = pool
+            self.hand_on(first)
+            try:
+                while self._pending():
+                    item = self.pages.get()
+                    if item is _DONE:
+                        with self.lock:
+                            self.outstanding -= 1
+                    elif isinstance(item, Exception):
+                        raise item
+                    else:
+                        yield from item
+            finally:
+                self.stop.set()
+                # Unblock workers waiting on a full queue so the pool can shut down.
+                while self._pending():
+                    if self.pages.get() is _DONE:
+                        with self.lock:
+                            self.outstanding -= 1
+
+    def _pending(self) -> bool:
+        with self.lock:
+            return self.outstanding > 0
 
 
 def list_object_versions(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.s3.listing import list_current_objects, list_object_versions
@@ -59,6 +64,68 @@ class TestCurrentObjects:
         listing.close()  # must not hang on workers blocked by a full queue
 
         assert len(first) == 10
+
+
+# Keys with shared starts, folders, letters beyond the Basic Multilingual Plane and the
+# largest code point: S3 orders keys by their UTF-8 bytes, which is code point order.
+LETTERS = st.sampled_from(
+    ["0", "1", "9", "a", "z", "-", "/", "é", "中", "\U0001f600", "\U0010ffff"]
+)
+BUCKETS = (f"split-{n}" for n in itertools.count())
+
+
+class TestKeyRangesListedInParallel:
+    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        names=st.lists(st.text(LETTERS, min_size=1, max_size=7), max_size=60, unique=True),
+        page_size=st.integers(1, 5),
+        shard_size=st.integers(1, 30),
+        workers=st.integers(1, 4),
+    )
+    def test_lists_every_key_exactly_once_when_ranges_split_at_any_size(
+        self, aws: AwsClients, names: list[str], page_size: int, shard_size: int, workers: int
+    ) -> None:
+        bucket = next(BUCKETS)
+        aws.s3.create_bucket(Bucket=bucket)
+        keys = [f"p/{name}" for name in names]
+        bulk_put(bucket, [*keys, "p", "p-sibling/x", "o/\U0010ffff"], OLD)
+
+        listed = list_current_objects(
+            aws.s3, bucket, "p/", workers=workers, shard_size=shard_size, page_size=page_size
+        )
+
+        assert Counter(entry.key for entry in listed) == Counter(keys)
+
+    def test_spreads_a_flat_prefix_over_key_ranges_when_it_proves_large(
+        self, aws: AwsClients
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        bulk_put(BUCKET, (f"flat/{n:06d}" for n in range(20_000)), OLD)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            keys = [
+                e.key for e in list_current_objects(s3, BUCKET, "flat/", workers=4, shard_size=2000)
+            ]
+
+        assert sorted(keys) == [f"flat/{n:06d}" for n in range(20_000)]
+        calls = audit.of("ListObjectsV2")
+        starts = {call.params.get("StartAfter") for call in calls}
+        assert len(starts) >= 4  # ranges listed, not one page after another
+        # 20 pages, plus one request per range for the page that crosses its end or finds
+        # it empty.
+        assert 20 <= len(calls) <= 20 + len(starts)
+
+    def test_lists_one_page_after_another_when_the_prefix_is_small(self, aws: AwsClients) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        bulk_put(BUCKET, (f"small/{n:04d}" for n in range(1500)), OLD)
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            keys = [listed.key for listed in list_current_objects(s3, BUCKET, "small/", workers=8)]
+
+        assert len(keys) == len(set(keys)) == 1500
+        assert len(audit.of("ListObjectsV2")) == 2
 
 
 class TestVersions:

@@ -341,6 +341,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         env={"DELETE_CONCURRENCY": "1"},
         sequence="two-at-once",
         max_seeds=2,
+        # make test proves the lock in tests/tasks/s3/test_bucket_lock.py and test_approval.py.
+        slow=True,
         note="each run behind its own proxy; the deletes are slowed (3 batches one at a time, 3 s "
         "each) so the winner still holds the lock when the other, started with it, reaches it",
     ),
@@ -353,6 +355,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         versions="noncurrent",
         interlude="undelete_some_planned",
         max_seeds=3,
+        # make test proves it in tests/tasks/test_cleanup_versions.py.
+        slow=True,
         note="a versioned bucket; the saved plan holds old versions under delete markers; the "
         "markers of some are removed before the apply, so those versions are current again",
     ),

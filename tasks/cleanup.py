@@ -25,8 +25,9 @@ from tasks.errors import SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.inventory import Inventory, check_versions_mode, read_inventory
 from tasks.s3.journal import Journal, journal_name
-from tasks.s3.listing import list_object_versions
+from tasks.s3.listing import SHARD_SIZE, list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
     PlannedObject,
@@ -88,6 +89,7 @@ class PlanRequest:
     #: False when a dry run found the bucket missing: the plan is empty.
     bucket_exists: bool = True
     list_workers: int = 8
+    shard_size: int = SHARD_SIZE
 
 
 def plan_request(
@@ -106,6 +108,7 @@ def plan_request(
             owner=owner,
             versions=settings.versions,
             owner_from=owner_from if owner else None,
+            inventory=settings.inventory,
         ),
         cutoff=settings.cutoff,
         location=settings.manifest_location,
@@ -115,6 +118,7 @@ def plan_request(
         max_plan_age=timedelta(hours=settings.max_plan_age_hours),
         bucket_exists=bucket_exists,
         list_workers=settings.list_concurrency,
+        shard_size=settings.shard_size,
     )
 
 
@@ -189,8 +193,11 @@ def plan_cleanup(
     list_workers: int = 8,
     deletes: DeletePipeline | None = None,
     progress: Progress | None = None,
+    shard_size: int = SHARD_SIZE,
+    inventory: Inventory | None = None,
 ) -> PlanSummary:
-    """List the prefix and write every selected object (or version) to a manifest.
+    """List the prefix (or read the target's inventory) and write every selected object (or
+    version) to a manifest.
 
     Changes nothing in AWS by itself. Memory stays flat: pages are streamed and only counts are
     kept. With `deletes`, each planned object is also handed to it as soon as it is recorded, so
@@ -202,9 +209,12 @@ def plan_cleanup(
         cutoff: timezone-aware; see `tasks.s3.selection.is_selected` for what is compared.
         manifest_path: where the plan is written (gzip when it ends in .gz).
         bucket_exists: False when a dry run found the bucket missing: the plan is empty.
-        list_workers: sub-prefixes listed at once.
+        list_workers: sub-prefixes and key ranges listed at once.
         deletes: the consumer to feed while planning, if any.
         progress: counters to update (listed, matched).
+        shard_size: about how many keys a worker lists before it hands on a large prefix's
+            rest.
+        inventory: the target's S3 Inventory, read instead of listing.
     """
     logger.info(
         "Planning cleanup of s3://%s/%s (%s versions) older than %s",
@@ -214,9 +224,8 @@ def plan_cleanup(
         target.cutoff,
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
-    selection = Selection(
-        listing(s3, target, list_workers) if bucket_exists else (), target, cutoff, progress
-    )
+    listed = listing(s3, target, list_workers, shard_size, inventory) if bucket_exists else ()
+    selection = Selection(listed, target, cutoff, progress)
     plan = record_plan(selection, manifest_path, target, deletes)
     logger.info(
         "Planned %d of %d objects (%d bytes) under s3://%s/%s",
@@ -367,15 +376,23 @@ def make_plan(
     plan_file = plan_store.new_plan_file(
         request.location, request.target.bucket, request.name, scratch
     )
+    target, inventory = request.target, None
+    if target.inventory is not None:
+        with translated_aws_errors(f"inventory '{target.inventory}'"):
+            inventory = read_inventory(s3, target.inventory, target.bucket)
+        check_versions_mode(inventory, target.versions)
+        target = replace(target, inventory_created=isoformat(inventory.created))
     plan = plan_cleanup(
         s3,
-        request.target,
+        target,
         request.cutoff,
         plan_file.path,
         request.bucket_exists,
         request.list_workers,
         deletes,
         progress,
+        request.shard_size,
+        inventory,
     )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
         plan_store.keep(s3, plan_file)

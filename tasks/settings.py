@@ -54,6 +54,8 @@ VersionsMode = Literal["current", "noncurrent", "all"]
 AS_OF_MAX_FUTURE = timedelta(minutes=5)
 #: A location that names a scheme (http://, S3://, file:/ ...): only a lowercase s3:// is one.
 OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+#: A Dask scheduler's address: a protocol Dask speaks, a host (or [IPv6]) and a port.
+DASK_ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,13 @@ class RunSettings(BaseSettings):
         "delete markers), noncurrent (versions that became noncurrent before the cutoff: "
         "reclaims storage) or all (every version and delete marker older than the cutoff).",
     )
+    inventory: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("INVENTORY_MANIFEST"),
+        description="An S3 Inventory to plan from instead of listing: the s3:// address of its "
+        "manifest.json (CSV, or Parquet where pyarrow is installed). Rows are filtered by "
+        "prefix, cutoff and versions; an object changed since is skipped by its ETag.",
+    )
     max_delete_bytes: Annotated[int | None, Parameter()] = Field(
         None,
         ge=0,
@@ -254,6 +263,13 @@ class RunSettings(BaseSettings):
         "manifests",
         validation_alias=env("MANIFEST_LOCATION", "MANIFEST_DIR"),
         description="Where plans are written: a local directory or an s3://bucket/prefix.",
+    )
+    dask_address: Annotated[str | None, Parameter()] = Field(
+        None,
+        validation_alias=env("DASK_SCHEDULER_ADDRESS"),
+        description="A Dask scheduler (tcp://host:8786) to spread the run's shards over: its "
+        "workers list, plan and delete with their own AWS identity; empty: this process's "
+        "threads.",
     )
     max_plan_age_hours: Annotated[float, Parameter()] = Field(
         24,
@@ -322,7 +338,15 @@ class RunSettings(BaseSettings):
         ge=1,
         le=64,
         validation_alias=env("LIST_CONCURRENCY"),
-        description="Sub-prefixes listed at once.",
+        description="Sub-prefixes and key ranges listed at once.",
+    )
+    shard_size: int = Field(
+        20_000,
+        ge=1_000,
+        le=10_000_000,
+        validation_alias=env("SHARD_SIZE"),
+        description="About how many keys a shard lists before the rest of a large flat prefix "
+        "is handed on to another worker (and, on Dask, the most a shard's part holds).",
     )
     aws_max_attempts: int = Field(
         3,
@@ -485,6 +509,31 @@ class RunSettings(BaseSettings):
     def _test_servers_only(cls, value: bool, info: ValidationInfo) -> bool:
         if value and info.data.get("environment") == "prod":
             raise ValueError("is for test servers that cannot backdate objects, never in prod")
+        return value
+
+    @field_validator("inventory")
+    @classmethod
+    def _inventory_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not is_s3_uri(value) or not parse_s3_uri(value).key:
+            raise ValueError("must be the s3://bucket/key address of an inventory's manifest.json")
+        if info.data.get("plan") is not None:
+            raise ValueError("cannot be given with a saved plan: a run plans from one source")
+        if info.data.get("versions") == "noncurrent":
+            raise ValueError(
+                "cannot plan noncurrent versions: an inventory does not say when a version "
+                "stopped being current (plan them by listing)"
+            )
+        return value
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address_rules(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not DASK_ADDRESS.fullmatch(value):
+            raise ValueError("must be a Dask scheduler address like tcp://host:8786")
         return value
 
     @field_validator("plan", "manifest_location")

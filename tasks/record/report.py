@@ -80,6 +80,8 @@ class RunReport:
     #: The journal of the deletes sent and their answers (executing runs).
     journal: str | None = None
     plan_source: str | None = None
+    #: A plan made from an S3 Inventory: when AWS made the inventory.
+    inventory_created: str | None = None
     lifecycle_rule: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -98,7 +100,7 @@ class RunReport:
             cutoff=isoformat(settings.cutoff),
             dry_run=settings.dry_run,
             versions=settings.versions,
-            plan_source=settings.plan,
+            plan_source=settings.plan or settings.inventory,
             lifecycle_rule=lifecycle_rule(
                 settings.prefix, settings.older_than_days, settings.versions
             ),
@@ -118,6 +120,7 @@ class RunReport:
         self.matched_bytes, self.manifest = plan.matched_bytes, plan.manifest
         self.unrecoverable_keys, self.manifest_sha256 = plan.unrecoverable_keys, plan.sha256
         self.cutoff = plan.target.cutoff
+        self.inventory_created = plan.target.inventory_created
 
     def record_dry_run(self) -> None:
         self.message = f"dry run: {self.matched} objects would be deleted; nothing was deleted"

@@ -49,7 +49,7 @@ PAGE_SIZE = 1000
 SHARD_SIZE = 20_000
 #: Pages a listing reads before any shard splits: a small prefix is listed one page after
 #: another, without a request spent on a guess.
-PAGES_BEFORE_SPLITTING = 3
+PAGES_BEFORE_SPLITTING = 5
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ class PlanTarget:
     #: Where the owner came from: "parameter", or "secret" (then the plan file does not hold
     #: it: it records only that the secret named one).
     owner_from: str | None = None
+    #: A plan made from an S3 Inventory: its manifest's address, and when AWS made it (objects
+    #: changed since are skipped by their ETag; objects written since are not in it).
+    inventory: str | None = None
+    inventory_created: str | None = None
 
     def as_header(self) -> dict[str, Any]:
         """The target as a plan file states it: an owner read from the secret stays out."""

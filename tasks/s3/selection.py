@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tasks.s3.bucket_lock import LOCK_FOLDER
-from tasks.s3.listing import ListedObject, list_current_objects, list_object_versions
+from tasks.s3.inventory import Inventory, inventory_objects
+from tasks.s3.listing import SHARD_SIZE, ListedObject, list_current_objects, list_object_versions
 from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
 from tasks.s3.progress import Progress
 
@@ -45,12 +46,32 @@ def planned(listed: ListedObject, versions: str) -> PlannedObject:
     )
 
 
-def listing(s3: S3Client, target: PlanTarget, workers: int) -> Iterator[ListedObject]:
-    """Every current object (sub-prefixes in parallel), or every version and delete marker when
-    the target's versions mode asks for versions."""
+def listing(
+    s3: S3Client,
+    target: PlanTarget,
+    workers: int,
+    shard_size: int = SHARD_SIZE,
+    inventory: Inventory | None = None,
+) -> Iterator[ListedObject]:
+    """Every current object (sub-prefixes and key ranges in parallel), or every version and
+    delete marker when the target's versions mode asks for versions; or, given the target's
+    S3 Inventory, the rows of its data files under the prefix."""
+    if inventory is not None:
+        return inventory_listing(s3, inventory, target)
     if target.versions == "current":
-        return list_current_objects(s3, target.bucket, target.prefix, target.owner, workers)
+        return list_current_objects(
+            s3, target.bucket, target.prefix, target.owner, workers, shard_size
+        )
     return list_object_versions(s3, target.bucket, target.prefix, target.owner)
+
+
+def inventory_listing(
+    s3: S3Client, inventory: Inventory, target: PlanTarget
+) -> Iterator[ListedObject]:
+    """The rows of an inventory under the target's prefix, data file after data file (each
+    checked against its MD5 once read: the plan is complete only if every file was intact)."""
+    for data_file in inventory.files:
+        yield from inventory_objects(s3, inventory, data_file, target.prefix, target.versions)
 
 
 class LostKeys:

@@ -50,6 +50,7 @@ EXTRA_FIELDS = {
     "versioning",
     "bucket_changes",
     "plan_source",
+    "inventory_created",
     "lifecycle_rule",
     "notes",
     "message",

@@ -1,0 +1,92 @@
+"""The flow planned from an S3 Inventory instead of a listing: what it selects and reports."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from flows.s3_housekeeping import s3_housekeeping
+from tasks.aws import AwsClients
+from tasks.errors import ConfigError
+from tests.support.audit import audit_requests
+from tests.support.inventory import CREATED, put_inventory, row
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+BUCKET = "inventory-source-bucket"
+REPORTS = "inventory-reports-bucket"
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class TestPlannedFromAnInventory:
+    def test_plans_exactly_the_old_rows_under_the_prefix_without_listing_when_dry(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.create_bucket(Bucket=REPORTS)
+        old, young = stamp(as_of - timedelta(days=90)), stamp(as_of - timedelta(days=2))
+        written = put_inventory(
+            aws.s3,
+            REPORTS,
+            BUCKET,
+            [
+                [
+                    row("logs/a.gz", LastModifiedDate=old),
+                    row("logs/b c+d.gz", LastModifiedDate=old),
+                ],
+                [
+                    row("logs/young.gz", LastModifiedDate=young),
+                    row("logs-keep/old.gz", LastModifiedDate=old),
+                    row("logs/ü/old.gz", LastModifiedDate=old),
+                ],
+            ],
+        )
+
+        with audit_requests() as audit:
+            report = s3_housekeeping(
+                bucket=BUCKET,
+                prefix="logs/",
+                older_than_days=30,
+                as_of=as_of,
+                inventory=written.manifest_uri,
+                create_bucket=False,
+            )
+
+        assert (report.status, report.scanned, report.matched) == ("dry_run", 4, 3)
+        assert report.inventory_created == CREATED.isoformat().replace("+00:00", "Z")
+        assert report.plan_source == written.manifest_uri
+        assert audit.of("ListObjectsV2") == [] and audit.mutating() == []
+        with gzip.open(Path(report.manifest or ""), "rt") as plan:
+            lines = [json.loads(line) for line in plan]
+        assert lines[0]["inventory"] == written.manifest_uri
+        assert sorted(line["key"] for line in lines[1:-1]) == [
+            "logs/a.gz",
+            "logs/b c+d.gz",
+            "logs/ü/old.gz",
+        ]
+
+    def test_refuses_an_inventory_of_another_bucket_before_any_delete_when_executing(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.create_bucket(Bucket=REPORTS)
+        written = put_inventory(aws.s3, REPORTS, "some-other-bucket", [[row("logs/a.gz")]])
+
+        with audit_requests() as audit, pytest.raises(ConfigError, match="other-bucket"):
+            s3_housekeeping(
+                bucket=BUCKET,
+                prefix="logs/",
+                as_of=as_of,
+                inventory=written.manifest_uri,
+                dry_run=False,
+                create_bucket=False,
+            )
+
+        assert audit.of("DeleteObjects") == []

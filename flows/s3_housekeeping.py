@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from tasks.s3.deletion import DeletePipeline
 from tasks.s3.progress import Progress
 from tasks.secrets_manager import expected_owner, fetch_secret
 from tasks.settings import RunSettings, load_settings
+from tasks.sharding import apply_in_shards, plan_in_shards
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -95,6 +97,8 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
         owner_from = "parameter" if settings.expected_bucket_owner else "secret"
         request = plan_request(settings, owner, bucket.exists, owner_from)
+        if settings.dask_address:
+            return run_in_shards(settings, clients, request, scratch, owner, report)
         # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
         # a guard or a person must see the whole plan first.
         deletes = None
@@ -160,9 +164,70 @@ def consumer(
         yield held.enter_context(deleting(s3, settings, request, journal, owner, progress, lock))
 
 
-def finish(report: RunReport, clients: AwsClients) -> RunReport:
-    """Close the report with the run's request counts, log it, and publish it as an artifact."""
-    report.close(clients.requests.snapshot())
+def run_in_shards(
+    settings: RunSettings,
+    clients: AwsClients,
+    request: PlanRequest,
+    scratch: Path,
+    owner: str | None,
+    report: RunReport,
+) -> RunReport:
+    """The plan and the apply spread over a Dask cluster's workers (tasks/sharding.py), with
+    the same guards, approval, lock and report as in one process; the deletes start once the
+    whole plan is made."""
+    from prefect_dask.task_runners import DaskTaskRunner  # an optional extra (dask)
+
+    requests: Counter[str] = Counter()
+    with ExitStack() as held:
+        run_id = ""
+        if not settings.dry_run:
+            lock = lock_bucket_task(clients.s3, settings, owner)
+            held.callback(lock.release)
+            held.enter_context(bucket_concurrency(settings))
+            run_id = lock.lease.run_id
+        runner = held.enter_context(DaskTaskRunner(address=settings.dask_address))
+        aws = settings.aws()
+        try:
+            plan = plan_in_shards(
+                runner, aws, request, scratch, clients.s3, settings.list_concurrency
+            )
+            requests.update(plan.requests)
+            report.record_plan(plan.summary)
+            report.workers = sorted(plan.workers)
+            publish_plan(plan.summary, settings.dry_run, settings.older_than_days)
+            check_guards(plan.summary, Guards.of(settings))
+            if settings.dry_run:
+                report.record_dry_run()
+                return finish(report, clients, requests)
+            if settings.require_approval and plan.summary.matched:
+                request_approval(plan.summary, settings.approval_timeout_minutes * 60)
+            result, workers, applied = apply_in_shards(
+                runner,
+                aws,
+                plan,
+                request,
+                run_id,
+                settings.delete_concurrency,
+                settings.delete_throttle_budget_minutes * 60,
+            )
+        except SafetyRefusal as refusal:
+            report.record_refusal(refusal)
+            refusal.report = finish(report, clients, requests)
+            raise
+    requests.update(applied)
+    report.workers = sorted(set(report.workers) | workers)
+    report.record_apply(result)
+    if result.failed:
+        raise PartialFailure(result.failed, result.planned, finish(report, clients, requests))
+    return finish(report, clients, requests)
+
+
+def finish(
+    report: RunReport, clients: AwsClients, elsewhere: Counter[str] | None = None
+) -> RunReport:
+    """Close the report with the run's request counts (and those its shards sent from other
+    machines), log it, and publish it as an artifact."""
+    report.close(dict(Counter(clients.requests.snapshot()) + (elsewhere or Counter())))
     get_run_logger().info(
         "Run finished (%s): %s", report.status, report.message, extra={"report": report.to_dict()}
     )

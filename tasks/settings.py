@@ -529,11 +529,22 @@ class RunSettings(BaseSettings):
 
     @field_validator("dask_address")
     @classmethod
-    def _dask_address_rules(cls, value: str | None) -> str | None:
+    def _dask_address_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
+        # What a shard can do on its own so far: list current objects into a part.
+        others = [
+            name
+            for name, unset in (("plan", None), ("inventory", None), ("versions", "current"))
+            if info.data.get(name, unset) != unset
+        ]
+        if others:
+            raise ValueError(
+                f"cannot be used with {', '.join(others)} yet: a run on Dask lists current "
+                "objects into a new plan"
+            )
         return value
 
     @field_validator("plan", "manifest_location")

@@ -82,6 +82,8 @@ class RunReport:
     plan_source: str | None = None
     #: A plan made from an S3 Inventory: when AWS made the inventory.
     inventory_created: str | None = None
+    #: A run on a Dask cluster: the workers (host:process) that listed or deleted.
+    workers: list[str] = field(default_factory=list)
     lifecycle_rule: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0

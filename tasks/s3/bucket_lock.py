@@ -257,3 +257,39 @@ def _server_time(answer: Any) -> datetime | None:
 def new_lease(run_id: str, prefix: str, expiry_s: float) -> Lease:
     """This run's lease, taken now."""
     return Lease(run_id, prefix, isoformat(datetime.now(UTC)), expiry_s)
+
+
+class LeaseWatch:
+    """A shard's check, on another machine, that its run still holds the bucket: it reads the
+    lease object again at most every `every_s` seconds (the run renews it every third of its
+    expiry) and stops the deletes once it names another run, or no run."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        run_id: str,
+        owner: str | None = None,
+        every_s: float = 30.0,
+    ) -> None:
+        self.reader = BucketLock(s3, bucket, new_lease(run_id, "", 0.0), owner)
+        self.bucket, self.run_id, self.every_s = bucket, run_id, every_s
+        self._checked: float | None = None
+
+    def check(self) -> None:
+        """Raise if the lease is not this run's; called before every batch of deletes.
+
+        Raises:
+            LockLost: the lease is gone, expired, or held by another run.
+        """
+        now = time.monotonic()
+        if self._checked is not None and now - self._checked < self.every_s:
+            return
+        held = self.reader._read()
+        if held is None:
+            raise LockLost(self.bucket, "its lease is gone")
+        if held.lease.run_id != self.run_id:
+            raise LockLost(self.bucket, f"run {held.lease.run_id} holds it")
+        if held.expired:
+            raise LockLost(self.bucket, f"not renewed for {held.idle_s:.0f} s")
+        self._checked = now

@@ -86,6 +86,13 @@ def list_current_objects(
     yield from listing.run(Shard(prefix, delimited=True))
 
 
+@dataclass
+class Rest:
+    """What a shard still has to list after the pages it yielded: None once it is done."""
+
+    shard: Shard | None
+
+
 def list_shard(
     s3: S3Client,
     base: dict[str, Any],
@@ -94,6 +101,7 @@ def list_shard(
     spare: Callable[[], int],
     hand_on: Callable[[Shard], None],
     page_size: int = PAGE_SIZE,
+    rest: Rest | None = None,
 ) -> Iterator[list[ListedObject]]:
     """The current objects of one shard, a page at a time.
 
@@ -101,7 +109,8 @@ def list_shard(
     page that is not the last, while `spare()` says other workers could take work, the rest of
     the range is cut at a guess of where `shard_size` keys end (`tasks.s3.key_ranges`): this
     shard keeps the part before it and hands on the rest. A guess past the last key costs one
-    request.
+    request. Before each page is yielded, `rest` (if given) says what is left after it, so a
+    consumer can stop after any page and hand the rest on.
     """
     arguments: dict[str, Any] = {**base, "Prefix": shard.prefix}
     if shard.delimited:
@@ -118,14 +127,13 @@ def list_shard(
         for folder in folders:
             if keys.holds(folder):
                 hand_on(Shard(folder))
-        yield [_current(dict(entry)) for entry in contents if keys.holds(entry["Key"])]
+        listed = [_current(dict(entry)) for entry in contents if keys.holds(entry["Key"])]
         names = sorted([entry["Key"] for entry in contents] + folders)
-        if not names or not page.get("IsTruncated") or keys.beyond(names[-1]):
-            return
+        done = not names or not page.get("IsTruncated") or keys.beyond(names[-1])
         # One piece handed on at a time: a guess that finds no key costs one request, and
         # every shard still splits after each page while workers are idle, so the pieces
         # double with each round trip.
-        if spare():
+        if not done and spare():
             remaining = KeyRange(names[-1], keys.up_to)
             points = split_points(names, remaining, shard.prefix, shard_size, 1, shard.delimited)
             if points:
@@ -133,6 +141,12 @@ def list_shard(
                 for piece in pieces[1:]:
                     hand_on(Shard(shard.prefix, piece, shard.delimited))
                 keys = KeyRange(keys.start_after, pieces[0].up_to)
+        if rest is not None:
+            after = KeyRange(names[-1], keys.up_to) if not done else None
+            rest.shard = Shard(shard.prefix, after, shard.delimited) if after else None
+        yield listed
+        if done:
+            return
 
 
 class _ParallelListing:

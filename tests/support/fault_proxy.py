@@ -208,6 +208,8 @@ class Exchange:
     status: int | None = None
     #: The S3 error code of a whole-request error answer the client received.
     error_code: str | None = None
+    #: The access key id the request was signed with (who sent it).
+    access_key: str = ""
 
     @property
     def injected(self) -> bool:
@@ -460,6 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
             object_key(self.path),
             decision.fault,
             decision.key_errors,
+            access_key=signer(self.headers.get("Authorization", "")),
         )
         try:
             exchange = self._serve(exchange, body, decision)
@@ -681,3 +684,9 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+
+def signer(authorization: str) -> str:
+    """The access key id of a Signature V4 Authorization header ("" when unsigned)."""
+    _, found, rest = authorization.partition("Credential=")
+    return rest.split("/", 1)[0] if found else ""

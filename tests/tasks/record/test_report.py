@@ -51,6 +51,7 @@ EXTRA_FIELDS = {
     "bucket_changes",
     "plan_source",
     "inventory_created",
+    "workers",
     "lifecycle_rule",
     "notes",
     "message",

@@ -15,6 +15,7 @@ from tasks.s3.bucket_lock import (
     BucketLock,
     BucketLocked,
     Lease,
+    LeaseWatch,
     LockLost,
     new_lease,
 )
@@ -134,3 +135,36 @@ def test_renews_the_lease_with_if_match_while_held(aws: AwsClients, bucket: str)
     renewals = [call.params for call in audit.of("PutObject") if "IfMatch" in call.params]
     assert len(renewals) >= 3  # every expiry / 3 = 0.5 s
     assert all(params["Key"] == LOCK_KEY for params in renewals)
+
+
+class TestLeaseWatch:
+    def test_lets_the_deletes_go_while_the_run_holds_the_lease(
+        self, aws: AwsClients, bucket: str
+    ) -> None:
+        with lock(aws, "run-holding"):
+            watch = LeaseWatch(aws.s3, BUCKET, "run-holding", every_s=0)
+            watch.check()
+            watch.check()
+
+    def test_stops_the_deletes_when_another_run_holds_the_lease(
+        self, aws: AwsClients, bucket: str
+    ) -> None:
+        with lock(aws, "run-other"), pytest.raises(LockLost, match="run-other holds it"):
+            LeaseWatch(aws.s3, BUCKET, "run-mine").check()
+
+    def test_stops_the_deletes_when_the_lease_is_gone(self, aws: AwsClients, bucket: str) -> None:
+        with pytest.raises(LockLost, match="gone"):
+            LeaseWatch(aws.s3, BUCKET, "run-mine").check()
+
+    def test_reads_the_lease_at_most_once_in_its_interval(
+        self, aws: AwsClients, bucket: str
+    ) -> None:
+        with lock(aws, "run-holding"):
+            watch = LeaseWatch(aws.s3, BUCKET, "run-holding", every_s=3600)
+            with audit_requests() as audit:
+                s3 = create_clients(AwsSettings(region="us-east-1")).s3
+                watch.reader.s3 = s3
+                for _ in range(5):
+                    watch.check()
+
+        assert len(audit.of("GetObject")) == 1

@@ -1,0 +1,366 @@
+"""A run spread over shards on a Dask cluster: each shard lists a piece of the prefix into a
+plan part on a worker, and later applies that part there; the run merges the parts into one
+plan, checks it and decides once.
+
+What travels to a worker is an order (the shard, the target, what the run's AWS identity is
+called, where its part goes), never a key or a secret: a worker builds its own clients with
+its own identity. What comes back is small: counts, the part's address and digest, the pieces
+it handed on. A shard that runs twice (Dask reruns the tasks of a worker it lost) writes the
+same part again, or sends deletes that the ETag conditions make harmless.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING, Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.aws import AwsSettings, create_clients
+from tasks.cleanup import PlanRequest, changed_since_checked, record_plan, send
+from tasks.errors import translated_aws_errors
+from tasks.s3 import plan_store
+from tasks.s3.bucket_lock import LeaseWatch
+from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.journal import Journal, journal_name
+from tasks.s3.key_ranges import KeyRange
+from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
+from tasks.s3.manifest import (
+    FIRST_ROWS,
+    PlannedObject,
+    PlanSummary,
+    PlanTarget,
+    file_sha256,
+    read_objects,
+)
+from tasks.s3.plan_index import Part, write_index
+from tasks.s3.selection import Selection
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from prefect.futures import PrefectWrappedFuture
+    from prefect.task_runners import TaskRunner
+
+logger = logging.getLogger(__name__)
+
+#: How often the run looks at its shards' futures.
+POLL_S = 0.05
+
+
+def this_worker() -> str:
+    """Who ran a shard: the machine and the process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ShardOrder:
+    """What a worker needs to plan one shard."""
+
+    shard: Shard
+    aws: AwsSettings
+    target: PlanTarget
+    cutoff: datetime
+    #: Where the run's plans are kept (a directory every worker sees, or an s3:// prefix).
+    location: str
+    part_name: str
+    shard_size: int
+    #: Whether it may hand on half of what it has left (the run has idle workers).
+    may_split: bool
+    #: The run's first shard splits only once it has shown the prefix is not small.
+    first: bool = False
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """A planned shard: its part and what it handed on."""
+
+    part: Part
+    follow_ups: tuple[Shard, ...]
+    worker: str
+    requests: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ApplyOrder:
+    """What a worker needs to apply one part."""
+
+    part: Part
+    aws: AwsSettings
+    target: PlanTarget
+    location: str
+    journal_name: str
+    #: The run holding the bucket's lease: the worker checks it still does.
+    run_id: str
+    delete_concurrency: int
+    throttle_budget_s: float
+
+
+@dataclass(frozen=True)
+class PartApplied:
+    """An applied part: one outcome per planned object."""
+
+    result: ApplyResult
+    worker: str
+    requests: dict[str, int]
+
+
+def plan_part(order: ShardOrder) -> PartPlan:
+    """List one shard into its plan part: until the shard is done, until it has listed
+    `shard_size` keys, or until it has split; what is left is handed back as follow-ups."""
+    clients = create_clients(order.aws)
+    target = order.target
+    base: dict[str, Any] = {"Bucket": target.bucket}
+    if target.owner:
+        base["ExpectedBucketOwner"] = target.owner
+    follow_ups: list[Shard] = []
+    rest = Rest(None)
+    state = {"pages": 0, "split": False}
+
+    def spare() -> int:
+        wait_pages = PAGES_BEFORE_SPLITTING if order.first else 1
+        return int(order.may_split and not state["split"] and state["pages"] >= wait_pages)
+
+    def hand_on(shard: Shard) -> None:
+        follow_ups.append(shard)
+        if shard.prefix == order.shard.prefix and shard.keys != KeyRange():
+            state["split"] = True
+
+    def listed() -> Iterator[ListedObject]:
+        count = 0
+        pages = list_shard(
+            clients.s3, base, order.shard, order.shard_size, spare, hand_on, rest=rest
+        )
+        for page in pages:
+            state["pages"] += 1
+            yield from page
+            count += len(page)
+            if rest.shard is not None and (state["split"] or count >= order.shard_size):
+                follow_ups.append(rest.shard)
+                return
+
+    with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch:
+        part_file = plan_store.new_plan_file(
+            order.location, target.bucket, order.part_name, Path(scratch)
+        )
+        with translated_aws_errors(f"bucket '{target.bucket}'"):
+            selection = Selection(listed(), target, order.cutoff)
+            plan = record_plan(selection, part_file.path, target, None)
+            plan_store.keep(clients.s3, part_file)
+    part = Part(part_file.location, plan.sha256, plan.scanned, plan.matched, plan.matched_bytes)
+    return PartPlan(part, tuple(follow_ups), this_worker(), clients.requests.snapshot())
+
+
+def apply_part(order: ApplyOrder) -> PartApplied:
+    """Delete one part's objects (DeleteObjects, ETag-conditional) while the run holds the
+    bucket, writing the part's journal beside it."""
+    clients = create_clients(order.aws)
+    target = order.target
+    with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch:
+        with translated_aws_errors(f"plan '{order.part.location}'"):
+            copy = plan_store.fetch(clients.s3, order.part.location, Path(scratch))
+        if file_sha256(copy) != order.part.sha256:
+            summary = PlanSummary(order.part.location, target, 0, 0, 0, sha256=order.part.sha256)
+            raise changed_since_checked(summary)
+        journal_at = plan_store.new_plan_file(
+            order.location, target.bucket, order.journal_name, Path(scratch)
+        )
+        header = {"bucket": target.bucket, "prefix": target.prefix, "plan": order.part.location}
+        journal = Journal(journal_at.path, header)
+        watch = LeaseWatch(clients.s3, target.bucket, order.run_id, target.owner)
+        deletes = DeletePipeline(
+            clients.s3,
+            DeleteTarget(target.bucket, target.owner),
+            order.delete_concurrency,
+            throttle_budget_s=order.throttle_budget_s,
+            before_each_request=watch.check,
+            journal=journal,
+        )
+        with (
+            translated_aws_errors(f"bucket '{target.bucket}'"),
+            plan_store.kept_as_it_goes(clients.s3, journal_at, journal.changed),
+        ):
+            try:
+                send(read_objects(copy), deletes)
+                result = deletes.close()
+            finally:
+                settled = deletes.settle()
+                journal.finish({"planned": settled.planned, "deleted": settled.deleted})
+                journal.close()
+    return PartApplied(result, this_worker(), clients.requests.snapshot())
+
+
+@task(name="plan-shard", cache_policy=NO_CACHE)
+def plan_part_task(order: ShardOrder) -> PartPlan:
+    """List one shard of the prefix into a plan part; changes nothing in AWS but the upload of
+    the part when plans are kept in S3."""
+    return plan_part(order)
+
+
+@task(name="apply-shard", cache_policy=NO_CACHE)
+def apply_part_task(order: ApplyOrder) -> PartApplied:
+    """Delete one part's planned objects (DeleteObjects, ETag-conditional)."""
+    return apply_part(order)
+
+
+@dataclass
+class ShardedPlan:
+    """The run's plan made in shards: the index, its parts, who listed them, their requests."""
+
+    summary: PlanSummary
+    parts: list[Part]
+    workers: set[str] = field(default_factory=set)
+    requests: Counter[str] = field(default_factory=Counter)
+
+
+def plan_in_shards(
+    runner: TaskRunner[Any],
+    aws: AwsSettings,
+    request: PlanRequest,
+    scratch: Path,
+    s3: S3Client,
+    parallelism: int,
+) -> ShardedPlan:
+    """Plan the prefix shard by shard on the runner's workers, handing each follow-up to the
+    next free one, then write the index of the parts where the plan goes."""
+    target = request.target
+    stem = request.name.removesuffix(".jsonl.gz")
+    numbers = itertools.count(1)
+    pending: dict[PrefectWrappedFuture[PartPlan, Any], ShardOrder] = {}
+
+    def submit(shard: Shard, first: bool = False) -> None:
+        order = ShardOrder(
+            shard,
+            aws,
+            target,
+            request.cutoff,
+            request.location,
+            f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz",
+            request.shard_size,
+            may_split=len(pending) < parallelism,
+            first=first,
+        )
+        pending[runner.submit(plan_part_task, {"order": order})] = order
+
+    parts: list[Part] = []
+    done = ShardedPlan(summary=PlanSummary("", target, 0, 0, 0), parts=parts)
+    submit(Shard(target.prefix, delimited=True), first=True)
+    while pending:
+        for future in finished(pending):
+            del pending[future]
+            planned = future.result()
+            parts.append(planned.part)
+            done.workers.add(planned.worker)
+            done.requests.update(planned.requests)
+            for shard in planned.follow_ups:
+                submit(shard)
+    index = plan_store.new_plan_file(request.location, target.bucket, request.name, scratch)
+    totals = write_index(index.path, target, parts)
+    with translated_aws_errors(f"plan '{index.location}'"):
+        plan_store.keep(s3, index)
+    done.summary = PlanSummary(
+        manifest=index.location,
+        target=target,
+        scanned=totals.scanned,
+        matched=totals.matched,
+        matched_bytes=totals.matched_bytes,
+        first_rows=first_rows(s3, parts, scratch),
+        copy=index.path,
+        sha256=file_sha256(index.path),
+    )
+    logger.info(
+        "Planned %d of %d objects in %d shards on %d workers",
+        totals.matched,
+        totals.scanned,
+        len(parts),
+        len(done.workers),
+        extra={"shards": len(parts), "workers": sorted(done.workers)},
+    )
+    return done
+
+
+def apply_in_shards(
+    runner: TaskRunner[Any],
+    aws: AwsSettings,
+    plan: ShardedPlan,
+    request: PlanRequest,
+    run_id: str,
+    delete_concurrency: int,
+    throttle_budget_s: float,
+) -> tuple[ApplyResult, set[str], Counter[str]]:
+    """Apply every part with planned objects on the runner's workers; one outcome per planned
+    object, summed over the parts."""
+    target = plan.summary.target
+    futures = []
+    for part in plan.parts:
+        if not part.matched:
+            continue
+        name = journal_name(part.location.rsplit("/", 1)[-1])
+        order = ApplyOrder(
+            part,
+            aws,
+            target,
+            request.location,
+            f"{request.name.removesuffix('.jsonl.gz')}.parts/{name}",
+            run_id,
+            delete_concurrency,
+            throttle_budget_s,
+        )
+        futures.append(runner.submit(apply_part_task, {"order": order}))
+    total = ApplyResult()
+    workers: set[str] = set()
+    requests: Counter[str] = Counter()
+    for future in futures:
+        applied = future.result()
+        total = merged(total, applied.result)
+        workers.add(applied.worker)
+        requests.update(applied.requests)
+    return total, workers, requests
+
+
+def merged(one: ApplyResult, other: ApplyResult) -> ApplyResult:
+    return replace(
+        one,
+        planned=one.planned + other.planned,
+        deleted=one.deleted + other.deleted,
+        skipped_changed=one.skipped_changed + other.skipped_changed,
+        failed_by_code=one.failed_by_code + other.failed_by_code,
+        throttled_s=max(one.throttled_s, other.throttled_s),
+    )
+
+
+def finished(
+    pending: dict[PrefectWrappedFuture[PartPlan, Any], ShardOrder],
+) -> list[PrefectWrappedFuture[PartPlan, Any]]:
+    """The futures that are done, waiting a little until one is."""
+    while True:
+        # The wrapped (Dask or thread) future says it without asking the Prefect API.
+        done = [future for future in pending if future.wrapped_future.done()]
+        if done:
+            return done
+        time.sleep(POLL_S)
+
+
+def first_rows(s3: S3Client, parts: list[Part], scratch: Path) -> list[PlannedObject]:
+    """The plan's first rows, for the artifacts, the report and the approval, read from its
+    first parts."""
+    rows: list[PlannedObject] = []
+    (scratch / "first-rows").mkdir(exist_ok=True)
+    for part in parts:
+        if not part.matched:
+            continue
+        copy = plan_store.fetch(s3, part.location, scratch / "first-rows")
+        rows += itertools.islice(read_objects(copy), FIRST_ROWS - len(rows))
+        if len(rows) >= FIRST_ROWS:
+            break
+    return rows

@@ -1,0 +1,160 @@
+"""Shards as a worker runs them, against moto: planned parts that cover the prefix exactly once,
+and parts applied only while the run holds the bucket and only as they were planned."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tasks.aws import AwsClients, AwsSettings
+from tasks.errors import SafetyRefusal
+from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
+from tasks.s3.listing import Shard
+from tasks.s3.manifest import PlanTarget, isoformat, read_objects
+from tasks.s3.plan_index import Part
+from tasks.sharding import ApplyOrder, PartPlan, ShardOrder, apply_part, plan_part
+from tests.support.audit import audit_requests
+from tests.support.moto_backend import bulk_put
+
+BUCKET = "sharded-bucket"
+AS_OF = datetime.now(UTC).replace(microsecond=0)
+CUTOFF = AS_OF - timedelta(days=30)
+AWS = AwsSettings(region="us-east-1")
+TARGET = PlanTarget(BUCKET, "us-east-1", "data/", isoformat(CUTOFF), isoformat(AS_OF))
+
+
+@pytest.fixture
+def filled(aws: AwsClients) -> set[str]:
+    """Folders and a flat part under data/, old and young, and old keys beside it; returns the
+    old keys under data/."""
+    aws.s3.create_bucket(Bucket=BUCKET)
+    old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(1500)}
+    old |= {f"data/flat-{n:06d}" for n in range(0, 12_000, 2)}
+    bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
+    bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 12_000, 2)], AS_OF)
+    return old
+
+
+def plan_everything(location: Path) -> list[PartPlan]:
+    """Run the shards as the parent would, one after another, each follow-up in turn."""
+    queue = [(Shard("data/", delimited=True), True)]
+    planned: list[PartPlan] = []
+    while queue:
+        shard, first = queue.pop(0)
+        order = ShardOrder(
+            shard,
+            AWS,
+            TARGET,
+            CUTOFF,
+            str(location),
+            f"parts/p{len(planned):04d}.jsonl.gz",
+            shard_size=1000,
+            may_split=True,
+            first=first,
+        )
+        planned.append(plan_part(order))
+        queue += [(follow_up, False) for follow_up in planned[-1].follow_ups]
+    return planned
+
+
+class TestPlanningInShards:
+    def test_every_old_key_is_in_exactly_one_part_when_the_prefix_is_split(
+        self, filled: set[str], tmp_path: Path
+    ) -> None:
+        planned = plan_everything(tmp_path)
+
+        keys = Counter(
+            entry.key for part in planned for entry in read_objects(Path(part.part.location))
+        )
+        assert set(keys) == filled and set(keys.values()) == {1}
+        assert sum(part.part.matched for part in planned) == len(filled)
+        assert sum(part.part.scanned for part in planned) == len(filled) + 6000
+        # The flat part was cut into key ranges, and the folders became shards of their own.
+        ranges = [s for p in planned for s in p.follow_ups if s.keys.start_after is not None]
+        assert len(ranges) >= 3
+        assert {"data/day-1/", "data/day-2/"} <= {s.prefix for p in planned for s in p.follow_ups}
+
+    def test_a_shard_lists_at_most_about_its_size_before_handing_the_rest_on(
+        self, filled: set[str], tmp_path: Path
+    ) -> None:
+        order = ShardOrder(
+            Shard("data/flat-"),
+            AWS,
+            TARGET,
+            CUTOFF,
+            str(tmp_path),
+            "one.jsonl.gz",
+            shard_size=1000,
+            may_split=False,
+        )
+
+        planned = plan_part(order)
+
+        assert planned.part.scanned == 1000
+        assert [s.keys.start_after for s in planned.follow_ups] == ["data/flat-000999"]
+
+
+class TestApplyingAPart:
+    def part(self, tmp_path: Path) -> Part:
+        planned = plan_part(
+            ShardOrder(
+                Shard("data/day-1/"),
+                AWS,
+                TARGET,
+                CUTOFF,
+                str(tmp_path),
+                "a.jsonl.gz",
+                shard_size=100_000,
+                may_split=False,
+            )
+        )
+        return planned.part
+
+    def order(self, part: Part, tmp_path: Path, run_id: str = "run-holding") -> ApplyOrder:
+        return ApplyOrder(part, AWS, TARGET, str(tmp_path), "a.journal.jsonl", run_id, 4, 60)
+
+    def test_deletes_exactly_its_part_while_the_run_holds_the_bucket(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        part = self.part(tmp_path)
+
+        with BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)):
+            applied = apply_part(self.order(part, tmp_path))
+
+        assert (applied.result.planned, applied.result.deleted) == (1500, 1500)
+        pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="data/day")
+        left = {entry["Key"] for page in pages for entry in page.get("Contents", [])}
+        assert left == {key for key in filled if key.startswith("data/day-2/")}
+        assert (tmp_path / BUCKET / "a.journal.jsonl").is_file()
+
+    def test_deletes_nothing_when_another_run_holds_the_bucket(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        part = self.part(tmp_path)
+
+        with (
+            BucketLock(aws.s3, BUCKET, new_lease("run-other", "data/", 600)),
+            audit_requests() as audit,
+            pytest.raises(LockLost, match="run-other"),
+        ):
+            apply_part(self.order(part, tmp_path))
+
+        assert audit.of("DeleteObjects") == []
+
+    def test_refuses_a_part_changed_since_it_was_planned(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        part = self.part(tmp_path)
+        Path(part.location).write_bytes(Path(part.location).read_bytes() + b"\n")
+
+        with (
+            BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)),
+            audit_requests() as audit,
+            pytest.raises(SafetyRefusal, match="changed after it was checked"),
+        ):
+            apply_part(self.order(part, tmp_path))
+
+        assert audit.of("DeleteObjects") == []

@@ -38,7 +38,7 @@ from tasks.s3.deletion import DeletePipeline
 from tasks.s3.progress import Progress
 from tasks.secrets_manager import expected_owner, fetch_secret
 from tasks.settings import RunSettings, load_settings
-from tasks.sharding import apply_in_shards, plan_in_shards
+from tasks.sharding import PartApplier, plan_in_shards
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -173,8 +173,8 @@ def run_in_shards(
     report: RunReport,
 ) -> RunReport:
     """The plan and the apply spread over a Dask cluster's workers (tasks/sharding.py), with
-    the same guards, approval, lock and report as in one process; the deletes start once the
-    whole plan is made."""
+    the same guards, approval, lock and report as in one process. Parts are applied as they
+    are planned unless a guard or a person must see the whole plan first."""
     from prefect_dask.task_runners import DaskTaskRunner  # an optional extra (dask)
 
     requests: Counter[str] = Counter()
@@ -187,9 +187,24 @@ def run_in_shards(
             run_id = lock.lease.run_id
         runner = held.enter_context(DaskTaskRunner(address=settings.dask_address))
         aws = settings.aws()
+        applier = PartApplier(
+            runner,
+            aws,
+            request,
+            run_id,
+            settings.delete_concurrency,
+            settings.delete_throttle_budget_minutes * 60,
+        )
+        streaming = deletes_while_listing(settings)
         try:
             plan = plan_in_shards(
-                runner, aws, request, scratch, clients.s3, settings.list_concurrency
+                runner,
+                aws,
+                request,
+                scratch,
+                clients.s3,
+                settings.list_concurrency,
+                on_part=applier.submit if streaming else None,
             )
             requests.update(plan.requests)
             report.record_plan(plan.summary)
@@ -201,15 +216,10 @@ def run_in_shards(
                 return finish(report, clients, requests)
             if settings.require_approval and plan.summary.matched:
                 request_approval(plan.summary, settings.approval_timeout_minutes * 60)
-            result, workers, applied = apply_in_shards(
-                runner,
-                aws,
-                plan,
-                request,
-                run_id,
-                settings.delete_concurrency,
-                settings.delete_throttle_budget_minutes * 60,
-            )
+            if not streaming:
+                for part in plan.parts:
+                    applier.submit(part)
+            result, workers, applied = applier.results()
         except SafetyRefusal as refusal:
             report.record_refusal(refusal)
             refusal.report = finish(report, clients, requests)

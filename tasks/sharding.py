@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -230,9 +230,11 @@ def plan_in_shards(
     scratch: Path,
     s3: S3Client,
     parallelism: int,
+    on_part: Callable[[Part], None] | None = None,
 ) -> ShardedPlan:
     """Plan the prefix shard by shard on the runner's workers, handing each follow-up to the
-    next free one, then write the index of the parts where the plan goes."""
+    next free one, then write the index of the parts where the plan goes. `on_part` sees each
+    part as soon as it is planned (to apply it while the listing goes on)."""
     target = request.target
     stem = request.name.removesuffix(".jsonl.gz")
     numbers = itertools.count(1)
@@ -260,6 +262,8 @@ def plan_in_shards(
             del pending[future]
             planned = future.result()
             parts.append(planned.part)
+            if on_part is not None:
+                on_part(planned.part)
             done.workers.add(planned.worker)
             done.requests.update(planned.requests)
             for shard in planned.follow_ups:
@@ -289,43 +293,52 @@ def plan_in_shards(
     return done
 
 
-def apply_in_shards(
-    runner: TaskRunner[Any],
-    aws: AwsSettings,
-    plan: ShardedPlan,
-    request: PlanRequest,
-    run_id: str,
-    delete_concurrency: int,
-    throttle_budget_s: float,
-) -> tuple[ApplyResult, set[str], Counter[str]]:
-    """Apply every part with planned objects on the runner's workers; one outcome per planned
-    object, summed over the parts."""
-    target = plan.summary.target
-    futures = []
-    for part in plan.parts:
+class PartApplier:
+    """Sends parts to the workers to apply, as they come (while the listing goes on) or all
+    at once after the decision, and sums their outcomes."""
+
+    def __init__(
+        self,
+        runner: TaskRunner[Any],
+        aws: AwsSettings,
+        request: PlanRequest,
+        run_id: str,
+        delete_concurrency: int,
+        throttle_budget_s: float,
+    ) -> None:
+        self.runner, self.aws, self.request, self.run_id = runner, aws, request, run_id
+        self.delete_concurrency, self.throttle_budget_s = delete_concurrency, throttle_budget_s
+        self.futures: list[PrefectWrappedFuture[PartApplied, Any]] = []
+
+    def submit(self, part: Part) -> None:
+        """Have a worker apply the part (nothing to do for a part with no planned object)."""
         if not part.matched:
-            continue
-        name = journal_name(part.location.rsplit("/", 1)[-1])
+            return
+        stem = self.request.name.removesuffix(".jsonl.gz")
         order = ApplyOrder(
             part,
-            aws,
-            target,
-            request.location,
-            f"{request.name.removesuffix('.jsonl.gz')}.parts/{name}",
-            run_id,
-            delete_concurrency,
-            throttle_budget_s,
+            self.aws,
+            self.request.target,
+            self.request.location,
+            f"{stem}.parts/{journal_name(part.location.rsplit('/', 1)[-1])}",
+            self.run_id,
+            self.delete_concurrency,
+            self.throttle_budget_s,
         )
-        futures.append(runner.submit(apply_part_task, {"order": order}))
-    total = ApplyResult()
-    workers: set[str] = set()
-    requests: Counter[str] = Counter()
-    for future in futures:
-        applied = future.result()
-        total = merged(total, applied.result)
-        workers.add(applied.worker)
-        requests.update(applied.requests)
-    return total, workers, requests
+        self.futures.append(self.runner.submit(apply_part_task, {"order": order}))
+
+    def results(self) -> tuple[ApplyResult, set[str], Counter[str]]:
+        """Wait for every part sent: one outcome per planned object, summed over the parts;
+        the workers that applied them and the requests they sent."""
+        total = ApplyResult()
+        workers: set[str] = set()
+        requests: Counter[str] = Counter()
+        for future in self.futures:
+            applied = future.result()
+            total = merged(total, applied.result)
+            workers.add(applied.worker)
+            requests.update(applied.requests)
+        return total, workers, requests
 
 
 def merged(one: ApplyResult, other: ApplyResult) -> ApplyResult:

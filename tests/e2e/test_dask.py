@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,8 +19,9 @@ import pytest
 from deployments.local_aws import LocalAws
 from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
+from devtools.processes import BIN
 from tests.e2e.conftest import Cli
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import bulk_put
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +62,7 @@ def cluster(
         }
         for n, key in enumerate(WORKER_KEYS)
     ]
-    with dask_cluster(workdir, environments) as running:
+    with dask_cluster(workdir, environments, threads=2) as running:
         yield running
 
 
@@ -75,12 +79,29 @@ def fill(s3_endpoint: LocalAws, bucket: str) -> tuple[set[str], set[str]]:
         aws_secret_access_key="fill-fake-secret-key",
     ).create_bucket(Bucket=bucket)
     old = {f"data/day-{d}/part-{n:05d}" for d in (1, 2) for n in range(1200)}
-    old |= {f"data/flat-{n:06d}" for n in range(0, 9000, 2)}
-    young = {f"data/flat-{n:06d}" for n in range(1, 9000, 2)} | {"data/day-1/new"}
+    old |= {f"data/flat-{n:06d}" for n in range(0, 6000, 2)}
+    young = {f"data/flat-{n:06d}" for n in range(1, 6000, 2)} | {"data/day-1/new"}
     beside = {f"data-keep/old-{n}" for n in range(20)}
     bulk_put(bucket, sorted(old | beside), OLD)
     bulk_put(bucket, sorted(young), YOUNG)
     return old, young | beside
+
+
+def client_environment(proxy: FaultProxy, prefect_api: PrefectServer, home: Path) -> dict[str, str]:
+    return {
+        **aws_environment(CLIENT_KEY, proxy.url, home / "home"),
+        "PREFECT_API_URL": prefect_api.api_url,
+        "MANIFEST_LOCATION": str(home / "plans"),
+        "SHARD_SIZE": "1000",
+    }
+
+
+def run_arguments(bucket: str, address: str, report: Path) -> list[str]:
+    return [
+        *("run", "--bucket", bucket, "--prefix", "data/", "--older-than-days", "30"),
+        *("--dask-address", address, "--no-create-bucket", "--execute"),
+        *("--report-json", str(report)),
+    ]
 
 
 def keys(s3_endpoint: LocalAws, bucket: str) -> set[str]:
@@ -100,22 +121,11 @@ def test_workers_list_and_delete_exactly_the_old_objects_when_given_a_dask_addre
 ) -> None:
     bucket = f"dask-{uuid.uuid4().hex[:8]}"
     old, remaining = fill(moto_http, bucket)
-    cli = Cli(
-        {
-            **aws_environment(CLIENT_KEY, proxy.url, tmp_path / "home"),
-            "PREFECT_API_URL": prefect_api.api_url,
-            "MANIFEST_LOCATION": str(tmp_path / "plans"),
-            "SHARD_SIZE": "1000",
-        }
-    )
     report_path = tmp_path / "report.json"
     before = len(proxy.exchanges)
 
-    ran = cli(
-        "run",
-        *("--bucket", bucket, "--prefix", "data/", "--older-than-days", "30"),
-        *("--dask-address", cluster.address, "--no-create-bucket", "--execute"),
-        *("--report-json", str(report_path)),
+    ran = Cli(client_environment(proxy, prefect_api, tmp_path))(
+        *run_arguments(bucket, cluster.address, report_path)
     )
 
     assert ran.code == 0, ran.stderr[-3000:]
@@ -137,3 +147,64 @@ def test_workers_list_and_delete_exactly_the_old_objects_when_given_a_dask_addre
     assert report["requests"]["DeleteObjects"] == sum(
         count for (_, operation), count in sent.items() if operation == "DeleteObjects"
     )
+
+
+def test_every_planned_object_is_accounted_for_and_a_rerun_finishes_when_a_worker_dies(
+    moto_http: LocalAws,
+    proxy: FaultProxy,
+    prefect_api: PrefectServer,
+    tmp_path: Path,
+) -> None:
+    bucket = f"dask-killed-{uuid.uuid4().hex[:8]}"
+    old, remaining = fill(moto_http, bucket)
+    environments = [
+        {
+            **aws_environment(key, proxy.url, tmp_path / f"home-{n}"),
+            "PREFECT_API_URL": prefect_api.api_url,
+        }
+        for n, key in enumerate(WORKER_KEYS)
+    ]
+    environment = client_environment(proxy, prefect_api, tmp_path)
+    first_report, second_report = tmp_path / "first.json", tmp_path / "second.json"
+    # Each batch of deletes takes a second, so the worker dies with batches in flight.
+    proxy.rules = [FaultRule("DeleteObjects", "slow", burst=(1, 8), delay_s=1.0)]
+    try:
+        with dask_cluster(tmp_path / "dask", environments, threads=2) as doomed:
+            before = len(proxy.exchanges)
+            run = subprocess.Popen(
+                [
+                    str(BIN / "s3-housekeeping"),
+                    *run_arguments(bucket, doomed.address, first_report),
+                ],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert wait_for_delete_by(proxy, WORKER_KEYS[0], before, 120), "no delete was sent"
+            doomed.workers[0].send_signal(signal.SIGKILL)
+            _, stderr = run.communicate(timeout=240)
+            assert run.returncode in (0, 7), stderr[-3000:]
+
+            first = json.loads(first_report.read_text())
+            outcomes = first["deleted"] + first["skipped_changed"] + first["failed"]
+            assert first["matched"] == len(old) and outcomes == first["matched"]
+            proxy.rules = []
+
+            again = Cli(environment)(*run_arguments(bucket, doomed.address, second_report))
+    finally:
+        proxy.rules = []
+
+    assert again.code == 0, again.stderr[-3000:]
+    assert keys(moto_http, bucket) == remaining
+
+
+def wait_for_delete_by(proxy: FaultProxy, access_key: str, after: int, timeout_s: float) -> bool:
+    """Wait until a DeleteObjects signed with `access_key` has been answered."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        exchanges = proxy.exchanges[after:]
+        if any(e.access_key == access_key and e.operation == "DeleteObjects" for e in exchanges):
+            return True
+        time.sleep(0.05)
+    return False

@@ -534,16 +534,14 @@ class RunSettings(BaseSettings):
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
-        # What a shard can do on its own so far: list current objects into a part.
-        others = [
-            name
-            for name, unset in (("plan", None), ("inventory", None), ("versions", "current"))
-            if info.data.get(name, unset) != unset
-        ]
-        if others:
+        # What shards can do so far: list current objects, or read an inventory's data
+        # files (each in its versions mode), into a new plan.
+        if info.data.get("plan") is not None:
+            raise ValueError("cannot be used with a saved plan yet: apply it in one process")
+        if info.data.get("inventory") is None and info.data.get("versions") != "current":
             raise ValueError(
-                f"cannot be used with {', '.join(others)} yet: a run on Dask lists current "
-                "objects into a new plan"
+                "cannot list versions yet: a run on Dask lists current objects (or reads an "
+                "inventory)"
             )
         return value
 

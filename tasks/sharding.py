@@ -33,6 +33,7 @@ from tasks.errors import translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import LeaseWatch
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.inventory import Inventory, check_versions_mode, inventory_objects, read_inventory
 from tasks.s3.journal import Journal, journal_name
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
@@ -42,6 +43,7 @@ from tasks.s3.manifest import (
     PlanSummary,
     PlanTarget,
     file_sha256,
+    isoformat,
     read_objects,
 )
 from tasks.s3.plan_index import Part, write_index
@@ -79,6 +81,9 @@ class ShardOrder:
     may_split: bool
     #: The run's first shard splits only once it has shown the prefix is not small.
     first: bool = False
+    #: A shard of a plan made from an S3 Inventory: the inventory, with the one data file
+    #: this shard reads (then `shard` is not listed).
+    inventory: Inventory | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +154,19 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 follow_ups.append(rest.shard)
                 return
 
+    def rows(inventory: Inventory) -> Iterator[ListedObject]:
+        for data_file in inventory.files:
+            yield from inventory_objects(
+                clients.s3, inventory, data_file, target.prefix, target.versions
+            )
+
     with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch:
         part_file = plan_store.new_plan_file(
             order.location, target.bucket, order.part_name, Path(scratch)
         )
         with translated_aws_errors(f"bucket '{target.bucket}'"):
-            selection = Selection(listed(), target, order.cutoff)
+            source = rows(order.inventory) if order.inventory is not None else listed()
+            selection = Selection(source, target, order.cutoff)
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
     part = Part(part_file.location, plan.sha256, plan.scanned, plan.matched, plan.matched_bytes)
@@ -240,7 +252,7 @@ def plan_in_shards(
     numbers = itertools.count(1)
     pending: dict[PrefectWrappedFuture[PartPlan, Any], ShardOrder] = {}
 
-    def submit(shard: Shard, first: bool = False) -> None:
+    def submit(shard: Shard, first: bool = False, inventory: Inventory | None = None) -> None:
         order = ShardOrder(
             shard,
             aws,
@@ -251,12 +263,22 @@ def plan_in_shards(
             request.shard_size,
             may_split=len(pending) < parallelism,
             first=first,
+            inventory=inventory,
         )
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
+    if target.inventory is not None:
+        # One shard a data file of the inventory.
+        with translated_aws_errors(f"inventory '{target.inventory}'"):
+            inventory = read_inventory(s3, target.inventory, target.bucket)
+        check_versions_mode(inventory, target.versions)
+        target = replace(target, inventory_created=isoformat(inventory.created))
+        for data_file in inventory.files:
+            submit(Shard(target.prefix), inventory=replace(inventory, files=(data_file,)))
+    else:
+        submit(Shard(target.prefix, delimited=True), first=True)
     parts: list[Part] = []
     done = ShardedPlan(summary=PlanSummary("", target, 0, 0, 0), parts=parts)
-    submit(Shard(target.prefix, delimited=True), first=True)
     while pending:
         for future in finished(pending):
             del pending[future]

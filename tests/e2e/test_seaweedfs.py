@@ -144,3 +144,49 @@ def test_saved_plan_skips_a_key_changed_after_planning(
     assert report["requests"].get("ListObjectsV2", 0) == 0
     remaining = keys(weed, bucket)
     assert remaining == {changed, "bench-keep/old"} | {f"bench/new-{n:05d}" for n in range(10)}
+
+
+def test_inventory_rows_for_objects_rewritten_or_gone_since_are_kept_or_counted_when_applied(
+    on_weed: S3Server, prefect_harness: None
+) -> None:
+    from flows.s3_housekeeping import s3_housekeeping
+    from tests.support.inventory import put_inventory, row
+
+    bucket = f"inventory-{uuid.uuid4().hex[:8]}"
+    s3 = on_weed.client()
+    s3.create_bucket(Bucket=bucket)
+    etags = {
+        key: s3.put_object(Bucket=bucket, Key=key, Body=key.encode())["ETag"].strip('"')
+        for key in ("bench/a", "bench/b", "bench/rewritten", "bench/gone", "bench/young")
+    }
+    old, young = "2025-06-01T12:00:00.000Z", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    written = put_inventory(
+        s3,
+        bucket,
+        bucket,
+        [
+            [row(key, ETag=etags[key], LastModifiedDate=old) for key in ("bench/a", "bench/b")],
+            [
+                row("bench/rewritten", ETag=etags["bench/rewritten"], LastModifiedDate=old),
+                row("bench/gone", ETag=etags["bench/gone"], LastModifiedDate=old),
+                row("bench/young", ETag=etags["bench/young"], LastModifiedDate=young),
+            ],
+        ],
+    )
+    s3.put_object(Bucket=bucket, Key="bench/rewritten", Body=b"rewritten after the inventory")
+    s3.delete_object(Bucket=bucket, Key="bench/gone")
+
+    report = s3_housekeeping(
+        bucket=bucket,
+        prefix="bench/",
+        older_than_days=30,
+        inventory=written.manifest_uri,
+        dry_run=False,
+        create_bucket=False,
+    )
+
+    assert (report.matched, report.deleted, report.skipped_changed, report.failed) == (4, 3, 1, 0)
+    assert {key for key in keys(on_weed, bucket) if key.startswith("bench/")} == {
+        "bench/rewritten",
+        "bench/young",
+    }

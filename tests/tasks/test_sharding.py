@@ -8,15 +8,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.aws import AwsClients, AwsSettings
+from tasks.cleanup import PlanRequest
 from tasks.errors import SafetyRefusal
 from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
 from tasks.s3.listing import Shard
 from tasks.s3.manifest import PlanTarget, isoformat, read_objects
 from tasks.s3.plan_index import Part
-from tasks.sharding import ApplyOrder, PartPlan, ShardOrder, apply_part, plan_part
+from tasks.sharding import (
+    ApplyOrder,
+    PartPlan,
+    ShardedPlan,
+    ShardOrder,
+    apply_part,
+    plan_in_shards,
+    plan_part,
+)
 from tests.support.audit import audit_requests
+from tests.support.inventory import CREATED, put_inventory, row
 from tests.support.moto_backend import bulk_put
 
 BUCKET = "sharded-bucket"
@@ -158,3 +170,58 @@ class TestApplyingAPart:
             apply_part(self.order(part, tmp_path))
 
         assert audit.of("DeleteObjects") == []
+
+
+@flow
+def planned_on_threads(request: PlanRequest, scratch: Path) -> ShardedPlan:
+    """The run's side of planning in shards, with Prefect's thread pool as the cluster."""
+    from tasks.aws import create_clients
+
+    with ThreadPoolTaskRunner(max_workers=3) as runner:
+        return plan_in_shards(runner, AWS, request, scratch, create_clients(AWS).s3, 3)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestTheRunsSide:
+    def request(self, tmp_path: Path, target: PlanTarget = TARGET) -> PlanRequest:
+        return PlanRequest(target, CUTOFF, str(tmp_path / "plans"), "run.jsonl.gz", shard_size=1000)
+
+    def test_the_index_holds_every_part_once_and_their_totals_when_the_prefix_is_split(
+        self, filled: set[str], tmp_path: Path
+    ) -> None:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+
+        plan = planned_on_threads(self.request(tmp_path), scratch)
+
+        keys = Counter(e.key for part in plan.parts for e in read_objects(Path(part.location)))
+        assert set(keys) == filled and set(keys.values()) == {1}
+        assert plan.summary.matched == len(filled) and len(plan.parts) > 3
+        assert plan.summary.manifest.endswith(f"{BUCKET}/run.jsonl.gz")
+        assert len(plan.summary.first_rows) == 20
+
+    def test_reads_one_data_file_a_shard_when_planned_from_an_inventory(
+        self, aws: AwsClients, tmp_path: Path
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        old = "2025-06-01T12:00:00.000Z"
+        written = put_inventory(
+            aws.s3,
+            BUCKET,
+            BUCKET,
+            [
+                [row("data/a", LastModifiedDate=old), row("data-keep/x", LastModifiedDate=old)],
+                [row("data/b", LastModifiedDate=old), row("data/c", LastModifiedDate=old)],
+            ],
+            destination_prefix="inventories",
+        )
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        target = PlanTarget(**{**TARGET.__dict__, "inventory": written.manifest_uri})
+
+        with audit_requests() as audit:
+            plan = planned_on_threads(self.request(tmp_path, target), scratch)
+
+        assert sorted(part.matched for part in plan.parts) == [1, 2]
+        assert plan.summary.target.inventory_created == isoformat(CREATED)
+        assert audit.of("ListObjectsV2") == []

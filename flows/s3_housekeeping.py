@@ -38,7 +38,7 @@ from tasks.s3.deletion import DeletePipeline
 from tasks.s3.progress import Progress
 from tasks.secrets_manager import expected_owner, fetch_secret
 from tasks.settings import RunSettings, load_settings
-from tasks.sharding import PartApplier, plan_in_shards
+from tasks.sharding import PartApplier, plan_in_shards, saved_in_shards
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -190,22 +190,32 @@ def run_in_shards(
         applier = PartApplier(
             runner,
             aws,
-            request,
+            request.target,
             run_id,
             settings.delete_concurrency,
             settings.delete_throttle_budget_minutes * 60,
+            request.max_plan_age if settings.plan else None,
         )
         streaming = deletes_while_listing(settings)
         try:
-            plan = plan_in_shards(
-                runner,
-                aws,
-                request,
-                scratch,
-                clients.s3,
-                settings.list_concurrency,
-                on_part=applier.submit if streaming else None,
-            )
+            if settings.plan:
+                plan = saved_in_shards(clients.s3, settings.plan, request, scratch)
+                left = sum(part.matched for part in plan.parts)
+                if left < plan.summary.matched:
+                    report.notes.append(
+                        f"{plan.summary.matched - left} planned objects are in parts an "
+                        f"earlier apply of this plan finished; this run applies the {left} left"
+                    )
+            else:
+                plan = plan_in_shards(
+                    runner,
+                    aws,
+                    request,
+                    scratch,
+                    clients.s3,
+                    settings.list_concurrency,
+                    on_part=applier.submit if streaming else None,
+                )
             requests.update(plan.requests)
             report.record_plan(plan.summary)
             report.workers = sorted(plan.workers)

@@ -21,7 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.errors import SafetyRefusal, translated_aws_errors
+from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
@@ -39,6 +39,7 @@ from tasks.s3.manifest import (
     isoformat,
     read_objects,
 )
+from tasks.s3.plan_index import is_index
 from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_plan
@@ -369,6 +370,10 @@ def make_plan(
     if request.saved_plan is not None:
         with translated_aws_errors(f"plan '{request.saved_plan}'"):
             copy = plan_store.fetch(s3, request.saved_plan, scratch)
+        if is_index(copy):
+            raise ConfigError(
+                f"plan '{request.saved_plan}' was made in shards: apply it with dask_address"
+            )
         saved = load_plan(copy, request.target, request.max_plan_age)
         # The run's own owner (a secret's is not in the file) goes on every request.
         target = replace(saved.target, owner=request.target.owner)

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Any
@@ -29,12 +29,12 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import AwsSettings, create_clients
 from tasks.cleanup import PlanRequest, changed_since_checked, record_plan, send
-from tasks.errors import translated_aws_errors
+from tasks.errors import ConfigError, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import LeaseWatch
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, inventory_objects, read_inventory
-from tasks.s3.journal import Journal, journal_name
+from tasks.s3.journal import Journal, journal_name, read_journal
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
 from tasks.s3.manifest import (
@@ -46,7 +46,9 @@ from tasks.s3.manifest import (
     isoformat,
     read_objects,
 )
-from tasks.s3.plan_index import Part, write_index
+from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
+from tasks.s3.plan_index import Part, is_index, write_index
+from tasks.s3.saved_plan import load_index, load_plan
 from tasks.s3.selection import Selection
 
 if TYPE_CHECKING:
@@ -103,12 +105,15 @@ class ApplyOrder:
     part: Part
     aws: AwsSettings
     target: PlanTarget
-    location: str
-    journal_name: str
+    #: Where the part's journal goes: beside the part.
+    journal: str
     #: The run holding the bucket's lease: the worker checks it still does.
     run_id: str
     delete_concurrency: int
     throttle_budget_s: float
+    #: A part of a saved plan: checked line by line like a saved plan (its age included)
+    #: before anything is sent.
+    saved_max_age: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -184,9 +189,9 @@ def apply_part(order: ApplyOrder) -> PartApplied:
         if file_sha256(copy) != order.part.sha256:
             summary = PlanSummary(order.part.location, target, 0, 0, 0, sha256=order.part.sha256)
             raise changed_since_checked(summary)
-        journal_at = plan_store.new_plan_file(
-            order.location, target.bucket, order.journal_name, Path(scratch)
-        )
+        if order.saved_max_age is not None:
+            load_plan(copy, target, order.saved_max_age)
+        journal_at = plan_store.kept_at(order.journal, Path(scratch))
         header = {"bucket": target.bucket, "prefix": target.prefix, "plan": order.part.location}
         journal = Journal(journal_at.path, header)
         watch = LeaseWatch(clients.s3, target.bucket, order.run_id, target.owner)
@@ -207,7 +212,14 @@ def apply_part(order: ApplyOrder) -> PartApplied:
                 result = deletes.close()
             finally:
                 settled = deletes.settle()
-                journal.finish({"planned": settled.planned, "deleted": settled.deleted})
+                journal.finish(
+                    {
+                        "planned": settled.planned,
+                        "deleted": settled.deleted,
+                        "skipped_changed": settled.skipped_changed,
+                        "failed_by_code": dict(settled.failed_by_code),
+                    }
+                )
                 journal.close()
     return PartApplied(result, this_worker(), clients.requests.snapshot())
 
@@ -290,7 +302,8 @@ def plan_in_shards(
             done.requests.update(planned.requests)
             for shard in planned.follow_ups:
                 submit(shard)
-    index = plan_store.new_plan_file(request.location, target.bucket, request.name, scratch)
+    index_name = request.name.removesuffix(".jsonl.gz") + INDEX_SUFFIX
+    index = plan_store.new_plan_file(request.location, target.bucket, index_name, scratch)
     totals = write_index(index.path, target, parts)
     with translated_aws_errors(f"plan '{index.location}'"):
         plan_store.keep(s3, index)
@@ -323,29 +336,30 @@ class PartApplier:
         self,
         runner: TaskRunner[Any],
         aws: AwsSettings,
-        request: PlanRequest,
+        target: PlanTarget,
         run_id: str,
         delete_concurrency: int,
         throttle_budget_s: float,
+        saved_max_age: timedelta | None = None,
     ) -> None:
-        self.runner, self.aws, self.request, self.run_id = runner, aws, request, run_id
+        self.runner, self.aws, self.target, self.run_id = runner, aws, target, run_id
         self.delete_concurrency, self.throttle_budget_s = delete_concurrency, throttle_budget_s
+        self.saved_max_age = saved_max_age
         self.futures: list[PrefectWrappedFuture[PartApplied, Any]] = []
 
     def submit(self, part: Part) -> None:
         """Have a worker apply the part (nothing to do for a part with no planned object)."""
         if not part.matched:
             return
-        stem = self.request.name.removesuffix(".jsonl.gz")
         order = ApplyOrder(
             part,
             self.aws,
-            self.request.target,
-            self.request.location,
-            f"{stem}.parts/{journal_name(part.location.rsplit('/', 1)[-1])}",
+            self.target,
+            journal_beside(part),
             self.run_id,
             self.delete_concurrency,
             self.throttle_budget_s,
+            self.saved_max_age,
         )
         self.futures.append(self.runner.submit(apply_part_task, {"order": order}))
 
@@ -361,6 +375,54 @@ class PartApplier:
             workers.add(applied.worker)
             requests.update(applied.requests)
         return total, workers, requests
+
+
+def saved_in_shards(
+    s3: S3Client, location: str, request: PlanRequest, scratch: Path
+) -> ShardedPlan:
+    """The saved plan made in shards at `location`, checked against this run, with the parts
+    an earlier apply finished left out (their journals end with every object accounted for)."""
+    with translated_aws_errors(f"plan '{location}'"):
+        copy = plan_store.fetch(s3, location, scratch)
+        if not is_index(copy):
+            raise ConfigError(
+                f"plan '{location}' was made in one process: apply it without dask_address"
+            )
+        index = load_index(copy, request.target, request.max_plan_age)
+        parts = [part for part in index.parts if not already_applied(s3, part, scratch)]
+    # The run's own owner (a secret's is not in the file) goes on every request.
+    target = replace(index.target, owner=request.target.owner)
+    summary = PlanSummary(
+        manifest=location,
+        target=target,
+        scanned=index.totals.scanned,
+        matched=index.totals.matched,
+        matched_bytes=index.totals.matched_bytes,
+        first_rows=first_rows(s3, parts, scratch),
+        copy=copy,
+        sha256=file_sha256(copy),
+    )
+    return ShardedPlan(summary, parts)
+
+
+def already_applied(s3: S3Client, part: Part, scratch: Path) -> bool:
+    """Whether an earlier apply of this part accounted for every one of its objects."""
+    folder = scratch / "journals"
+    folder.mkdir(exist_ok=True)
+    try:
+        journal = read_journal(plan_store.fetch(s3, journal_beside(part), folder))
+    except ConfigError:
+        return False  # never applied
+    end = journal[-1] if journal else {}
+    if not end.get("end") or end.get("failed_by_code"):
+        return False
+    return bool(end.get("planned") == part.matched == end["deleted"] + end["skipped_changed"])
+
+
+def journal_beside(part: Part) -> str:
+    """Where a part's journal goes: beside it, PART.journal.jsonl."""
+    folder, _, name = part.location.rpartition("/")
+    return f"{folder}/{journal_name(name)}" if folder else journal_name(name)
 
 
 def merged(one: ApplyResult, other: ApplyResult) -> ApplyResult:

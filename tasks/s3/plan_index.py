@@ -7,10 +7,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import PlanTarget, PlanTotals
 
 FORMAT = "s3-housekeeping/plan-index-v1"
+#: An index's file name ends so; a part is a plan file of its own (.jsonl.gz).
+SUFFIX = ".index.jsonl"
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,7 @@ class Part:
 def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTotals:
     """Write the index (header, one line a part, the totals last; readable by its owner only)
     and return the totals of the whole plan."""
-    totals = PlanTotals(
-        scanned=sum(part.scanned for part in parts),
-        matched=sum(part.matched for part in parts),
-        matched_bytes=sum(part.matched_bytes for part in parts),
-    )
+    totals = totals_of(parts)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as index:
@@ -40,3 +40,75 @@ def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTo
             index.write(json.dumps({"part": asdict(part)}) + "\n")
         index.write(json.dumps({"end": asdict(totals)}) + "\n")
     return totals
+
+
+@dataclass(frozen=True)
+class PlanIndex:
+    """A plan made in shards, read back: its target, its parts and its totals."""
+
+    target: PlanTarget
+    parts: list[Part]
+    totals: PlanTotals
+
+
+def is_index(path: Path) -> bool:
+    """Whether the file is a plan index (its first line says so)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            first = json.loads(lines.readline())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(first, dict) and first.get("format") == FORMAT
+
+
+def read_index(path: Path) -> PlanIndex:
+    """Read a plan index back.
+
+    Raises:
+        ConfigError: the file is not an index, or a line is malformed.
+        SafetyRefusal: it has no totals (cut short), or its totals are not its parts' sums.
+    """
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        header = dict(records[0])
+        if header.pop("format", None) != FORMAT:
+            raise ConfigError(f"plan '{path.name}' is not a plan index")
+        target = PlanTarget(**header)
+        parts = [Part(**record["part"]) for record in records[1:] if "part" in record]
+        ends = [record["end"] for record in records[1:] if "end" in record]
+    except (IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError):
+        raise ConfigError(f"plan '{path.name}' is not a readable plan index") from None
+    if len(ends) != 1 or records[-1].get("end") is None:
+        raise SafetyRefusal(
+            "plan_complete", 0, 0, reason=f"the plan index '{path.name}' has no totals"
+        )
+    totals = _totals(ends[0], path)
+    summed = totals_of(parts)
+    if (totals.scanned, totals.matched, totals.matched_bytes) != (
+        summed.scanned,
+        summed.matched,
+        summed.matched_bytes,
+    ):
+        raise SafetyRefusal(
+            "plan_complete",
+            summed.matched,
+            totals.matched,
+            reason=f"the totals of the plan index '{path.name}' are not its parts' sums",
+        )
+    return PlanIndex(target, parts, totals)
+
+
+def totals_of(parts: Sequence[Part]) -> PlanTotals:
+    """The totals of a plan made of these parts."""
+    return PlanTotals(
+        scanned=sum(part.scanned for part in parts),
+        matched=sum(part.matched for part in parts),
+        matched_bytes=sum(part.matched_bytes for part in parts),
+    )
+
+
+def _totals(record: Any, path: Path) -> PlanTotals:
+    try:
+        return PlanTotals(**record)
+    except TypeError:
+        raise ConfigError(f"plan '{path.name}' has malformed totals") from None

@@ -47,6 +47,14 @@ def new_plan_file(location: str, bucket: str, name: str, scratch: Path) -> PlanF
     return PlanFile(path=scratch / name, location=str(parse_s3_uri(location).join(bucket, name)))
 
 
+def kept_at(location: str, scratch: Path) -> PlanFile:
+    """A file to write that is kept at `location`: that path, or a file in `scratch` uploaded
+    to that s3:// address."""
+    if not is_s3_uri(location):
+        return PlanFile(path=Path(location), location=location)
+    return PlanFile(path=scratch / location.rsplit("/", 1)[-1], location=location)
+
+
 def keep(s3: S3Client, plan: PlanFile) -> None:
     """Upload a plan (or its journal) when it is kept in S3 (the local copy stays for this run)."""
     if not plan.kept_in_s3:

@@ -25,6 +25,7 @@ from tasks.s3.manifest import (
     read_target,
     read_totals,
 )
+from tasks.s3.plan_index import PlanIndex, read_index
 from tasks.s3.repeats import Repeats
 
 #: Clock skew tolerated between the machine that made a plan and the one applying it.
@@ -52,6 +53,33 @@ def load_plan(
             versions mode, or with a malformed time.
     """
     header = read_target(manifest_path)
+    check_header(header, expected, max_age, now)
+    totals = read_totals(manifest_path)
+    if totals is None:
+        raise refused("plan_complete", "the plan is incomplete (no totals)")
+    tally = verify_entries(manifest_path, header)
+    if (tally.matched, tally.matched_bytes) != (totals.matched, totals.matched_bytes):
+        raise SafetyRefusal(
+            "plan_complete",
+            tally.matched,
+            totals.matched,
+            reason="the plan's totals do not match it",
+        )
+    if totals.scanned < tally.matched:
+        raise refused("plan_complete", "the plan lists more objects than it says were listed")
+    summary = tally.summary(str(manifest_path), header, totals.scanned, totals.unrecoverable_keys)
+    return replace(summary, sha256=file_sha256(manifest_path))
+
+
+def check_header(
+    header: PlanTarget, expected: PlanTarget, max_age: timedelta, now: datetime | None = None
+) -> None:
+    """A plan (or plan index) may be applied by this run: made for its target, with a cutoff
+    no later than its own, within `max_age`.
+
+    Raises:
+        SafetyRefusal: it may not.
+    """
     # An owner read from a secret is not in the file: the plan must say it came from a
     # secret, and this run's must too (every request carries this run's owner anyway).
     compared = ["bucket", "region", "prefix", "versions", "owner_from"]
@@ -68,21 +96,20 @@ def load_plan(
             "delete objects this run keeps",
         )
     check_age(moment(header.created_at, "the plan's created_at"), cutoff, max_age, now)
-    totals = read_totals(manifest_path)
-    if totals is None:
-        raise refused("plan_complete", "the plan is incomplete (no totals)")
-    tally = verify_entries(manifest_path, header)
-    if (tally.matched, tally.matched_bytes) != (totals.matched, totals.matched_bytes):
-        raise SafetyRefusal(
-            "plan_complete",
-            tally.matched,
-            totals.matched,
-            reason="the plan's totals do not match it",
-        )
-    if totals.scanned < tally.matched:
-        raise refused("plan_complete", "the plan lists more objects than it says were listed")
-    summary = tally.summary(str(manifest_path), header, totals.scanned, totals.unrecoverable_keys)
-    return replace(summary, sha256=file_sha256(manifest_path))
+
+
+def load_index(
+    index_path: Path, expected: PlanTarget, max_age: timedelta, now: datetime | None = None
+) -> PlanIndex:
+    """Read back a saved plan made in shards and check that this run may apply it; each part
+    is checked like a saved plan by the worker that applies it.
+
+    Raises:
+        SafetyRefusal: as for a saved plan, or its totals are not its parts' sums.
+    """
+    index = read_index(index_path)
+    check_header(index.target, expected, max_age, now)
+    return index
 
 
 def check_age(

@@ -96,11 +96,11 @@ def client_environment(proxy: FaultProxy, prefect_api: PrefectServer, home: Path
     }
 
 
-def run_arguments(bucket: str, address: str, report: Path) -> list[str]:
+def run_arguments(bucket: str, address: str, report: Path, execute: bool = True) -> list[str]:
     return [
         *("run", "--bucket", bucket, "--prefix", "data/", "--older-than-days", "30"),
-        *("--dask-address", address, "--no-create-bucket", "--execute"),
-        *("--report-json", str(report)),
+        *("--dask-address", address, "--no-create-bucket", "--report-json", str(report)),
+        *(["--execute"] if execute else []),
     ]
 
 
@@ -112,7 +112,7 @@ def keys(s3_endpoint: LocalAws, bucket: str) -> set[str]:
     return set(s3_backends[LOCAL_ACCOUNT_ID]["aws"].buckets[bucket].keys.keys())
 
 
-def test_workers_list_and_delete_exactly_the_old_objects_when_given_a_dask_address(
+def test_workers_plan_then_apply_the_saved_plan_deleting_exactly_the_old_objects(
     moto_http: LocalAws,
     proxy: FaultProxy,
     cluster: DaskCluster,
@@ -121,14 +121,17 @@ def test_workers_list_and_delete_exactly_the_old_objects_when_given_a_dask_addre
 ) -> None:
     bucket = f"dask-{uuid.uuid4().hex[:8]}"
     old, remaining = fill(moto_http, bucket)
-    report_path = tmp_path / "report.json"
+    cli = Cli(client_environment(proxy, prefect_api, tmp_path))
+    dry_path, report_path = tmp_path / "dry.json", tmp_path / "report.json"
     before = len(proxy.exchanges)
 
-    ran = Cli(client_environment(proxy, prefect_api, tmp_path))(
-        *run_arguments(bucket, cluster.address, report_path)
-    )
+    dry = cli(*run_arguments(bucket, cluster.address, dry_path, execute=False))
+    assert dry.code == 0, dry.stderr[-3000:]
+    plan = json.loads(dry_path.read_text())["manifest"]
+    applied = cli(*run_arguments(bucket, cluster.address, report_path), "--plan", plan)
 
-    assert ran.code == 0, ran.stderr[-3000:]
+    assert applied.code == 0, applied.stderr[-3000:]
+    assert plan.endswith(".index.jsonl")
     report = json.loads(report_path.read_text())
     assert (report["status"], report["matched"], report["deleted"]) == (
         "completed",

@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.aws import AwsClients, AwsSettings
 from tasks.cleanup import PlanRequest
-from tasks.errors import SafetyRefusal
+from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
 from tasks.s3.listing import Shard
 from tasks.s3.manifest import PlanTarget, isoformat, read_objects
@@ -24,8 +24,10 @@ from tasks.sharding import (
     ShardedPlan,
     ShardOrder,
     apply_part,
+    journal_beside,
     plan_in_shards,
     plan_part,
+    saved_in_shards,
 )
 from tests.support.audit import audit_requests
 from tests.support.inventory import CREATED, put_inventory, row
@@ -43,10 +45,10 @@ def filled(aws: AwsClients) -> set[str]:
     """Folders and a flat part under data/, old and young, and old keys beside it; returns the
     old keys under data/."""
     aws.s3.create_bucket(Bucket=BUCKET)
-    old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(1500)}
-    old |= {f"data/flat-{n:06d}" for n in range(0, 12_000, 2)}
+    old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(1100)}
+    old |= {f"data/flat-{n:06d}" for n in range(0, 8000, 2)}
     bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
-    bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 12_000, 2)], AS_OF)
+    bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 8000, 2)], AS_OF)
     return old
 
 
@@ -83,7 +85,7 @@ class TestPlanningInShards:
         )
         assert set(keys) == filled and set(keys.values()) == {1}
         assert sum(part.part.matched for part in planned) == len(filled)
-        assert sum(part.part.scanned for part in planned) == len(filled) + 6000
+        assert sum(part.part.scanned for part in planned) == len(filled) + 4000
         # The flat part was cut into key ranges, and the folders became shards of their own.
         ranges = [s for p in planned for s in p.follow_ups if s.keys.start_after is not None]
         assert len(ranges) >= 3
@@ -126,7 +128,8 @@ class TestApplyingAPart:
         return planned.part
 
     def order(self, part: Part, tmp_path: Path, run_id: str = "run-holding") -> ApplyOrder:
-        return ApplyOrder(part, AWS, TARGET, str(tmp_path), "a.journal.jsonl", run_id, 4, 60)
+        journal = str(tmp_path / BUCKET / "a.journal.jsonl")
+        return ApplyOrder(part, AWS, TARGET, journal, run_id, 4, 60)
 
     def test_deletes_exactly_its_part_while_the_run_holds_the_bucket(
         self, aws: AwsClients, filled: set[str], tmp_path: Path
@@ -136,7 +139,7 @@ class TestApplyingAPart:
         with BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)):
             applied = apply_part(self.order(part, tmp_path))
 
-        assert (applied.result.planned, applied.result.deleted) == (1500, 1500)
+        assert (applied.result.planned, applied.result.deleted) == (1100, 1100)
         pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="data/day")
         left = {entry["Key"] for page in pages for entry in page.get("Contents", [])}
         assert left == {key for key in filled if key.startswith("data/day-2/")}
@@ -197,7 +200,7 @@ class TestTheRunsSide:
         keys = Counter(e.key for part in plan.parts for e in read_objects(Path(part.location)))
         assert set(keys) == filled and set(keys.values()) == {1}
         assert plan.summary.matched == len(filled) and len(plan.parts) > 3
-        assert plan.summary.manifest.endswith(f"{BUCKET}/run.jsonl.gz")
+        assert plan.summary.manifest.endswith(f"{BUCKET}/run.index.jsonl")
         assert len(plan.summary.first_rows) == 20
 
     def test_reads_one_data_file_a_shard_when_planned_from_an_inventory(
@@ -225,3 +228,36 @@ class TestTheRunsSide:
         assert sorted(part.matched for part in plan.parts) == [1, 2]
         assert plan.summary.target.inventory_created == isoformat(CREATED)
         assert audit.of("ListObjectsV2") == []
+
+    def test_a_second_apply_of_a_saved_plan_leaves_out_the_parts_already_applied(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        (tmp_path / "again").mkdir()
+        plan = planned_on_threads(self.request(tmp_path), tmp_path / "scratch")
+        applied = [part for part in plan.parts if part.matched][:2]
+        with BucketLock(aws.s3, BUCKET, new_lease("run-first", "data/", 600)):
+            for part in applied:
+                apply_part(ApplyOrder(part, AWS, TARGET, journal_beside(part), "run-first", 4, 60))
+
+        again = saved_in_shards(
+            aws.s3, plan.summary.manifest, self.request(tmp_path), tmp_path / "again"
+        )
+
+        assert [p.location for p in again.parts] == [
+            p.location for p in plan.parts if p not in applied
+        ]
+        assert again.summary.matched == plan.summary.matched == len(filled)
+
+    def test_refuses_a_plan_made_in_one_process_when_applied_in_shards(
+        self, aws: AwsClients, tmp_path: Path
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        single = plan_part(
+            ShardOrder(
+                Shard("data/"), AWS, TARGET, CUTOFF, str(tmp_path), "one.jsonl.gz", 1000, False
+            )
+        )
+
+        with pytest.raises(ConfigError, match="made in one process"):
+            saved_in_shards(aws.s3, single.part.location, self.request(tmp_path), tmp_path)

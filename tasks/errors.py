@@ -109,6 +109,20 @@ class HousekeepingError(Exception):
     #: Whether retrying the same step may succeed (read by the shared retry condition).
     transient: bool = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # An error raised on a Dask worker comes back pickled; the subclasses' own __init__
+        # arguments are not their message, so they are rebuilt from message and attributes.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(
+    cls: type[HousekeepingError], args: tuple[Any, ...], state: dict[str, Any]
+) -> HousekeepingError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(HousekeepingError):
     """The run's configuration or input is invalid; `problems` lists every finding."""

@@ -295,6 +295,7 @@ def plan_in_shards(
         for future in finished(pending):
             del pending[future]
             planned = future.result()
+            forget(future)
             parts.append(planned.part)
             if on_part is not None:
                 on_part(planned.part)
@@ -446,6 +447,15 @@ def finished(
         if done:
             return done
         time.sleep(POLL_S)
+
+
+def forget(future: PrefectWrappedFuture[Any, Any]) -> None:
+    """Let the cluster drop a result the run has read. Dask computes again the tasks of a
+    worker it loses while their results are still wanted: a shard planned again would
+    rewrite its part while the part is being applied."""
+    release = getattr(future.wrapped_future, "release", None)  # a Dask future's, not a thread's
+    if release is not None:
+        release()
 
 
 def first_rows(s3: S3Client, parts: list[Part], scratch: Path) -> list[PlannedObject]:

@@ -180,14 +180,14 @@ def test_every_planned_object_is_accounted_for_and_a_rerun_finishes_when_a_worke
                     *run_arguments(bucket, doomed.address, first_report),
                 ],
                 env=environment,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             assert wait_for_delete_by(proxy, WORKER_KEYS[0], before, 120), "no delete was sent"
             doomed.workers[0].send_signal(signal.SIGKILL)
-            _, stderr = run.communicate(timeout=240)
-            assert run.returncode in (0, 7), stderr[-3000:]
+            stdout, stderr = run.communicate(timeout=240)
+            assert run.returncode in (0, 7), stderr[-3000:] + failure(stdout)
 
             first = json.loads(first_report.read_text())
             outcomes = first["deleted"] + first["skipped_changed"] + first["failed"]
@@ -211,3 +211,9 @@ def wait_for_delete_by(proxy: FaultProxy, access_key: str, after: int, timeout_s
             return True
         time.sleep(0.05)
     return False
+
+
+def failure(logs: str) -> str:
+    """The error records of a run's JSON log lines (for a failed assertion's message)."""
+    lines = [line for line in logs.splitlines() if '"ERROR"' in line or "Traceback" in line]
+    return "\n".join(lines)[-6000:]

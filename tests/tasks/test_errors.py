@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ from tasks.errors import (
     translate_aws_error,
     translated_aws_errors,
 )
+from tasks.s3.bucket_lock import BucketLocked, Lease, LockLost
 from tests.support import aws_errors
 
 ACTION = "HeadBucket on bucket 'example-bucket'"
@@ -393,3 +395,26 @@ def test_boundary_translates_the_error_inside_a_failed_upload_when_boto3_wraps_i
 
     assert str(caught.value) == "PutObject on plan 's3://p/k': permission denied (AccessDenied)"
     assert "/a/local/path" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("bad input", ["first problem", "second problem"]),
+        SafetyRefusal("plan_digest", 0, 0, reason="the plan changed"),
+        PartialFailure(3, 10),
+        AwsApiError("boom", code="InternalError", transient=True),
+        BucketLocked("a-bucket", Lease("run-1", "tmp/", "2026-01-01T00:00:00Z", 600), 5),
+        LockLost("a-bucket", "another run took it over"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_comes_back_whole_when_pickled_as_a_dask_worker_sends_it(
+    error: HousekeepingError,
+) -> None:
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+
+    assert type(again) is type(error)
+    assert str(again) == str(error)
+    assert again.exit_code == error.exit_code
+    assert again.__dict__ == error.__dict__

@@ -35,12 +35,15 @@ OLD_KEY_PATTERN = "*[02468]"
 class Dataset:
     """Key layout: even numbers are old, odd numbers new, interleaved in listing order.
 
-    With `subprefixes` > 0 the keys spread over that many "folders" under the prefix.
+    With `subprefixes` > 0 the keys spread over that many "folders" under the prefix; with
+    `all_old` every key under the prefix is old (a tool without an age filter deletes the same
+    set).
     """
 
     total: int
     keep: int
     subprefixes: int = 0
+    all_old: bool = False
 
     def key(self, number: int) -> str:
         """The key of object `number` (0 .. total-1)."""
@@ -51,12 +54,12 @@ class Dataset:
     @cached_property
     def old_keys(self) -> list[str]:
         """Keys older than the cutoff: the ones every tool must delete."""
-        return [self.key(n) for n in range(0, self.total, 2)]
+        return [self.key(n) for n in range(0, self.total, 1 if self.all_old else 2)]
 
     @cached_property
     def new_keys(self) -> list[str]:
         """Keys younger than the cutoff: they must survive."""
-        return [self.key(n) for n in range(1, self.total, 2)]
+        return [] if self.all_old else [self.key(n) for n in range(1, self.total, 2)]
 
     @cached_property
     def keep_keys(self) -> list[str]:
@@ -117,6 +120,7 @@ class SourceFiles:
             (self.new, dataset.new_keys),
         ):
             shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
             write_files(folder, keys)
 
 
@@ -147,13 +151,15 @@ def fill_seaweedfs(endpoint_url: str, bucket: str, source: SourceFiles) -> Cutof
 
     SeaweedFS stamps LastModified itself (whole seconds), so "old" means "written before a
     moment between the halves"; the run's as_of is that moment + 30 days, in the future.
+    Without a new half (`Dataset.all_old`) the moment is just after the upload.
     """
     s3_client(endpoint_url).create_bucket(Bucket=bucket)
     s5cmd_upload(endpoint_url, source.old, bucket)
     split = math.floor(time.time()) + 2
     while time.time() < split + 1.1:
         time.sleep(0.1)
-    s5cmd_upload(endpoint_url, source.new, bucket)
+    if any(source.new.iterdir()):
+        s5cmd_upload(endpoint_url, source.new, bucket)
     as_of = datetime.fromtimestamp(split, UTC) + timedelta(days=OLDER_THAN_DAYS)
     return Cutoff(as_of=as_of, future=True)
 

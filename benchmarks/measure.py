@@ -94,3 +94,65 @@ def run_measured(
         timed_out=timed_out,
         cpu_s=usage.ru_utime + usage.ru_stime,
     )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by a running process (all its threads) and every
+    live descendant, from /proc (Linux). For a server measured before and after a tool's run:
+    the difference is what the server spent meanwhile."""
+    parents: dict[str, str] = {}
+    cpu: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is None:
+            continue
+        # After the name: state, ppid, ..., utime (14th field of the file), stime (15th).
+        parents[entry.name] = fields[1]
+        cpu[entry.name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    tree, total = {str(pid)}, 0.0
+    for candidate in sorted(cpu, key=int):
+        chain, ancestor = [], candidate
+        while ancestor not in tree and ancestor in parents and ancestor != "0":
+            chain.append(ancestor)
+            ancestor = parents[ancestor]
+        if ancestor in tree:
+            tree.update(chain)
+    for member in tree:
+        total += cpu.get(member, 0.0)
+    return total
+
+
+def self_cpu_s() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_until_idle(
+    pid: int, busy_fraction: float = 0.05, window_s: float = 1.0, limit_s: float = 60.0
+) -> float:
+    """Wait until a process tree uses less than `busy_fraction` of one core over a window (a
+    server done with the work of the previous step), at most `limit_s`; the seconds waited."""
+    started = time.perf_counter()
+    before = process_tree_cpu_s(pid)
+    while time.perf_counter() - started < limit_s:
+        time.sleep(window_s)
+        after = process_tree_cpu_s(pid)
+        if after - before < busy_fraction * window_s:
+            break
+        before = after
+    return time.perf_counter() - started

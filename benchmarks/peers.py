@@ -145,8 +145,50 @@ def s5cmd_ls(context: RunContext) -> Command:
     )
 
 
-def s3_housekeeping(context: RunContext) -> Command:
-    """This project's command against the bench's Prefect server."""
+def s5cmd_ls_wildcard(context: RunContext) -> Command:
+    """s5cmd's listing alone: `s5cmd ls 's3://B/P*'` (one ListObjectsV2 page after another)."""
+    return Command(
+        [
+            str(BIN / "s5cmd"),
+            "--endpoint-url",
+            context.endpoint_url,
+            "ls",
+            f"s3://{context.bucket}/{context.prefix}*",
+        ]
+    )
+
+
+def s5cmd_rm_wildcard(context: RunContext) -> Command:
+    """s5cmd deleting with its own listing: `s5cmd rm 's3://B/P*'` (no age filter: everything
+    under the prefix, DeleteObjects of up to 1000 keys)."""
+    return Command(
+        [
+            str(BIN / "s5cmd"),
+            "--endpoint-url",
+            context.endpoint_url,
+            "rm",
+            f"s3://{context.bucket}/{context.prefix}*",
+        ]
+    )
+
+
+def aws_s3_ls(context: RunContext) -> Command:
+    """awscli's listing alone: `aws s3 ls s3://B/P --recursive`."""
+    return Command(
+        [
+            str(BIN / "aws"),
+            "--endpoint-url",
+            context.endpoint_url,
+            "s3",
+            "ls",
+            f"s3://{context.bucket}/{context.prefix}",
+            "--recursive",
+        ]
+    )
+
+
+def s3_housekeeping(context: RunContext, execute: bool = True) -> Command:
+    """This project's command against the bench's Prefect server (a dry run unless `execute`)."""
     extra = {
         "AWS_ENDPOINT_URL": context.endpoint_url,
         "PREFECT_API_URL": context.prefect_api_url,
@@ -164,7 +206,7 @@ def s3_housekeeping(context: RunContext) -> Command:
         context.prefix,
         "--older-than-days",
         str(OLDER_THAN_DAYS),
-        "--execute",
+        *(["--execute"] if execute else []),
         "--no-create-bucket",
         "--as-of",
         iso(context.cutoff.as_of),

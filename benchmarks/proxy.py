@@ -78,17 +78,37 @@ def classify(method: str, path: str, has_copy_source: bool = False) -> str:
 
 @dataclass
 class Tally:
-    """Requests seen, by operation, with the keys carried in DeleteObjects and error answers."""
+    """Requests seen, by operation, with the keys carried in DeleteObjects and error answers,
+    and how the ListObjectsV2 requests walked the key space."""
 
     requests: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     delete_objects_keys: int = 0
+    #: The StartAfter values of ListObjectsV2 requests (a key range's lower bound each).
+    list_start_after: set[str] = field(default_factory=set)
+    #: ListObjectsV2 requests without a continuation token: a listing or a key range began.
+    list_first_pages: int = 0
+    #: Keys in the ListObjectsV2 answers, and answers with none (a range past the last key).
+    list_keys_returned: int = 0
+    list_empty_pages: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, operation: str, keys: int) -> None:
         with self._lock:
             self.requests[operation] += 1
             self.delete_objects_keys += keys
+
+    def record_list_request(self, start_after: str | None, continued: bool) -> None:
+        with self._lock:
+            if start_after is not None:
+                self.list_start_after.add(start_after)
+            if not continued:
+                self.list_first_pages += 1
+
+    def record_list_answer(self, keys: int) -> None:
+        with self._lock:
+            self.list_keys_returned += keys
+            self.list_empty_pages += keys == 0
 
     def record_error(self, operation: str, status: int) -> None:
         with self._lock:
@@ -100,6 +120,8 @@ class Tally:
             self.requests.clear()
             self.errors.clear()
             self.delete_objects_keys = 0
+            self.list_start_after.clear()
+            self.list_first_pages = self.list_keys_returned = self.list_empty_pages = 0
 
     def snapshot(self) -> dict[str, object]:
         """The counts so far as plain data."""
@@ -109,6 +131,12 @@ class Tally:
                 "by_operation": dict(sorted(self.requests.items())),
                 "errors": dict(sorted(self.errors.items())),
                 "delete_objects_keys": self.delete_objects_keys,
+                "listing": {
+                    "start_after_distinct": len(self.list_start_after),
+                    "first_pages": self.list_first_pages,
+                    "keys_returned": self.list_keys_returned,
+                    "empty_pages": self.list_empty_pages,
+                },
             }
 
 
@@ -148,6 +176,11 @@ class _Handler(BaseHTTPRequestHandler):
         operation = classify(self.command, self.path, "x-amz-copy-source" in self.headers)
         keys = body.count(b"<Object>") if body and operation == "DeleteObjects" else 0
         self.server.tally.record(operation, keys)
+        if operation == "ListObjectsV2":
+            query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            self.server.tally.record_list_request(
+                query.get("start-after"), "continuation-token" in query
+            )
         if self.server.delay_s:
             time.sleep(self.server.delay_s)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -168,6 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         if response.status >= 400:
             self.server.tally.record_error(operation, response.status)
+        elif operation == "ListObjectsV2":
+            self.server.tally.record_list_answer(data.count(b"<Key>"))
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in HOP_BY_HOP:

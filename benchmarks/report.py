@@ -31,9 +31,10 @@ def _ratio(value: float | None, reference: float | None) -> str:
     return f"{value / reference:.2f}"
 
 
-def _row(cells: Iterable[str]) -> str:
+def format_row(cells: Iterable[str], columns: tuple[tuple[str, str, int], ...] = COLUMNS) -> str:
+    """One line of a table: each cell aligned and padded to its column (name, align, width)."""
     return "  ".join(
-        f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, COLUMNS, strict=True)
+        f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, columns, strict=True)
     )
 
 
@@ -69,7 +70,7 @@ def format_table(all_rows: list[dict[str, Any]], title: str) -> list[str]:
     """One server and variant: a row per tool, ratios to s3-housekeeping's row."""
     rows, spreads = median_runs(all_rows)
     reference = next((r for r in rows if r["tool"] == S3HK), None)
-    lines = [title, _row(name for name, _, _ in COLUMNS)]
+    lines = [title, format_row(name for name, _, _ in COLUMNS)]
     ref_rate = reference["objects_per_s"] if reference else None
     ref_requests = reference["requests_per_1000"] if reference else None
     ref_rss = reference["peak_rss_mb"] if reference else None
@@ -78,7 +79,7 @@ def format_table(all_rows: list[dict[str, Any]], title: str) -> list[str]:
             continue
         rate = r["objects_per_s"] or None
         lines.append(
-            _row(
+            format_row(
                 (
                     r["tool"],
                     str(r["deleted"]),
@@ -182,12 +183,19 @@ def print_tables(results: list[dict[str, Any]], delay_ms: float) -> None:
 def main() -> None:
     """Print the tables of results files again: python -m benchmarks.report FILE...
 
-    The runs of several files (the same N, run in parts) are shown together.
+    The runs of several files (the same N, run in parts) are shown together; a file of
+    `make bench-flat` is shown by itself.
     """
     results: list[dict[str, Any]] = []
     delay_ms = 0.0
     for name in sys.argv[1:]:
         document = json.loads(Path(name).read_text())
+        if document.get("kind") == "flat":  # `make bench-flat`: its own tables
+            from benchmarks.flat import print_flat_tables
+
+            print(f"{name}: {document['objects']} objects under a flat prefix")
+            print_flat_tables(document)
+            continue
         print(f"{name}: {document['objects']} objects, {document['old_objects']} old")
         results.extend(document["results"])
         delay_ms = document["delay_ms"]

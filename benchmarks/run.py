@@ -30,7 +30,7 @@ from benchmarks.fill import (
     fill_seaweedfs,
 )
 from benchmarks.measure import run_measured
-from benchmarks.peers import S3HK, TOOLS, RunContext, Tool
+from benchmarks.peers import REPO, S3HK, TOOLS, RunContext, Tool
 from benchmarks.proxy import CountingProxy
 from benchmarks.report import print_tables
 from benchmarks.servers import RcloneServeS3, tool_environment
@@ -135,8 +135,31 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
     return chosen
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
+def terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as SystemExit: the `finally` blocks stop every server the bench started."""
     raise SystemExit(128 + signum)
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the product files changed beside it (uncommitted)."""
+
+    def git(*arguments: str) -> str:
+        completed = subprocess.run(
+            ["git", *arguments], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip() if completed.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "tasks", "flows", "deployments", "pyproject.toml")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_product_changes": changed.splitlines()}
+
+
+def machine() -> dict[str, Any]:
+    """What the JSON results say of the machine: cores, Python, load when the run ended."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
 
 
 def warm_up(tools: list[str]) -> None:
@@ -398,7 +421,7 @@ def announce(result: Result) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     workdir = Path(tempfile.mkdtemp(prefix="s3hk-bench-"))
     dataset = Dataset(total=args.objects, keep=args.keep, subprefixes=args.subprefixes)
     started = datetime.now(UTC)
@@ -450,8 +473,8 @@ def write_results(bench: Bench, started: datetime) -> None:
         "delay_ms": bench.args.delay_ms,
         "tool_timeout_s": bench.args.tool_timeout,
         "s3hk_args": bench.args.s3hk_arg,
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
+        **machine(),
+        **code_state(),
         "results": [asdict(r) for r in bench.results],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")

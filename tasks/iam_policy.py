@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 from tasks.aws_names import partition_of_region
 from tasks.s3.bucket_lock import LOCK_FOLDER
+from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
 from tasks.s3.uris import is_s3_uri, parse_s3_uri
 
 if TYPE_CHECKING:
@@ -144,15 +145,38 @@ def plan_statements(settings: RunSettings, partition: str) -> list[Statement]:
         # download_file: HeadObject, then GetObject.
         arn = f"arn:{partition}:s3:::{saved.bucket}/{literal(saved.key)}"
         statements.append(statement("ReadTheSavedPlan", ["s3:GetObject"], arn))
+        if saved.key.endswith(INDEX_SUFFIX):
+            # A plan made in shards: its parts (and their journals) are beside it.
+            parts = saved.key.removesuffix(INDEX_SUFFIX) + ".parts"
+            arn = f"arn:{partition}:s3:::{saved.bucket}/{literal(parts)}/*"
+            actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+            statements.append(statement("ApplyThePlansParts", actions, arn))
     writes = settings.plan is None or not settings.dry_run
     if writes and is_s3_uri(settings.manifest_location):
         # Both go to LOCATION/BUCKET/NAME. upload_file sends a file over 8 MB in parts, and
         # aborts the upload if a part fails: without s3:AbortMultipartUpload its parts stay.
+        # On Dask, a part written by one worker is read by the run and by another worker.
         kept = parse_s3_uri(settings.manifest_location).join(settings.bucket)
         arn = f"arn:{partition}:s3:::{kept.bucket}/{literal(kept.key)}/*"
         actions = ["s3:AbortMultipartUpload", "s3:PutObject"]
+        if settings.dask_address:
+            actions.append("s3:GetObject")
         statements.append(statement("WritePlansAndJournals", actions, arn))
+    if settings.inventory is not None:
+        statements.append(inventory_statement(settings.inventory, partition))
     return statements
+
+
+def inventory_statement(manifest: str, partition: str) -> Statement:
+    """Reading an S3 Inventory: its manifest.json and its data files, which AWS writes under
+    DESTINATION-PREFIX/SOURCE-BUCKET/CONFIG-ID/ (the manifest in a dated folder, the data files
+    in data/)."""
+    where = parse_s3_uri(manifest)
+    folders = where.key.split("/")[:-1]
+    configuration = "/".join(folders[:-1] if len(folders) >= 2 else folders)
+    resource = f"{literal(configuration)}/*" if configuration else "*"
+    arn = f"arn:{partition}:s3:::{where.bucket}/{resource}"
+    return statement("ReadTheInventory", ["s3:GetObject"], arn)
 
 
 def secret_arn(settings: RunSettings, partition: str) -> str:

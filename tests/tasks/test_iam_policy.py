@@ -390,3 +390,36 @@ class TestDocument:
         }
 
         assert not {name for name in imported if name.split(".")[0] in {"prefect", "boto3"}}
+
+
+class TestScalingOut:
+    def test_inventory_is_read_under_its_configurations_folder_when_planned_from_one(
+        self,
+    ) -> None:
+        manifest = "s3://inventory-reports/daily/source-bucket/all/2026-01-02T03-04Z/manifest.json"
+
+        document = iam_policy(settings(inventory=manifest))
+
+        assert statements(document)["ReadTheInventory"] == {
+            "Action": ["s3:GetObject"],
+            "Resource": "arn:aws:s3:::inventory-reports/daily/source-bucket/all/*",
+        }
+
+    def test_parts_are_read_back_from_the_plan_location_when_run_on_dask(self) -> None:
+        document = iam_policy(
+            settings(manifest_location="s3://team-plans/housekeeping", dask_address="tcp://d:8786")
+        )
+
+        kept = statements(document)["WritePlansAndJournals"]
+        assert kept["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+
+    def test_a_saved_index_lets_its_parts_be_read_and_journaled_when_applied(self) -> None:
+        index = "s3://team-plans/housekeeping/b/20260101T000000Z-run.index.jsonl"
+
+        document = iam_policy(settings(plan=index, dask_address="tcp://d:8786", dry_run=False))
+
+        parts = statements(document)["ApplyThePlansParts"]
+        assert parts["Resource"] == (
+            "arn:aws:s3:::team-plans/housekeeping/b/20260101T000000Z-run.parts/*"
+        )
+        assert "s3:GetObject" in parts["Action"]

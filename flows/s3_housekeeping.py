@@ -234,6 +234,11 @@ def run_in_shards(
             report.record_refusal(refusal)
             refusal.report = finish(report, clients, requests)
             raise
+        except BaseException as error:  # a worker's error, or the run was stopped
+            if not settings.dry_run:  # parts may have been applied: say which, and how many
+                report.record_failure(applier.settled(), error)
+                attach_report(error, finish(report, clients, requests))
+            raise
     requests.update(applied)
     report.workers = sorted(set(report.workers) | workers)
     report.record_apply(result)

@@ -18,6 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -347,6 +348,7 @@ class PartApplier:
         self.delete_concurrency, self.throttle_budget_s = delete_concurrency, throttle_budget_s
         self.saved_max_age = saved_max_age
         self.futures: list[PrefectWrappedFuture[PartApplied, Any]] = []
+        self.parts: list[Part] = []
 
     def submit(self, part: Part) -> None:
         """Have a worker apply the part (nothing to do for a part with no planned object)."""
@@ -363,6 +365,21 @@ class PartApplier:
             self.saved_max_age,
         )
         self.futures.append(self.runner.submit(apply_part_task, {"order": order}))
+        self.parts.append(part)
+
+    def settled(self) -> ApplyResult:
+        """The outcomes known when the run stops early: those of the parts applied; a part
+        sent and not finished counts as planned with no outcome (the report calls its objects
+        Unconfirmed), a part never sent not at all (NotSent)."""
+        total = ApplyResult()
+        for future, part in zip(self.futures, self.parts, strict=True):
+            known = None
+            # A part that failed has its own error; its objects' outcomes are unknown.
+            if future.wrapped_future.done():
+                with suppress(Exception):
+                    known = future.result(timeout=0).result
+            total = merged(total, known or ApplyResult(planned=part.matched))
+        return total
 
     def results(self) -> tuple[ApplyResult, set[str], Counter[str]]:
         """Wait for every part sent: one outcome per planned object, summed over the parts;

@@ -15,11 +15,13 @@ from tasks.aws import AwsClients, AwsSettings
 from tasks.cleanup import PlanRequest
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
+from tasks.s3.deletion import ApplyResult
 from tasks.s3.listing import Shard
 from tasks.s3.manifest import PlanTarget, isoformat, read_objects
 from tasks.s3.plan_index import Part
 from tasks.sharding import (
     ApplyOrder,
+    PartApplier,
     PartPlan,
     ShardedPlan,
     ShardOrder,
@@ -261,3 +263,31 @@ class TestTheRunsSide:
 
         with pytest.raises(ConfigError, match="made in one process"):
             saved_in_shards(aws.s3, single.part.location, self.request(tmp_path), tmp_path)
+
+    def test_outcomes_known_when_stopped_early_are_the_applied_parts_and_the_rest_unknown(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        plan = planned_on_threads(self.request(tmp_path), tmp_path / "scratch")
+        parts = [part for part in plan.parts if part.matched]
+        tampered = parts[0]
+        Path(tampered.location).write_bytes(Path(tampered.location).read_bytes() + b"\n")
+
+        with BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)):
+            settled = applied_on_threads(parts)
+
+        assert settled.planned == len(filled)
+        assert settled.deleted == len(filled) - tampered.matched
+        assert settled.failed == settled.skipped_changed == 0  # the tampered part: no outcome
+
+
+@flow
+def applied_on_threads(parts: list[Part]) -> ApplyResult:
+    """Parts applied by Prefect's thread pool, then the outcomes known (as when stopped)."""
+    with ThreadPoolTaskRunner(max_workers=2) as runner:
+        applier = PartApplier(runner, AWS, TARGET, "run-holding", 4, 60)
+        for part in parts:
+            applier.submit(part)
+        for future in applier.futures:
+            future.wait()
+        return applier.settled()

@@ -275,6 +275,8 @@ class LeaseWatch:
         self.reader = BucketLock(s3, bucket, new_lease(run_id, "", 0.0), owner)
         self.bucket, self.run_id, self.every_s = bucket, run_id, every_s
         self._checked: float | None = None
+        # Batches start on several threads at once: one reads, the others wait for its answer.
+        self._reading = threading.Lock()
 
     def check(self) -> None:
         """Raise if the lease is not this run's; called before every batch of deletes.
@@ -282,14 +284,15 @@ class LeaseWatch:
         Raises:
             LockLost: the lease is gone, expired, or held by another run.
         """
-        now = time.monotonic()
-        if self._checked is not None and now - self._checked < self.every_s:
-            return
-        held = self.reader._read()
-        if held is None:
-            raise LockLost(self.bucket, "its lease is gone")
-        if held.lease.run_id != self.run_id:
-            raise LockLost(self.bucket, f"run {held.lease.run_id} holds it")
-        if held.expired:
-            raise LockLost(self.bucket, f"not renewed for {held.idle_s:.0f} s")
-        self._checked = now
+        with self._reading:
+            now = time.monotonic()
+            if self._checked is not None and now - self._checked < self.every_s:
+                return
+            held = self.reader._read()
+            if held is None:
+                raise LockLost(self.bucket, "its lease is gone")
+            if held.lease.run_id != self.run_id:
+                raise LockLost(self.bucket, f"run {held.lease.run_id} holds it")
+            if held.expired:
+                raise LockLost(self.bucket, f"not renewed for {held.idle_s:.0f} s")
+            self._checked = now

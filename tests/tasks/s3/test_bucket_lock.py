@@ -168,3 +168,24 @@ class TestLeaseWatch:
                     watch.check()
 
         assert len(audit.of("GetObject")) == 1
+
+    def test_reads_the_lease_once_when_batches_start_on_many_threads_at_once(
+        self, aws: AwsClients, bucket: str
+    ) -> None:
+        with lock(aws, "run-holding"):
+            watch = LeaseWatch(aws.s3, BUCKET, "run-holding", every_s=3600)
+            with audit_requests() as audit:
+                watch.reader.s3 = create_clients(AwsSettings(region="us-east-1")).s3
+                start = threading.Barrier(8)
+
+                def batch() -> None:
+                    start.wait()
+                    watch.check()
+
+                threads = [threading.Thread(target=batch) for _ in range(8)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+
+        assert len(audit.of("GetObject")) == 1

@@ -7,6 +7,12 @@ default and at each --concurrency), the same dry run on an empty prefix (its fix
 `s3-housekeeping run --execute` and `s5cmd rm`. Each row records wall time, requests by
 operation (with how the ListObjectsV2 requests walked the key space), the tool's CPU, the
 SeaweedFS server's CPU and the Prefect server's CPU over the tool's run.
+
+With --dask, a local Dask cluster (`dask scheduler` and --dask-workers `dask worker`
+processes of --dask-threads threads each, on 127.0.0.1) runs the same dry run (and its empty
+prefix) and the same --execute with `--dask-address`, beside the one-process rows, on the same
+data; those rows add the workers' and the scheduler's CPU, the report's `workers`, and the
+plan-shard/apply-shard task runs the Prefect server recorded (count, median, max, sum).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -65,12 +73,19 @@ from benchmarks.run import (
     terminate,
     warm_up,
 )
+from benchmarks.servers import tool_environment
+from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
 
 SERVER = "seaweedfs"
 EMPTY_PREFIX = "bench-empty/"
 DRY_RUN = f"{S3HK} dry run"
 EXECUTE = f"{S3HK} --execute"
+DASK_DRY_RUN = f"{DRY_RUN} --dask-address"
+DASK_OVERHEAD = f"{S3HK} --dask-address (empty prefix)"
+DASK_EXECUTE = f"{EXECUTE} --dask-address"
+#: The names of the Prefect tasks a run on Dask submits per shard (tasks/sharding.py).
+SHARD_TASKS = ("plan-shard", "apply-shard")
 #: The product's default LIST_CONCURRENCY (tasks/settings.py), for the table only.
 DEFAULT_LIST_CONCURRENCY = 8
 #: The product's tuning variables: taken out of the tools' environment, so that the default
@@ -99,9 +114,11 @@ class Row:
     env: Mapping[str, str] = field(default_factory=dict)
     prefix: str = PREFIX
     list_concurrency: int | None = None
+    #: Run with `--dask-address` on the bench's local Dask cluster.
+    dask: bool = False
 
 
-def read_only_rows(concurrencies: list[int]) -> list[Row]:
+def read_only_rows(concurrencies: list[int], dask: bool = False) -> list[Row]:
     """The rows that list the one filled bucket and must leave it as it is."""
     rows = [
         Row(
@@ -129,27 +146,63 @@ def read_only_rows(concurrencies: list[int]) -> list[Row]:
             prefix=EMPTY_PREFIX,
             list_concurrency=DEFAULT_LIST_CONCURRENCY,
         ),
+    ]
+    if dask:
+        rows += [
+            Row(
+                DASK_DRY_RUN,
+                "the default dry run with --dask-address: its shards on the local Dask cluster",
+                dry_run,
+                list_concurrency=DEFAULT_LIST_CONCURRENCY,
+                dask=True,
+            ),
+            Row(
+                DASK_OVERHEAD,
+                "the Dask dry run on a prefix with no objects: its fixed cost",
+                dry_run,
+                prefix=EMPTY_PREFIX,
+                list_concurrency=DEFAULT_LIST_CONCURRENCY,
+                dask=True,
+            ),
+        ]
+    rows += [
         Row("s5cmd ls", f"s5cmd ls 's3://B/{PREFIX}*'", s5cmd_ls_wildcard),
         Row("aws s3 ls", f"aws s3 ls s3://B/{PREFIX} --recursive", aws_s3_ls),
     ]
     return rows
 
 
-EXECUTING_ROWS = (
-    Row(
-        EXECUTE,
-        "s3-housekeeping run --execute (deletes while it lists)",
-        s3_housekeeping,
-        executes=True,
-        list_concurrency=DEFAULT_LIST_CONCURRENCY,
-    ),
-    Row(
-        "s5cmd rm",
-        f"s5cmd rm 's3://B/{PREFIX}*' (its own listing; no age filter)",
-        s5cmd_rm_wildcard,
-        executes=True,
-    ),
-)
+def executing_rows(dask: bool = False) -> list[Row]:
+    """The rows that delete everything under the prefix, each on a freshly filled bucket."""
+    rows = [
+        Row(
+            EXECUTE,
+            "s3-housekeeping run --execute (deletes while it lists)",
+            s3_housekeeping,
+            executes=True,
+            list_concurrency=DEFAULT_LIST_CONCURRENCY,
+        )
+    ]
+    if dask:
+        rows.append(
+            Row(
+                DASK_EXECUTE,
+                "s3-housekeeping run --execute with --dask-address: plan and apply on the cluster",
+                s3_housekeeping,
+                executes=True,
+                list_concurrency=DEFAULT_LIST_CONCURRENCY,
+                dask=True,
+            )
+        )
+    rows.append(
+        Row(
+            "s5cmd rm",
+            f"s5cmd rm 's3://B/{PREFIX}*' (its own listing; no age filter)",
+            s5cmd_rm_wildcard,
+            executes=True,
+        )
+    )
+    return rows
 
 
 @dataclass
@@ -171,6 +224,16 @@ class FlatResult(Result):
     #: server to go idle after the previous step.
     load_before: float = 0.0
     settle_s: float = 0.0
+    #: Rows run with --dask-address: the cluster's shape, the CPU seconds of the workers'
+    #: process trees (nannies and worker processes) and of the scheduler over the run, the
+    #: report's `workers`, and the shards' task runs as the Prefect server recorded them.
+    dask: bool = False
+    dask_workers: int = 0
+    dask_threads: int = 0
+    workers_cpu_s: float | None = None
+    scheduler_cpu_s: float | None = None
+    report_workers: list[str] = field(default_factory=list)
+    shards: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,6 +249,8 @@ class FlatBench:
     results: list[FlatResult] = field(default_factory=list)
     runs: int = 0
     fills: list[dict[str, Any]] = field(default_factory=list)
+    cluster: DaskCluster | None = None
+    scheduler_pid: int | None = None
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -216,6 +281,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tool-timeout", type=float, default=600.0, help="seconds; a slower tool is stopped"
     )
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="add the dry run and --execute with --dask-address on a local Dask cluster",
+    )
+    parser.add_argument(
+        "--dask-workers", type=int, default=2, help="`dask worker` processes (with --dask)"
+    )
+    parser.add_argument(
+        "--dask-threads", type=int, default=2, help="--nthreads of each worker (with --dask)"
+    )
     parser.add_argument("--results", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and data")
     args = parser.parse_args(argv)
@@ -233,6 +309,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--concurrency: comma-separated whole numbers, e.g. 16,32")
     if any(not 1 <= n <= 64 for n in args.concurrency):
         parser.error("--concurrency: LIST_CONCURRENCY is 1 to 64")
+    if args.dask_workers < 1 or args.dask_threads < 1:
+        parser.error("--dask-workers and --dask-threads must be at least 1")
     if args.keep is None:
         args.keep = max(1, args.objects // 20)
     return args
@@ -272,7 +350,11 @@ def measure_row(
         phase="executing" if row.executes else "read-only",
         objects=objects,
         list_concurrency=row.list_concurrency,
+        dask=row.dask,
     )
+    cluster = bench.cluster if row.dask else None
+    if row.dask and cluster is None:
+        raise RuntimeError(f"{row.name}: no Dask cluster (--dask)")
     context = RunContext(
         endpoint_url=bench.proxy.url,
         server=SERVER,
@@ -283,6 +365,7 @@ def measure_row(
         prefect_api_url=bench.prefect.api_url,
         prefect_home=bench.workdir / "prefect-client-home",
         prefix=row.prefix,
+        s3hk_args=("--dask-address", cluster.address) if cluster else (),
     )
     command = row.build(context)
     env = {k: v for k, v in command.env.items() if k not in PRODUCT_TUNING} | dict(row.env)
@@ -292,6 +375,8 @@ def measure_row(
     bench.proxy.tally.reset()
     server_before, prefect_before = process_tree_cpu_s(server_pid), process_tree_cpu_s(prefect_pid)
     self_before = self_cpu_s()
+    dask_before = dask_cpu_s(bench) if cluster else (0.0, 0.0)
+    run_started = datetime.now(UTC)
     try:
         measured = run_measured(command.argv, env, bench.args.tool_timeout, rundir / "tool", rundir)
     except OSError as error:  # a binary missing: `make bench-install`
@@ -300,9 +385,20 @@ def measure_row(
     result.server_cpu_s = round(process_tree_cpu_s(server_pid) - server_before, 2)
     result.prefect_cpu_s = round(process_tree_cpu_s(prefect_pid) - prefect_before, 2)
     result.proxy_cpu_s = round(self_cpu_s() - self_before, 2)
+    if cluster:
+        workers_after, scheduler_after = dask_cpu_s(bench)
+        result.workers_cpu_s = round(workers_after - dask_before[0], 2)
+        result.scheduler_cpu_s = round(scheduler_after - dask_before[1], 2)
+        result.dask_workers, result.dask_threads = len(cluster.workers), bench.args.dask_threads
     record_measurement(result, measured, bench.proxy.tally.snapshot())
     if row.build in (dry_run, s3_housekeeping):
         result.tool_report = read_report(rundir / "report.json")
+    if cluster:
+        result.report_workers = report_workers(rundir / "report.json")
+        try:
+            result.shards = shard_task_runs(bench.prefect.api_url, run_started)
+        except (OSError, ValueError) as error:  # figures only: the run itself is checked below
+            result.shards = {"error": str(error)}
     if measured.returncode != 0 and not measured.timed_out:
         result.status = "failed"
         result.detail = f"exit {measured.returncode}: " + tail(rundir / "tool.err")
@@ -311,6 +407,90 @@ def measure_row(
         result.detail = f"stopped after {bench.args.tool_timeout:.0f} s"
     verify(bench, row, result, rundir, bucket)
     return result
+
+
+def dask_cpu_s(bench: FlatBench) -> tuple[float, float]:
+    """CPU seconds so far of the workers' process trees (summed) and of the scheduler."""
+    assert bench.cluster is not None
+    workers = sum(process_tree_cpu_s(worker.pid) for worker in bench.cluster.workers)
+    scheduler = process_tree_cpu_s(bench.scheduler_pid) if bench.scheduler_pid else 0.0
+    return workers, scheduler
+
+
+def report_workers(path: Path) -> list[str]:
+    """The `workers` of s3-housekeeping's report: who listed or deleted on the cluster."""
+    try:
+        workers = json.loads(path.read_text()).get("workers", [])
+    except (OSError, ValueError):
+        return []
+    return [str(worker) for worker in workers]
+
+
+def _api_post(api_url: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item a Prefect API `.../filter` endpoint returns for `body`, page by page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = {**body, "limit": 200, "offset": len(items)}
+        request = urllib.request.Request(  # noqa: S310 - the bench's own server on 127.0.0.1
+            f"{api_url}{path}",
+            data=json.dumps(page).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            got = json.loads(answer.read())
+        items.extend(got)
+        if len(got) < page["limit"]:
+            return items
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def shard_task_runs(api_url: str, since: datetime) -> dict[str, Any]:
+    """The plan-shard and apply-shard task runs of the flow run(s) started since `since` (the
+    bench runs one tool at a time): per task name, how many, their states, and their run
+    times (median, max, sum) and span (first start to last end), in seconds."""
+    flow_runs = _api_post(
+        api_url, "/flow_runs/filter", {"flow_runs": {"start_time": {"after_": since.isoformat()}}}
+    )
+    ids = [run["id"] for run in flow_runs]
+    figures: dict[str, Any] = {"flow_runs": len(ids)}
+    if not ids:
+        return figures
+    for name in SHARD_TASKS:
+        runs = _api_post(
+            api_url,
+            "/task_runs/filter",
+            {"flow_runs": {"id": {"any_": ids}}, "task_runs": {"name": {"like_": name}}},
+        )
+        figures[name] = summarize_task_runs(runs)
+    return figures
+
+
+def summarize_task_runs(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    durations, starts, ends, states = [], [], [], {}
+    for run in runs:
+        start, end = _parse_time(run.get("start_time")), _parse_time(run.get("end_time"))
+        state = run.get("state_type") or "unknown"
+        states[state] = states.get(state, 0) + 1
+        seconds = float(run.get("total_run_time") or 0.0)
+        if not seconds and start and end:
+            seconds = (end - start).total_seconds()
+        durations.append(seconds)
+        starts += [start] if start else []
+        ends += [end] if end else []
+    if not durations:
+        return {"count": 0}
+    return {
+        "count": len(durations),
+        "states": states,
+        "median_s": round(statistics.median(durations), 3),
+        "max_s": round(max(durations), 3),
+        "sum_s": round(sum(durations), 3),
+        "span_s": round((max(ends) - min(starts)).total_seconds(), 3) if starts and ends else None,
+    }
 
 
 def pid_of(server: Target | PrefectServer) -> int:
@@ -384,8 +564,11 @@ def run_read_only(bench: FlatBench) -> None:
     try:
         warm = Row("warm-up", "", dry_run, prefix=EMPTY_PREFIX)
         measure_row(bench, warm, bucket, cutoff, 0)  # Prefect's first run of a flow: not kept
+        if bench.cluster:  # the workers' first shard (imports, their Prefect client): not kept
+            warm_dask = Row("warm-up dask", "", dry_run, prefix=EMPTY_PREFIX, dask=True)
+            measure_row(bench, warm_dask, bucket, cutoff, 0)
         for repetition in range(bench.args.repeat):
-            for row in read_only_rows(bench.args.concurrency):
+            for row in read_only_rows(bench.args.concurrency, bench.cluster is not None):
                 result = measure_row(bench, row, bucket, cutoff, repetition)
                 bench.results.append(result)
                 announce(result)
@@ -397,7 +580,7 @@ def run_read_only(bench: FlatBench) -> None:
 def run_executing(bench: FlatBench) -> None:
     """Each executing row `--repeat` times, each run on a freshly filled bucket."""
     for repetition in range(bench.args.repeat):
-        for row in EXECUTING_ROWS:
+        for row in executing_rows(bench.cluster is not None):
             bucket = f"flat-exec-{bench.runs + 1:03d}"
             cutoff = fill(bench, bucket)
             try:
@@ -425,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(target.stop)
             proxy = stack.enter_context(CountingProxy(target.url, args.delay_ms))
             bench = FlatBench(args, workdir, dataset, target, proxy, prefect)
+            if args.dask:
+                start_dask(bench, stack)
             print(
                 f"flat benchmark: {args.objects} objects, all old, under {PREFIX} "
                 f"({args.keep} beside it under {KEEP_PREFIX}); SeaweedFS behind the counting "
@@ -449,6 +634,54 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def start_dask(bench: FlatBench, stack: ExitStack) -> None:
+    """The local Dask cluster of the --dask rows, stopped with everything else. Each worker
+    has the tools' environment (fake keys, the proxy as its endpoint), the bench's Prefect
+    server and a PREFECT_HOME of its own; the plan parts go to each run's MANIFEST_DIR, a
+    local directory every worker on this machine sees."""
+    args = bench.args
+    environments = [
+        {
+            name: value
+            for name, value in tool_environment(
+                {
+                    "AWS_ENDPOINT_URL": bench.proxy.url,
+                    "PREFECT_API_URL": bench.prefect.api_url,
+                    "PREFECT_HOME": str(bench.workdir / "dask" / f"home-{number}"),
+                }
+            ).items()
+            if name not in PRODUCT_TUNING
+        }
+        for number in range(1, args.dask_workers + 1)
+    ]
+    started = time.perf_counter()
+    bench.cluster = stack.enter_context(
+        dask_cluster(bench.workdir / "dask", environments, threads=args.dask_threads)
+    )
+    bench.scheduler_pid = scheduler_pid(bench.cluster.address)
+    print(
+        f"Dask cluster at {bench.cluster.address}: {args.dask_workers} workers x "
+        f"{args.dask_threads} threads, ready in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+
+def scheduler_pid(address: str) -> int | None:
+    """The `dask scheduler` this process started for `address` (a child of ours, from /proc)."""
+    port = address.rpartition(":")[2]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = (entry / "stat").read_text().rpartition(")")[2].split()[1]
+        except (OSError, IndexError):
+            continue
+        if parent == str(os.getpid()) and b"scheduler" in argv and port.encode() in argv:
+            return int(entry.name)
+    return None
+
+
 def results_document(bench: FlatBench, started: datetime) -> dict[str, Any]:
     args = bench.args
     return {
@@ -463,6 +696,11 @@ def results_document(bench: FlatBench, started: datetime) -> dict[str, Any]:
         "repeat": args.repeat,
         "list_concurrency_rows": args.concurrency,
         "tool_timeout_s": args.tool_timeout,
+        "dask": (
+            {"workers": args.dask_workers, "threads_per_worker": args.dask_threads}
+            if args.dask
+            else None
+        ),
         "fills": bench.fills,
         **machine(),
         **code_state(),
@@ -493,6 +731,7 @@ COLUMNS = (
     ("server CPU", ">", 10),
     ("/1000", ">", 5),
     ("Prefect CPU", ">", 11),
+    ("workers CPU", ">", 11),
     ("RSS MB", ">", 6),
     ("status", "<", 6),
 )
@@ -525,6 +764,7 @@ def format_flat_table(rows: list[dict[str, Any]], reference: str, title: str) ->
                     f"{r['server_cpu_s']:.2f}",
                     _per_1000(r["server_cpu_s"], r["objects"]),
                     f"{r['prefect_cpu_s']:.2f}",
+                    "-" if r.get("workers_cpu_s") is None else f"{r['workers_cpu_s']:.2f}",
                     f"{r['peak_rss_mb']:.0f}",
                     r["status"],
                 ),
@@ -557,6 +797,11 @@ def where_the_time_goes(r: dict[str, Any]) -> str:
         f"{r['server_cpu_s']:.2f} s, Prefect server CPU {r['prefect_cpu_s']:.2f} s, proxy "
         f"CPU {r['proxy_cpu_s']:.2f} s, added delay {delay_s:.1f} s summed over requests"
     )
+    if r.get("workers_cpu_s") is not None:
+        parts.append(
+            f"Dask {r['dask_workers']} workers x {r['dask_threads']} threads: workers CPU "
+            f"{r['workers_cpu_s']:.2f} s, scheduler CPU {r['scheduler_cpu_s']:.2f} s"
+        )
     in_flow = r.get("tool_report", {}).get("duration_s")
     if in_flow is not None:
         parts.append(f"{in_flow} s inside the flow")
@@ -596,7 +841,8 @@ def scaling(rows: list[dict[str, Any]]) -> list[str]:
     chosen, _ = median_runs([r for r in rows if r["phase"] == "read-only"])
     overhead = next((r for r in chosen if r["tool"] == OVERHEAD), None)
     dry = sorted(
-        (r for r in chosen if r["tool"].startswith(DRY_RUN)), key=lambda r: r["list_concurrency"]
+        (r for r in chosen if r["tool"].startswith(DRY_RUN) and not r.get("dask")),
+        key=lambda r: r["list_concurrency"],
     )
     if len(dry) < 2:
         return []
@@ -606,6 +852,77 @@ def scaling(rows: list[dict[str, Any]]) -> list[str]:
         cells.append(f"{r['list_concurrency']}: {r['seconds']:.2f} s{net}")
     fixed = f" (fixed cost {overhead['seconds']:.2f} s)" if overhead else ""
     return [f"dry run by LIST_CONCURRENCY{fixed}: " + "; ".join(cells)]
+
+
+#: Machine counts the extrapolation of the Dask rows is printed for.
+EXTRAPOLATE_TO = (2, 4, 8, 16)
+
+
+def dask_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The Dask rows beside their one-process twins: whether the outcome is the same, the
+    shards' figures from the Prefect API, and what M machines would take, extrapolated."""
+    chosen, _ = median_runs(rows)
+    by_name = {r["tool"]: r for r in chosen}
+    lines = []
+    for ours, theirs, key in (
+        (DRY_RUN, DASK_DRY_RUN, "matched"),
+        (EXECUTE, DASK_EXECUTE, "deleted"),
+    ):
+        one, dask = by_name.get(ours), by_name.get(theirs)
+        if not one or not dask:
+            continue
+        counts = [r.get("tool_report", {}).get(key) for r in (one, dask)]
+        same = counts[0] == counts[1] and one["status"] == dask["status"] == "ok"
+        if key == "deleted":
+            same = same and one["deleted"] == dask["deleted"]
+            checked = f", the bench's listing: {one['deleted']} and {dask['deleted']} gone"
+        else:
+            checked = ", no write sent by either"
+        lines.append(
+            f"outcome, one process vs Dask: {key} {counts[0]} and {counts[1]}{checked}, statuses "
+            f"{one['status']} and {dask['status']}: {'identical' if same else 'DIFFERENT'}"
+        )
+        cpu = one["cpu_s"], dask["cpu_s"] + (dask.get("workers_cpu_s") or 0.0)
+        lines.append(
+            f"  wall {one['seconds']:.2f} s in one process, {dask['seconds']:.2f} s on Dask "
+            f"({dask['seconds'] / one['seconds']:.2f}x); CPU of client + workers {cpu[0]:.2f} s "
+            f"and {cpu[1]:.2f} s (+ scheduler {dask.get('scheduler_cpu_s') or 0.0:.2f} s); "
+            f"server {one['server_cpu_s']:.2f} and {dask['server_cpu_s']:.2f} s; Prefect server "
+            f"{one['prefect_cpu_s']:.2f} and {dask['prefect_cpu_s']:.2f} s"
+        )
+    overhead = by_name.get(DASK_OVERHEAD)
+    for r in chosen:
+        if not r.get("dask"):
+            continue
+        workers = ", ".join(r.get("report_workers") or []) or "none in the report"
+        lines.append(f"{r['tool']}: workers {workers}")
+        shards = r.get("shards") or {}
+        if "error" in shards:
+            lines.append(f"  shard task runs: not read from the Prefect API ({shards['error']})")
+            continue
+        total = 0.0
+        for name in SHARD_TASKS:
+            figures = shards.get(name) or {"count": 0}
+            if not figures["count"]:
+                continue
+            total += figures["sum_s"]
+            lines.append(
+                f"  {name}: {figures['count']} task runs {figures['states']}, run time median "
+                f"{figures['median_s']:.2f} s, max {figures['max_s']:.2f} s, sum "
+                f"{figures['sum_s']:.2f} s, first start to last end {figures['span_s']:.2f} s"
+            )
+        if total and r["objects"] and overhead:
+            fixed = overhead["seconds"]
+            longest = max((shards.get(name) or {}).get("max_s", 0.0) or 0.0 for name in SHARD_TASKS)
+            guesses = ", ".join(
+                f"{m}: {fixed + max(total / m, longest):.1f} s" for m in EXTRAPOLATE_TO
+            )
+            lines.append(
+                f"  extrapolation, not a measurement: {total:.1f} shard-seconds; on M machines "
+                f"about {fixed:.2f} s (the Dask empty prefix) + max(shard-seconds / M, the "
+                f"longest shard {longest:.2f} s): {guesses}; if the server keeps up"
+            )
+    return lines
 
 
 def print_flat_tables(document: dict[str, Any]) -> None:
@@ -621,7 +938,7 @@ def print_flat_tables(document: dict[str, Any]) -> None:
         if phase_rows:
             print("\n".join(format_flat_table(phase_rows, reference, title)))
     print()
-    print("\n".join(scaling(rows) + targets(rows)))
+    print("\n".join(scaling(rows) + targets(rows) + dask_lines(rows)))
     for r in rows:
         if r["status"] not in ("ok", "time limit"):
             print(f"!!! {r['phase']} {r['tool']}: {r['status']}: {r['detail']}")

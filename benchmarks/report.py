@@ -55,12 +55,12 @@ def median_runs(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[
     chosen, spreads = [], []
     for tool, runs in by_tool.items():
         failed = [r for r in runs if r["status"] not in ("ok", "time limit")]
-        if tool == OVERHEAD:
+        if tool.endswith("(empty prefix)"):  # no rate: the shortest is the median's stand-in
             ordered = sorted(runs, key=lambda r: float(r["seconds"]))
         else:
             ordered = sorted(runs, key=lambda r: float(r["objects_per_s"]))
         chosen.append(failed[0] if failed else ordered[len(ordered) // 2])
-        if len(runs) > 1 and tool != OVERHEAD:
+        if len(runs) > 1 and not tool.endswith("(empty prefix)"):
             rates = ", ".join(f"{r['objects_per_s']:.0f}" for r in ordered)
             spreads.append(f"  {tool}: obj/s over {len(runs)} runs: {rates} (median shown)")
     return chosen, spreads

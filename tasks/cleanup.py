@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -157,16 +157,43 @@ def deleting(
     """The delete consumer of an executing run, writing its journal (uploaded as the run goes
     when plans are kept in S3). However the block ends, the batches already sent finish and the
     journal ends with the totals."""
-    plan = request.saved_plan or new_plan_location(request)
-    header = {"bucket": request.target.bucket, "prefix": request.target.prefix, "plan": plan}
-    journal = Journal(journal_at.path, header)
-    pipeline = DeletePipeline(
+    with journaled_deletes(
         s3,
         DeleteTarget(request.target.bucket, owner),
+        request.target.prefix,
+        request.saved_plan or new_plan_location(request),
+        journal_at,
         settings.delete_concurrency,
+        settings.delete_throttle_budget_minutes * 60,
+        lock.check if lock is not None else None,
+        progress,
+    ) as pipeline:
+        yield pipeline
+
+
+@contextmanager
+def journaled_deletes(
+    s3: S3Client,
+    target: DeleteTarget,
+    prefix: str,
+    plan: str,
+    journal_at: PlanFile,
+    concurrency: int,
+    throttle_budget_s: float,
+    before_each_request: Callable[[], None] | None = None,
+    progress: Progress | None = None,
+) -> Iterator[DeletePipeline]:
+    """A delete pipeline for the plan at `plan`, with its journal at `journal_at` (uploaded as
+    it goes when kept in S3); `before_each_request` may stop it (the bucket's lock). However
+    the block ends, the batches already sent finish and the journal ends with the totals."""
+    journal = Journal(journal_at.path, {"bucket": target.bucket, "prefix": prefix, "plan": plan})
+    pipeline = DeletePipeline(
+        s3,
+        target,
+        concurrency,
         progress=progress,
-        throttle_budget_s=settings.delete_throttle_budget_minutes * 60,
-        before_each_request=lock.check if lock is not None else None,
+        throttle_budget_s=throttle_budget_s,
+        before_each_request=before_each_request,
         journal=journal,
     )
     with plan_store.kept_as_it_goes(s3, journal_at, journal.changed):

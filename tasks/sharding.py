@@ -29,13 +29,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import AwsSettings, create_clients
-from tasks.cleanup import PlanRequest, changed_since_checked, record_plan, send
+from tasks.cleanup import (
+    PlanRequest,
+    changed_since_checked,
+    journaled_deletes,
+    record_plan,
+    send,
+)
 from tasks.errors import ConfigError, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import LeaseWatch
-from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
+from tasks.s3.deletion import ApplyResult, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, inventory_objects, read_inventory
-from tasks.s3.journal import Journal, journal_name, read_journal
+from tasks.s3.journal import journal_name, read_journal
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
 from tasks.s3.manifest import (
@@ -192,36 +198,22 @@ def apply_part(order: ApplyOrder) -> PartApplied:
             raise changed_since_checked(summary)
         if order.saved_max_age is not None:
             load_plan(copy, target, order.saved_max_age)
-        journal_at = plan_store.kept_at(order.journal, Path(scratch))
-        header = {"bucket": target.bucket, "prefix": target.prefix, "plan": order.part.location}
-        journal = Journal(journal_at.path, header)
         watch = LeaseWatch(clients.s3, target.bucket, order.run_id, target.owner)
-        deletes = DeletePipeline(
-            clients.s3,
-            DeleteTarget(target.bucket, target.owner),
-            order.delete_concurrency,
-            throttle_budget_s=order.throttle_budget_s,
-            before_each_request=watch.check,
-            journal=journal,
-        )
         with (
             translated_aws_errors(f"bucket '{target.bucket}'"),
-            plan_store.kept_as_it_goes(clients.s3, journal_at, journal.changed),
+            journaled_deletes(
+                clients.s3,
+                DeleteTarget(target.bucket, target.owner),
+                target.prefix,
+                order.part.location,
+                plan_store.kept_at(order.journal, Path(scratch)),
+                order.delete_concurrency,
+                order.throttle_budget_s,
+                watch.check,
+            ) as deletes,
         ):
-            try:
-                send(read_objects(copy), deletes)
-                result = deletes.close()
-            finally:
-                settled = deletes.settle()
-                journal.finish(
-                    {
-                        "planned": settled.planned,
-                        "deleted": settled.deleted,
-                        "skipped_changed": settled.skipped_changed,
-                        "failed_by_code": dict(settled.failed_by_code),
-                    }
-                )
-                journal.close()
+            send(read_objects(copy), deletes)
+            result = deletes.close()
     return PartApplied(result, this_worker(), clients.requests.snapshot())
 
 

@@ -408,12 +408,7 @@ def make_plan(
     plan_file = plan_store.new_plan_file(
         request.location, request.target.bucket, request.name, scratch
     )
-    target, inventory = request.target, None
-    if target.inventory is not None:
-        with translated_aws_errors(f"inventory '{target.inventory}'"):
-            inventory = read_inventory(s3, target.inventory, target.bucket)
-        check_versions_mode(inventory, target.versions)
-        target = replace(target, inventory_created=isoformat(inventory.created))
+    target, inventory = with_inventory(s3, request.target)
     plan = plan_cleanup(
         s3,
         target,
@@ -433,6 +428,17 @@ def make_plan(
     if file_sha256(copy) != plan.sha256:
         raise changed_since_checked(plan)
     return plan
+
+
+def with_inventory(s3: S3Client, target: PlanTarget) -> tuple[PlanTarget, Inventory | None]:
+    """The target's S3 Inventory, read and checked for its versions mode, and the target with
+    the inventory's date; the target as it is when it plans by listing."""
+    if target.inventory is None:
+        return target, None
+    with translated_aws_errors(f"inventory '{target.inventory}'"):
+        inventory = read_inventory(s3, target.inventory, target.bucket)
+    check_versions_mode(inventory, target.versions)
+    return replace(target, inventory_created=isoformat(inventory.created)), inventory
 
 
 # The plan and the apply never retry as a whole: their requests retry inside (botocore's

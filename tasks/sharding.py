@@ -35,12 +35,13 @@ from tasks.cleanup import (
     journaled_deletes,
     record_plan,
     send,
+    with_inventory,
 )
 from tasks.errors import ConfigError, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import LeaseWatch
 from tasks.s3.deletion import ApplyResult, DeleteTarget
-from tasks.s3.inventory import Inventory, check_versions_mode, inventory_objects, read_inventory
+from tasks.s3.inventory import Inventory
 from tasks.s3.journal import journal_name, read_journal
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
@@ -50,13 +51,12 @@ from tasks.s3.manifest import (
     PlanSummary,
     PlanTarget,
     file_sha256,
-    isoformat,
     read_objects,
 )
 from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
 from tasks.s3.plan_index import Part, is_index, write_index
 from tasks.s3.saved_plan import load_index, load_plan
-from tasks.s3.selection import Selection
+from tasks.s3.selection import Selection, inventory_listing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -166,18 +166,16 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 follow_ups.append(rest.shard)
                 return
 
-    def rows(inventory: Inventory) -> Iterator[ListedObject]:
-        for data_file in inventory.files:
-            yield from inventory_objects(
-                clients.s3, inventory, data_file, target.prefix, target.versions
-            )
-
     with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch:
         part_file = plan_store.new_plan_file(
             order.location, target.bucket, order.part_name, Path(scratch)
         )
         with translated_aws_errors(f"bucket '{target.bucket}'"):
-            source = rows(order.inventory) if order.inventory is not None else listed()
+            source = (
+                inventory_listing(clients.s3, order.inventory, target)
+                if order.inventory is not None
+                else listed()
+            )
             selection = Selection(source, target, order.cutoff)
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
@@ -272,18 +270,15 @@ def plan_in_shards(
         )
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
-    if target.inventory is not None:
-        # One shard a data file of the inventory.
-        with translated_aws_errors(f"inventory '{target.inventory}'"):
-            inventory = read_inventory(s3, target.inventory, target.bucket)
-        check_versions_mode(inventory, target.versions)
-        target = replace(target, inventory_created=isoformat(inventory.created))
+    target, inventory = with_inventory(s3, target)
+    if inventory is not None:  # one shard a data file
         for data_file in inventory.files:
             submit(Shard(target.prefix), inventory=replace(inventory, files=(data_file,)))
     else:
         submit(Shard(target.prefix, delimited=True), first=True)
     parts: list[Part] = []
-    done = ShardedPlan(summary=PlanSummary("", target, 0, 0, 0), parts=parts)
+    workers: set[str] = set()
+    requests: Counter[str] = Counter()
     while pending:
         for future in finished(pending):
             del pending[future]
@@ -292,8 +287,8 @@ def plan_in_shards(
             parts.append(planned.part)
             if on_part is not None:
                 on_part(planned.part)
-            done.workers.add(planned.worker)
-            done.requests.update(planned.requests)
+            workers.add(planned.worker)
+            requests.update(planned.requests)
             for shard in planned.follow_ups:
                 submit(shard)
     index_name = request.name.removesuffix(".jsonl.gz") + INDEX_SUFFIX
@@ -301,7 +296,7 @@ def plan_in_shards(
     totals = write_index(index.path, target, parts)
     with translated_aws_errors(f"plan '{index.location}'"):
         plan_store.keep(s3, index)
-    done.summary = PlanSummary(
+    summary = PlanSummary(
         manifest=index.location,
         target=target,
         scanned=totals.scanned,
@@ -316,10 +311,10 @@ def plan_in_shards(
         totals.matched,
         totals.scanned,
         len(parts),
-        len(done.workers),
-        extra={"shards": len(parts), "workers": sorted(done.workers)},
+        len(workers),
+        extra={"shards": len(parts), "workers": sorted(workers)},
     )
-    return done
+    return ShardedPlan(summary, parts, workers, requests)
 
 
 class PartApplier:

@@ -132,7 +132,7 @@ def list_shard(
         done = not names or not page.get("IsTruncated") or keys.beyond(names[-1])
         # One piece handed on at a time: a guess that finds no key costs one request, and
         # every shard still splits after each page while workers are idle, so the pieces
-        # double with each round trip.
+        # can double with each round trip.
         if not done and spare():
             remaining = KeyRange(names[-1], keys.up_to)
             points = split_points(names, remaining, shard.prefix, shard_size, 1, shard.delimited)

@@ -22,6 +22,11 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from tasks.errors import ConfigError
 from tasks.log_context import SDK_LOGGERS
+from tasks.s3.bulk_answers import (
+    BulkAnswerParserFactory,
+    handle_200_error,
+    handle_200_error_unless_bulk,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -132,11 +137,17 @@ def parse_timestamp(value: Any) -> datetime:
 
 
 def core_session() -> botocore.session.Session:
-    """A botocore session whose clients parse response timestamps with `parse_timestamp`."""
+    """A botocore session whose clients parse response timestamps with `parse_timestamp` and
+    bulk answers (listings, DeleteObjects) with `BulkAnswerParser`."""
     core = botocore.session.Session()
-    core.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=parse_timestamp
-    )
+    factory = BulkAnswerParserFactory()
+    factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+    core.register_component("response_parser_factory", factory)
+    # The bulk answers' check for an error sent with a 200 moves into their parser (one XML
+    # parse of each answer instead of two); every other S3 answer keeps botocore's.
+    events = core.get_component("event_emitter")
+    events.unregister("before-parse.s3.*", handle_200_error)
+    events.register_first("before-parse.s3.*", handle_200_error_unless_bulk)
     return core
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment, moto in-process, and one Prefect test harness."""
+"""Shared fixtures: an isolated environment, moto in-process and over HTTP, one Prefect harness."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import settings
 from moto import mock_aws
 
+from deployments.local_aws import LocalAws, local_aws
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.settings import all_environment_variables
 
@@ -87,3 +88,10 @@ def prefect_harness() -> Iterator[None]:
 def as_of() -> datetime:
     """A fixed reference time a little in the past, so cutoffs are exact."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def moto_http() -> Iterator[LocalAws]:
+    """moto in server mode over HTTP (in this process, so tests can backdate objects)."""
+    with local_aws() as aws:
+        yield aws

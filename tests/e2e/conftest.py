@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.local_aws import LocalAws, local_aws
+from deployments.local_aws import LocalAws
 from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN
 from tests.support.stack import Stack, deployed_stack
@@ -21,13 +21,6 @@ from tests.support.stack import Stack, deployed_stack
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     with PrefectServer(tmp_path_factory.mktemp("prefect-server-home")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def moto_http() -> Iterator[LocalAws]:
-    """moto in server mode over HTTP (in this process, so tests can backdate objects)."""
-    with local_aws() as aws:
-        yield aws
 
 
 @dataclass

@@ -17,6 +17,10 @@ DeleteObjects body and what was injected, so tests can audit what the client was
     per_key         DeleteObjects: chosen keys taken out of the body before forwarding, and an
                     <Error> entry with `code` added for each to the 200 answer, as S3 reports
                     per-key failures
+    error_in_200    200 OK with an <Error> body (InternalError), not forwarded: S3 can report
+                    an error that struck after it began to answer this way
+    cut_body        forwarded, then the first half of a 200 answer's body sent, with a
+                    Content-Length that says that is all: XML cut short, complete to HTTP
 
 Seeded choices (`probability`, `key_probability`, `jitter`) are drawn per request number and per
 (key, attempt), not from one shared stream, so thread interleaving cannot change them.
@@ -61,6 +65,8 @@ Fault = Literal[
     "lost_answer",
     "read_timeout",
     "per_key",
+    "error_in_200",
+    "cut_body",
 ]
 #: Faults answered by the proxy itself: status, S3 error code and message.
 ERROR_ANSWERS: dict[str, tuple[int, str, str]] = {
@@ -478,6 +484,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             self._drop(reset=True)
             return exchange
+        if fault == "error_in_200":
+            self._answer(
+                200,
+                "OK",
+                [("Content-Type", "application/xml")],
+                error_document(*ERROR_ANSWERS["internal_error"][1:]),
+            )
+            return replace(exchange, status=200, error_code=ERROR_ANSWERS["internal_error"][1])
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if fault == "per_key" and body is not None:
             body = without_keys(body, decision.key_errors)
@@ -506,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
             return exchange
         if fault == "per_key" and status == 200:
             data = with_errors(data, decision.key_errors)
+        if fault == "cut_body" and status == 200:
+            data = data[: len(data) // 2]
         try:
             self._answer(status, reason, response_headers, data)
         except OSError:  # the client is gone (killed): the server acted, nobody read it
@@ -554,14 +570,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _answer_error(self, status: int, code: str, message: str) -> None:
-        data = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
-            "<RequestId>fault-proxy</RequestId></Error>"
-        ).encode()
         # A HEAD answer carries no body, and says so.
         headers = [("Content-Type", "application/xml"), ("Content-Length", "0")]
-        self._answer(status, "Fault", headers, data)
+        self._answer(status, "Fault", headers, error_document(code, message))
 
     def _drop(self, reset: bool) -> None:
         """Close the client's connection without an answer; with `reset`, as an RST."""
@@ -587,6 +598,15 @@ class _Handler(BaseHTTPRequestHandler):
                     return
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def error_document(code: str, message: str) -> bytes:
+    """An S3 error answer's body."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        "<RequestId>fault-proxy</RequestId></Error>"
+    ).encode()
 
 
 def _error_code(data: bytes) -> str | None:

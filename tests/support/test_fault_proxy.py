@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from botocore.httpchecksum import Crc32Checksum
 
-from deployments.local_aws import LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LocalAws, local_aws
+from deployments.local_aws import LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LocalAws
 from tests.support.fault_proxy import (
     FaultProxy,
     FaultRule,
@@ -27,16 +26,10 @@ from tests.support.fault_proxy import (
 KEYS = [f"tmp/k-{n:02d}" for n in range(10)]
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[LocalAws]:
-    with local_aws() as aws:
-        yield aws
-
-
 @pytest.fixture
-def bucket(moto_server: LocalAws) -> str:
+def bucket(moto_http: LocalAws) -> str:
     name = f"proxy-{uuid.uuid4().hex[:10]}"
-    s3 = moto_server.client("s3")
+    s3 = moto_http.client("s3")
     s3.create_bucket(Bucket=name)
     for key in KEYS:
         s3.put_object(Bucket=name, Key=key, Body=key.encode())
@@ -59,8 +52,8 @@ def client(url: str, read_timeout: float = 5) -> Any:
     )
 
 
-def remaining(moto_server: LocalAws, bucket: str) -> set[str]:
-    listed = moto_server.client("s3").list_objects_v2(Bucket=bucket)
+def remaining(moto_http: LocalAws, bucket: str) -> set[str]:
+    listed = moto_http.client("s3").list_objects_v2(Bucket=bucket)
     return {entry["Key"] for entry in listed.get("Contents", [])}
 
 
@@ -79,10 +72,10 @@ def delete(s3: Any, bucket: str, keys: list[str], **extra: Any) -> Any:
     ],
 )
 def test_error_fault_answers_without_forwarding_when_the_request_is_chosen(
-    moto_server: LocalAws, bucket: str, fault: Any, status: int, code: str
+    moto_http: LocalAws, bucket: str, fault: Any, status: int, code: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", fault, nth=(1,))]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         s3 = client(proxy.url)
         with pytest.raises(ClientError) as refused:
             delete(s3, bucket, KEYS[:3])
@@ -99,30 +92,30 @@ def test_error_fault_answers_without_forwarding_when_the_request_is_chosen(
     )
     assert first.answers() == dict.fromkeys(KEYS[:3], code)
     assert (second.fault, second.forwarded, second.status) == (None, True, 200)
-    assert remaining(moto_server, bucket) == set(KEYS) - set(KEYS[3:5])
+    assert remaining(moto_http, bucket) == set(KEYS) - set(KEYS[3:5])
 
 
 def test_reset_closes_the_connection_before_forwarding_when_chosen(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "reset")]
     with (
-        FaultProxy(moto_server.endpoint_url, rules) as proxy,
+        FaultProxy(moto_http.endpoint_url, rules) as proxy,
         pytest.raises(ConnectionClosedError),
     ):
         delete(client(proxy.url), bucket, KEYS[:2])
 
     (exchange,) = proxy.of("DeleteObjects")
     assert (exchange.fault, exchange.forwarded, exchange.status) == ("reset", False, None)
-    assert remaining(moto_server, bucket) == set(KEYS)
+    assert remaining(moto_http, bucket) == set(KEYS)
 
 
 def test_lost_answer_forwards_then_closes_without_an_answer_when_chosen(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "lost_answer")]
     with (
-        FaultProxy(moto_server.endpoint_url, rules) as proxy,
+        FaultProxy(moto_http.endpoint_url, rules) as proxy,
         pytest.raises(ConnectionClosedError),
     ):
         delete(client(proxy.url), bucket, KEYS[:2])
@@ -130,14 +123,14 @@ def test_lost_answer_forwards_then_closes_without_an_answer_when_chosen(
     (exchange,) = proxy.of("DeleteObjects")
     assert (exchange.forwarded, exchange.upstream_status, exchange.status) == (True, 200, None)
     assert exchange.answers() == {}
-    assert remaining(moto_server, bucket) == set(KEYS[2:])  # the server acted
+    assert remaining(moto_http, bucket) == set(KEYS[2:])  # the server acted
 
 
 def test_read_timeout_holds_the_answer_until_the_client_gives_up_when_chosen(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "read_timeout")]
-    with FaultProxy(moto_server.endpoint_url, rules, hold_s=30) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules, hold_s=30) as proxy:
         started = time.monotonic()
         with pytest.raises(ReadTimeoutError):
             delete(client(proxy.url, read_timeout=1), bucket, KEYS[:2])
@@ -150,22 +143,22 @@ def test_read_timeout_holds_the_answer_until_the_client_gives_up_when_chosen(
     assert waited < 5
     (exchange,) = proxy.of("DeleteObjects")
     assert (exchange.fault, exchange.forwarded, exchange.status) == ("read_timeout", True, None)
-    assert remaining(moto_server, bucket) == set(KEYS[2:])
+    assert remaining(moto_http, bucket) == set(KEYS[2:])
 
 
 def test_per_key_errors_come_back_in_a_200_and_those_keys_stay_when_chosen(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [
         FaultRule("DeleteObjects", "per_key", keys=frozenset({KEYS[1]}), code="SlowDown"),
         FaultRule("DeleteObjects", "per_key", keys=frozenset({KEYS[2]}), code="AccessDenied"),
     ]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         answer = delete(client(proxy.url), bucket, KEYS[:4])
 
     errors = {error["Key"]: error["Code"] for error in answer.get("Errors", [])}
     assert errors == {KEYS[1]: "SlowDown", KEYS[2]: "AccessDenied"}
-    assert remaining(moto_server, bucket) == set(KEYS) - {KEYS[0], KEYS[3]}
+    assert remaining(moto_http, bucket) == set(KEYS) - {KEYS[0], KEYS[3]}
     (exchange,) = proxy.of("DeleteObjects")
     assert exchange.answers() == {
         KEYS[0]: None,
@@ -176,33 +169,33 @@ def test_per_key_errors_come_back_in_a_200_and_those_keys_stay_when_chosen(
 
 
 def test_per_key_answers_alone_when_every_key_of_the_request_fails(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "per_key", keys=frozenset(KEYS[:2]), code="SlowDown")]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         answer = delete(client(proxy.url), bucket, KEYS[:2])
 
     assert {error["Key"] for error in answer["Errors"]} == set(KEYS[:2])
     assert not proxy.of("DeleteObjects")[0].forwarded
-    assert remaining(moto_server, bucket) == set(KEYS)
+    assert remaining(moto_http, bucket) == set(KEYS)
 
 
 def test_per_key_fails_a_key_only_on_its_first_attempts_when_key_attempts_is_set(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [
         FaultRule(
             "DeleteObjects", "per_key", keys=frozenset({KEYS[0]}), key_attempts=1, code="SlowDown"
         )
     ]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         s3 = client(proxy.url)
         first = delete(s3, bucket, KEYS[:1])
         second = delete(s3, bucket, KEYS[:1])
 
     assert [e["Code"] for e in first["Errors"]] == ["SlowDown"]
     assert "Errors" not in second
-    assert KEYS[0] not in remaining(moto_server, bucket)
+    assert KEYS[0] not in remaining(moto_http, bucket)
 
 
 def test_rewritten_body_carries_recomputed_digests_when_keys_are_taken_out() -> None:
@@ -226,10 +219,10 @@ def test_rewritten_body_carries_recomputed_digests_when_keys_are_taken_out() -> 
 
 
 def test_owner_rule_denies_only_requests_naming_another_owner_when_set(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("*", "deny", bucket_owner=LOCAL_ACCOUNT_ID)]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         s3 = client(proxy.url)
         s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=LOCAL_ACCOUNT_ID)
         s3.head_bucket(Bucket=bucket)
@@ -241,22 +234,22 @@ def test_owner_rule_denies_only_requests_naming_another_owner_when_set(
 
 
 def test_malformed_refuses_only_batches_holding_the_poison_key_when_keys_are_set(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "malformed", keys=frozenset({KEYS[5]}))]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         s3 = client(proxy.url)
         with pytest.raises(ClientError):
             delete(s3, bucket, KEYS[4:6])
         delete(s3, bucket, KEYS[4:5])
 
     assert [exchange.fault for exchange in proxy.of("DeleteObjects")] == ["malformed", None]
-    assert remaining(moto_server, bucket) == set(KEYS) - {KEYS[4]}
+    assert remaining(moto_http, bucket) == set(KEYS) - {KEYS[4]}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_seeded_choices_repeat_when_the_seed_is_the_same(
-    moto_server: LocalAws, bucket: str, seed: int
+    moto_http: LocalAws, bucket: str, seed: int
 ) -> None:
     rules = [
         FaultRule("ListObjectsV2", "slowdown", probability=0.5),
@@ -264,7 +257,7 @@ def test_seeded_choices_repeat_when_the_seed_is_the_same(
     ]
 
     def faults() -> list[str | None]:
-        with FaultProxy(moto_server.endpoint_url, rules, seed=seed) as proxy:
+        with FaultProxy(moto_http.endpoint_url, rules, seed=seed) as proxy:
             s3 = client(proxy.url)
             for _ in range(8):
                 for call in (s3.list_objects_v2, s3.head_bucket):
@@ -280,10 +273,10 @@ def test_seeded_choices_repeat_when_the_seed_is_the_same(
 
 
 def test_slow_forwards_after_the_delay_and_the_server_acts_when_the_client_is_gone(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "slow", delay_s=1.0)]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
         started = time.monotonic()
         with pytest.raises(ReadTimeoutError):  # the client gives up before the delay is over
             delete(client(proxy.url, read_timeout=0.3), bucket, KEYS[:2])
@@ -293,14 +286,14 @@ def test_slow_forwards_after_the_delay_and_the_server_acts_when_the_client_is_go
     assert waited >= 1.0
     (exchange,) = proxy.of("DeleteObjects")
     assert (exchange.fault, exchange.forwarded, exchange.upstream_status) == ("slow", True, 200)
-    assert remaining(moto_server, bucket) == set(KEYS[2:])
+    assert remaining(moto_http, bucket) == set(KEYS[2:])
 
 
 def test_wait_for_returns_when_the_nth_request_arrives_before_it_is_answered(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
     rules = [FaultRule("DeleteObjects", "slow", nth=(2,), delay_s=2.0)]
-    with FaultProxy(moto_server.endpoint_url, rules) as proxy, ThreadPoolExecutor(1) as pool:
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy, ThreadPoolExecutor(1) as pool:
         s3 = client(proxy.url)
         assert not proxy.wait_for("DeleteObjects", 1, 0.2)
         delete(s3, bucket, KEYS[:1])
@@ -316,9 +309,9 @@ def test_wait_for_returns_when_the_nth_request_arrives_before_it_is_answered(
 
 
 def test_object_requests_record_their_key_when_they_name_one(
-    moto_server: LocalAws, bucket: str
+    moto_http: LocalAws, bucket: str
 ) -> None:
-    with FaultProxy(moto_server.endpoint_url) as proxy:
+    with FaultProxy(moto_http.endpoint_url) as proxy:
         s3 = client(proxy.url)
         s3.put_object(Bucket=bucket, Key=".s3-housekeeping/lock file.json", Body=b"{}")
         s3.head_bucket(Bucket=bucket)
@@ -326,3 +319,38 @@ def test_object_requests_record_their_key_when_they_name_one(
     put, head = proxy.exchanges
     assert (put.operation, put.object_key) == ("PutObject", ".s3-housekeeping/lock file.json")
     assert (head.operation, head.object_key) == ("HeadBucket", None)
+
+
+def test_error_in_200_answers_an_s3_error_with_a_200_without_forwarding_when_chosen(
+    moto_http: LocalAws, bucket: str
+) -> None:
+    rules = [FaultRule("DeleteObjects", "error_in_200", nth=(1,))]
+    with (
+        FaultProxy(moto_http.endpoint_url, rules) as proxy,
+        pytest.raises(ClientError) as refused,
+    ):
+        delete(client(proxy.url), bucket, KEYS[:3])
+
+    # botocore reads an <Error> in a 200 as a 500 of that code.
+    assert refused.value.response["Error"]["Code"] == "InternalError"
+    (exchange,) = proxy.of("DeleteObjects")
+    assert (exchange.fault, exchange.forwarded, exchange.status) == ("error_in_200", False, 200)
+    assert remaining(moto_http, bucket) == set(KEYS)
+
+
+def test_cut_body_forwards_then_sends_half_the_answer_when_chosen(
+    moto_http: LocalAws, bucket: str
+) -> None:
+    rules = [FaultRule("ListObjectsV2", "cut_body", nth=(1,))]
+    with FaultProxy(moto_http.endpoint_url, rules) as proxy:
+        s3 = client(proxy.url)
+        with pytest.raises(ClientError) as refused:
+            s3.list_objects_v2(Bucket=bucket)
+        listed = s3.list_objects_v2(Bucket=bucket)
+
+    # XML cut short: botocore answers it as a 500 without a code of its own.
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert len(listed["Contents"]) == len(KEYS)
+    first, second = proxy.of("ListObjectsV2")
+    assert (first.fault, first.forwarded, first.status) == ("cut_body", True, 200)
+    assert (second.fault, second.status) == (None, 200)

@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from tasks.collector import startup_objects_frozen
 from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import BucketLock
@@ -196,7 +197,7 @@ def journaled_deletes(
         before_each_request=before_each_request,
         journal=journal,
     )
-    with plan_store.kept_as_it_goes(s3, journal_at, journal.changed):
+    with plan_store.kept_as_it_goes(s3, journal_at, journal.changed), startup_objects_frozen():
         try:
             yield pipeline
         finally:
@@ -278,7 +279,7 @@ def record_plan(
     """Write each planned object to the manifest, then hand it to the consumer, if there is one;
     end the manifest with the totals."""
     tally = PlanTally()
-    with ManifestWriter(path, target) as manifest:
+    with ManifestWriter(path, target) as manifest, startup_objects_frozen():
         if deletes is not None:
             # What is sent is on disk first: a run killed mid-batch leaves it in its plan.
             deletes.before_submit = manifest.flush

@@ -17,6 +17,9 @@ from typing import IO, Any, cast
 
 from tasks.errors import ConfigError, SafetyRefusal
 
+#: A JSON string as `json.dumps(..., ensure_ascii=False)` writes it (the C encoder's).
+_json_string = json.encoder.encode_basestring
+
 FORMAT = "s3-housekeeping/plan-v1"
 #: The last line of a complete plan holds its totals; a plan without it was cut short.
 END = "end"
@@ -162,19 +165,18 @@ class ManifestWriter:
 
     def add(self, entry: PlannedObject) -> None:
         """Append one planned object (fields left at their defaults are not written)."""
-        # Built by hand: dataclasses.asdict copies recursively and cost more than the JSON.
-        record: dict[str, Any] = {
-            "key": entry.key,
-            "etag": entry.etag,
-            "size": entry.size,
-            "last_modified": entry.last_modified,
-            "storage_class": entry.storage_class,
-        }
+        # The line json.dumps would write for the record, built by hand: it costs a third of
+        # json.dumps, which builds an encoder for every call (see tests: equal, byte for byte).
+        line = (
+            f'{{"key":{_json_string(entry.key)},"etag":{_json_string(entry.etag)},'
+            f'"size":{int(entry.size)},"last_modified":{_json_string(entry.last_modified)},'
+            f'"storage_class":{_json_string(entry.storage_class)}'
+        )
         if entry.version_id is not None:
-            record["version_id"] = entry.version_id
+            line += f',"version_id":{_json_string(entry.version_id)}'
         if entry.is_delete_marker:
-            record["is_delete_marker"] = True
-        self._write(record)
+            line += ',"is_delete_marker":true'
+        self._file.write(line + "}\n")
 
     def finish(self, totals: PlanTotals) -> None:
         """Write the totals: the plan is complete."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tasks.errors import ConfigError
 from tasks.s3.manifest import (
@@ -107,3 +110,36 @@ def test_tally_counts_every_line_and_keeps_only_the_first_rows_when_lines_go_by(
         100,
     )
     assert plan.first_rows == entries[:FIRST_ROWS]
+
+
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entry=st.builds(
+        PlannedObject,
+        key=TEXT,
+        etag=TEXT,
+        size=st.integers(0, 5 * 2**40),
+        last_modified=TEXT,
+        storage_class=TEXT,
+        version_id=st.none() | TEXT,
+        is_delete_marker=st.booleans(),
+    )
+)
+def test_writes_the_line_json_dumps_writes_when_any_object_is_added(
+    tmp_path_factory: pytest.TempPathFactory, entry: PlannedObject
+) -> None:
+    path = tmp_path_factory.mktemp("lines") / "plan.jsonl"
+    with ManifestWriter(path, TARGET) as manifest:
+        manifest.add(entry)
+
+    record = {name: value for name, value in dataclasses.asdict(entry).items()}
+    if entry.version_id is None:
+        del record["version_id"]
+    if not entry.is_delete_marker:
+        del record["is_delete_marker"]
+    expected = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+    assert path.read_bytes().split(b"\n")[1] + b"\n" == expected.encode()
+    assert list(read_objects(path)) == [entry]

@@ -266,10 +266,12 @@ def write_report(report: dict[str, Any], path: Path) -> bool:
 
 def summary_line(report: dict[str, Any]) -> str:
     """One line for a person at a terminal; the JSON logs on stdout are for machines."""
+    gone = report.get("already_gone", 0)
     return (
         f"s3-housekeeping: {report['status']}: s3://{report['bucket']}/{report['prefix']} "
         f"scanned {report['scanned']}, matched {report['matched']} "
-        f"({report['matched_bytes']} bytes), deleted {report['deleted']}, "
+        f"({report['matched_bytes']} bytes), deleted {report['deleted']}"
+        f"{f' ({gone} already gone)' if gone else ''}, "
         f"skipped {report['skipped_changed']}, failed {report['failed']}; "
         f"manifest {report['manifest']}"
     )

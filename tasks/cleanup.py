@@ -206,6 +206,7 @@ def journaled_deletes(
                 {
                     "planned": result.planned,
                     "deleted": result.deleted,
+                    "already_gone": result.already_gone,
                     "skipped_changed": result.skipped_changed,
                     "failed_by_code": dict(result.failed_by_code),
                 }
@@ -349,6 +350,7 @@ def apply_cleanup(
         plan.target.prefix,
         extra={
             "deleted": result.deleted,
+            "already_gone": result.already_gone,
             "skipped_changed": result.skipped_changed,
             "failed": result.failed,
             "failed_by_code": dict(result.failed_by_code),

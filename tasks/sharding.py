@@ -435,6 +435,7 @@ def merged(one: ApplyResult, other: ApplyResult) -> ApplyResult:
         one,
         planned=one.planned + other.planned,
         deleted=one.deleted + other.deleted,
+        already_gone=one.already_gone + other.already_gone,
         skipped_changed=one.skipped_changed + other.skipped_changed,
         failed_by_code=one.failed_by_code + other.failed_by_code,
         throttled_s=max(one.throttled_s, other.throttled_s),

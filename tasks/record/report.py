@@ -68,6 +68,8 @@ class RunReport:
     #: Versions modes: keys the plan leaves with no version holding data (unrecoverable).
     unrecoverable_keys: int = 0
     deleted: int = 0
+    #: Of `deleted`: objects the server said were already gone (NoSuchKey) when deleted.
+    already_gone: int = 0
     skipped_changed: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class RunReport:
     def record_apply(self, result: ApplyResult) -> None:
         """Every planned object's outcome; a failure of any makes the run a partial failure."""
         self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
+        self.already_gone = result.already_gone
         self.failed, self.failed_by_code = result.failed, dict(result.failed_by_code)
         self.throttled_s = result.throttled_s
         if result.failed:
@@ -152,6 +155,7 @@ class RunReport:
         self.matched = max(self.matched, matched_so_far)
         if result is not None:
             self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
+            self.already_gone = result.already_gone
             self.failed_by_code = dict(result.failed_by_code)
             self.throttled_s = result.throttled_s
             known = result.deleted + result.skipped_changed + result.failed
@@ -196,6 +200,7 @@ class RunReport:
             "matched bytes": self.matched_bytes,
             "keys left without data": self.unrecoverable_keys,
             "deleted": self.deleted,
+            "of which already gone": self.already_gone,
             "skipped (changed since listing)": self.skipped_changed,
             "failed": self.failed,
             "failed by code": ", ".join(f"{k}: {v}" for k, v in self.failed_by_code.items()) or "-",

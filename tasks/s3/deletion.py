@@ -54,6 +54,9 @@ class ApplyResult:
 
     planned: int = 0
     deleted: int = 0
+    #: Of `deleted`: objects the server said were gone when their delete came (NoSuchKey):
+    #: removed by someone else since the plan, or by an earlier try whose answer was lost.
+    already_gone: int = 0
     skipped_changed: int = 0
     failed_by_code: Counter[str] = field(default_factory=Counter)
     #: From the first SlowDown answer to the last, in seconds: how long the server throttled.
@@ -263,7 +266,7 @@ class DeletePipeline:
             outcome.update({f"failed:{code}": n for code, n in answer.unmatched.items()})
             gone = outcome.pop("gone", 0)
             deleted = len(pending) - len(answer.errors) - answer.unmatched.total() + gone
-            self._record(deleted, outcome)
+            self._record(deleted, gone, outcome)
             if not retry:
                 return throttled_since is not None
             logger.warning(
@@ -284,9 +287,10 @@ class DeletePipeline:
             self.result.throttled_s = round(now - first, 3)
         return now
 
-    def _record(self, deleted: int, outcome: Counter[str]) -> None:
+    def _record(self, deleted: int, already_gone: int, outcome: Counter[str]) -> None:
         with self._lock:
             self.result.deleted += deleted
+            self.result.already_gone += already_gone
             self.result.skipped_changed += outcome.pop("skipped", 0)
             for name, count in outcome.items():
                 self.result.failed_by_code[name.removeprefix("failed:")] += count

@@ -20,6 +20,7 @@ from flows.cli import (
     flow_parameters,
     main,
     reference_tables,
+    summary_line,
 )
 from flows.parameters import help_text
 from tasks.errors import (
@@ -204,3 +205,31 @@ class TestExitCodes:
         assert execute(run, path) == 6
         assert json.loads(path.read_text()) == report.to_dict()
         assert "s3-housekeeping: refused: s3://b-bucket/tmp/" in capsys.readouterr().err
+
+
+SUMMARY_REPORT: dict[str, Any] = {
+    "status": "completed",
+    "bucket": "b",
+    "prefix": "tmp/",
+    "scanned": 9,
+    "matched": 5,
+    "matched_bytes": 50,
+    "deleted": 5,
+    "already_gone": 0,
+    "skipped_changed": 0,
+    "failed": 0,
+    "manifest": "plans/p.jsonl.gz",
+}
+
+
+class TestSummaryLine:
+    def test_counts_only_when_nothing_was_gone_already(self) -> None:
+        assert summary_line(SUMMARY_REPORT) == (
+            "s3-housekeeping: completed: s3://b/tmp/ scanned 9, matched 5 (50 bytes), "
+            "deleted 5, skipped 0, failed 0; manifest plans/p.jsonl.gz"
+        )
+
+    def test_says_how_many_were_gone_already_when_some_were(self) -> None:
+        line = summary_line({**SUMMARY_REPORT, "already_gone": 2})
+
+        assert "deleted 5 (2 already gone), skipped 0" in line

@@ -268,7 +268,7 @@ class TestApply:
         assert result.deleted + result.skipped_changed + result.failed == result.planned
         assert len(remaining_keys(aws)) == 20
 
-    def test_counts_a_key_already_gone_as_deleted_when_the_server_says_no_such_key(
+    def test_counts_a_key_already_gone_as_deleted_and_gone_when_the_server_says_no_such_key(
         self, aws: AwsClients, bucket: str, cutoff: datetime, tmp_path: Path
     ) -> None:
         # A DeleteObjects whose answer was lost is sent again by botocore; a server honouring
@@ -283,6 +283,7 @@ class TestApply:
             result = apply_plan(faulty.s3, plan)
 
         assert (result.planned, result.deleted, result.failed) == (30, 30, 0)
+        assert result.already_gone == len(gone) == 10
         assert remaining_keys(aws) == set()
 
     def test_retries_only_throttled_keys_when_slowdown_clears(

@@ -40,6 +40,7 @@ CONTRACT_FIELDS = {
 }
 #: The fields RunReport declares beyond the contract.
 EXTRA_FIELDS = {
+    "already_gone",
     "throttled_s",
     "unrecoverable_keys",
     "manifest_sha256",
@@ -183,6 +184,17 @@ class TestRecordSteps:
         assert report.status == "completed"
         assert (report.deleted, report.skipped_changed, report.failed) == (4, 1, 0)
         assert report.message == "deleted 4 of 5 planned objects"
+
+    def test_says_how_many_of_the_deleted_were_already_gone_when_the_server_said_so(
+        self,
+    ) -> None:
+        report = begin(dry_run=False)
+
+        report.record_apply(ApplyResult(planned=5, deleted=5, already_gone=2))
+
+        assert (report.status, report.deleted, report.already_gone) == ("completed", 5, 2)
+        assert report.to_dict()["already_gone"] == 2
+        assert "| of which already gone | 2 |" in report.to_markdown()
 
     def test_becomes_partial_failure_with_counts_by_code_when_some_deletions_failed(
         self,

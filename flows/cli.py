@@ -118,7 +118,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deleting = add_run_options(policy)["dry_run"]
     deleting.help = "the policy of a run that deletes (default: of a dry run)"
+    add_fleet_command(commands)
     return parser
+
+
+def add_fleet_command(commands: Any) -> None:
+    """`fleet`: every target of a targets file, one child run each (flows/fleet.py)."""
+    fleet = commands.add_parser(
+        "fleet",
+        help="clean every target of a targets file, one child run each (a dry run unless "
+        "--execute)",
+        description="Run the s3-housekeeping-fleet flow locally. The targets file is validated "
+        "whole first: any problem exits 1, naming each with its line, before any AWS call. "
+        "The exit code is the worst target's (99, then 1-5, then 7, then 6, then 0); the "
+        "report says which target had it.",
+    )
+    fleet.add_argument("--targets", type=Path, required=True, help="the targets file (YAML)")
+    fleet.add_argument(
+        "--execute", action="store_true", help="delete (default: every child is a dry run)"
+    )
+    fleet.add_argument("--group", help="only the targets of this schedule group")
+    fleet.add_argument(
+        "--child-deployment",
+        help="run each target as a run of this deployment (FLOW/DEPLOYMENT), on its work "
+        "pool's workers (default: in this process)",
+    )
+    fleet.add_argument("--run-key", help="the children's idempotency key prefix")
+    fleet.add_argument("--concurrency", type=int, help="children at once (default 4)")
+    fleet.add_argument(
+        "--require-approval",
+        action="store_true",
+        help="plan every target, then ask once in the Prefect UI before deleting",
+    )
+    fleet.add_argument("--notify-topic-arn", help="an SNS topic for the fleet's notice")
+    fleet.add_argument("--report-json", type=Path, help="write the fleet's report to this file")
+
+
+def fleet_command(args: argparse.Namespace) -> int:
+    from flows.fleet import s3_housekeeping_fleet
+
+    given = {
+        "targets": str(args.targets),
+        "dry_run": not args.execute,
+        "group": args.group,
+        "child_deployment": args.child_deployment,
+        "run_key": args.run_key,
+        "concurrency": args.concurrency,
+        "require_approval": args.require_approval or None,
+        "notify_topic_arn": args.notify_topic_arn,
+    }
+    parameters = {name: value for name, value in given.items() if value is not None}
+    return execute(
+        lambda: s3_housekeeping_fleet(**parameters).to_dict(), args.report_json, fleet_line
+    )
+
+
+def fleet_line(report: dict[str, Any]) -> str:
+    """The fleet's one line for a person at a terminal."""
+    line = f"s3-housekeeping fleet: {report['status']}: {report['message']}"
+    totals = report.get("totals", {})
+    return line + (
+        f"; matched {totals.get('matched', 0)}, deleted {totals.get('deleted', 0)}, "
+        f"failed {totals.get('failed', 0)}"
+    )
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -222,7 +284,11 @@ def iam_policy_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def execute(run: Callable[[], dict[str, Any]], report_json: Path | None) -> int:
+def execute(
+    run: Callable[[], dict[str, Any]],
+    report_json: Path | None,
+    summarize: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
     """Run, write the report, and turn the outcome into an exit code (DESIGN.md's table)."""
     from prefect.exceptions import ParameterTypeError
 
@@ -247,7 +313,7 @@ def execute(run: Callable[[], dict[str, Any]], report_json: Path | None) -> int:
     if report is not None:
         if report_json is not None and not write_report(report, report_json):
             code = code or EXIT_INVALID_INPUT
-        print(summary_line(report), file=sys.stderr)
+        print((summarize or summary_line)(report), file=sys.stderr)
     return code
 
 
@@ -290,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "iam-policy":
         return iam_policy_command(args)
+    if args.command == "fleet":
+        return fleet_command(args)
     return run_command(args)
 
 

@@ -12,6 +12,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from tasks.errors import SafetyRefusal
+from tasks.record.fleet_report import FleetReport, TargetOutcome
 from tasks.s3.manifest import PlanSummary
 
 logger = logging.getLogger(__name__)
@@ -119,18 +120,53 @@ def request_approval(plan: PlanSummary, timeout_s: int) -> str:
     Raises:
         SafetyRefusal: rejected, or no answer within the timeout; nothing has been deleted.
     """
-    description = approval_request(plan, timeout_s)
+    return decision(approval_request(plan, timeout_s), plan.matched, plan.matched_bytes, timeout_s)
+
+
+def request_fleet_approval(fleet: FleetReport, plans: list[TargetOutcome], timeout_s: int) -> str:
+    """Pause the fleet's run until a person approves every target's plan at once; return their
+    reason. Raises SafetyRefusal as `request_approval` does."""
+    matched = sum(plan.counts.get("matched", 0) for plan in plans if plan.exit_code == 0)
+    size = sum(plan.counts.get("matched_bytes", 0) for plan in plans if plan.exit_code == 0)
+    return decision(fleet_approval_request(fleet, plans, timeout_s), matched, size, timeout_s)
+
+
+def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeout_s: int) -> str:
+    """The fleet's request: one row per target, its plan's counts and manifest."""
+    lines = [
+        f"# Approve the fleet's deletes ({fleet.targets_file})",
+        "",
+        f"Every target below was planned (a dry run). Approving deletes what each plan holds, "
+        f"applied as that plan, file for file; rejecting, or no answer within "
+        f"{duration(timeout_s)}, deletes nothing.",
+        "",
+        "| target | objects | size | manifest |",
+        "|---|---|---|---|",
+    ]
+    for plan in plans:
+        if plan.exit_code != 0:
+            lines.append(f"| `s3://{plan.bucket}/{plan.prefix}` | not planned: {plan.status} | | |")
+            continue
+        lines.append(
+            f"| `s3://{plan.bucket}/{plan.prefix}` | {plan.counts.get('matched', 0)} | "
+            f"{human_bytes(plan.counts.get('matched_bytes', 0))} | `{plan.manifest}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def decision(description: str, matched: int, matched_bytes: int, timeout_s: int) -> str:
+    """Publish the request, pause for the decision and return its reason, or refuse."""
     create_markdown_artifact(
         key=APPROVAL_KEY,
         markdown=description,
-        description=f"Waiting for approval to delete {plan.matched} objects",
+        description=f"Waiting for approval to delete {matched} objects",
     )
     logger.info(
         "Waiting up to %s for approval to delete %d objects (%d bytes)",
         duration(timeout_s),
-        plan.matched,
-        plan.matched_bytes,
-        extra={"matched": plan.matched, "matched_bytes": plan.matched_bytes},
+        matched,
+        matched_bytes,
+        extra={"matched": matched, "matched_bytes": matched_bytes},
     )
     try:
         decision = pause_flow_run(
@@ -144,7 +180,7 @@ def request_approval(plan: PlanSummary, timeout_s: int) -> str:
         _resume_after_timeout()
         raise SafetyRefusal(
             "approval",
-            plan.matched,
+            matched,
             0,
             reason=f"no approval within {duration(timeout_s)}",
         ) from None
@@ -153,7 +189,7 @@ def request_approval(plan: PlanSummary, timeout_s: int) -> str:
         logger.warning("The plan was rejected: %s", reason or "(no reason given)")
         raise SafetyRefusal(
             "approval",
-            plan.matched,
+            matched,
             0,
             reason=f"rejected ({reason})" if reason else "rejected",
         )

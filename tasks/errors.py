@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import (
@@ -105,7 +105,7 @@ CREDENTIAL_EXCEPTIONS: tuple[type[BotoCoreError], ...] = (
 class HousekeepingError(Exception):
     """Base of every error this project raises on purpose."""
 
-    exit_code: ClassVar[int] = 99
+    exit_code: int = 99
     #: Whether retrying the same step may succeed (read by the shared retry condition).
     transient: bool = False
 
@@ -190,6 +190,16 @@ class PartialFailure(HousekeepingError):
         super().__init__(f"{failed} of {planned} planned deletions failed")
         self.failed = failed
         self.planned = planned
+        self.report = report
+
+
+class FleetFailure(HousekeepingError):
+    """A fleet ended with at least one target not done; its exit code is the worst target's,
+    and its report says which."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(f"fleet {report.status}: {report.message}")
+        self.exit_code = report.exit_code
         self.report = report
 
 

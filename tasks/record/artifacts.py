@@ -18,6 +18,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from tasks.record.fleet_report import COUNTS, FleetReport
 from tasks.record.lifecycle import NOTE, lifecycle_rule
 from tasks.record.report import RunReport
 from tasks.s3.manifest import PlanSummary
@@ -27,6 +28,12 @@ from tasks.s3.uris import is_s3_uri, parse_s3_uri
 PLAN_KEY = "s3-housekeeping-plan"
 MANIFEST_KEY = "s3-housekeeping-manifest"
 REPORT_KEY = "s3-housekeeping-report"
+#: The report's status and counts as a one-row table: what a fleet reads of a deployed child.
+OUTCOME_KEY = "s3-housekeeping-outcome"
+FLEET_KEY = "s3-housekeeping-fleet"
+FLEET_TABLE_KEY = "s3-housekeeping-fleet-targets"
+#: The report fields the outcome table holds: counts and names, never a secret.
+OUTCOME_FIELDS = ("status", "bucket", "prefix", *COUNTS, "manifest", "message")
 PROGRESS_KEY = "s3-housekeeping-progress"
 
 
@@ -48,11 +55,31 @@ def publish_plan(plan: PlanSummary, dry_run: bool, older_than_days: int) -> None
 
 
 def publish_report(report: RunReport) -> None:
-    """The run report as markdown."""
+    """The run report as markdown, and its outcome as a one-row table."""
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=report.to_markdown(),
         description=f"s3-housekeeping {report.status}: s3://{report.bucket}/{report.prefix}",
+    )
+    exported = report.to_dict()
+    create_table_artifact(
+        key=OUTCOME_KEY,
+        table=[{name: exported[name] for name in OUTCOME_FIELDS}],
+        description="The run's outcome (read by a fleet that started this run)",
+    )
+
+
+def publish_fleet_report(report: FleetReport) -> None:
+    """The fleet's report as markdown, and a table of its targets."""
+    create_markdown_artifact(
+        key=FLEET_KEY,
+        markdown=report.to_markdown(),
+        description=f"s3-housekeeping fleet {report.status}: {report.message}",
+    )
+    create_table_artifact(
+        key=FLEET_TABLE_KEY,
+        table=report.rows(),
+        description=f"Every target of {report.targets_file}, one child run each",
     )
 
 

@@ -14,6 +14,8 @@ from prefect import flow
 
 from tasks.record.artifacts import (
     MANIFEST_KEY,
+    OUTCOME_FIELDS,
+    OUTCOME_KEY,
     PLAN_KEY,
     PROGRESS_KEY,
     REPORT_KEY,
@@ -242,7 +244,7 @@ class TestPublish:
     def test_publishes_exactly_the_plan_manifest_and_report_when_a_plan_and_report_exist(
         self, published: dict[str, Any]
     ) -> None:
-        assert set(published) == {PLAN_KEY, MANIFEST_KEY, REPORT_KEY}
+        assert set(published) == {PLAN_KEY, MANIFEST_KEY, REPORT_KEY, OUTCOME_KEY}
 
     def test_tables_the_first_rows_when_the_plan_is_published(
         self, published: dict[str, Any]
@@ -280,3 +282,14 @@ class TestPublish:
 
         assert artifact.data == REPORT.to_markdown()
         assert artifact.description == "s3-housekeeping dry_run: s3://artifact-bucket/temp/"
+
+
+class TestOutcomeTable:
+    def test_holds_the_status_and_counts_only_when_the_report_is_published(
+        self, published: dict[str, Any]
+    ) -> None:
+        (row,) = json.loads(published[OUTCOME_KEY].data)
+
+        assert tuple(row) == OUTCOME_FIELDS
+        assert row == {name: REPORT.to_dict()[name] for name in OUTCOME_FIELDS}
+        assert "requests" not in row and "lifecycle_rule" not in row

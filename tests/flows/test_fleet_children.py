@@ -1,0 +1,28 @@
+"""How a fleet reads a deployed child's end: our error class named in its state, as an exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.fleet_children import error_named_in, exit_code_of
+
+#: How Prefect words a failed flow run's state message.
+FAILED = "Flow run encountered an exception: "
+
+
+@pytest.mark.parametrize(
+    ("message", "name", "code"),
+    [
+        (f"{FAILED}PermissionDeniedError: access denied", "PermissionDeniedError", 4),
+        (f"{FAILED}ConfigError: invalid configuration", "ConfigError", 1),
+        (f"{FAILED}SafetyRefusal: refused by max_deletions", "SafetyRefusal", 6),
+        (f"{FAILED}KeyError: 'x'", "", 99),
+        ("Crashed: the process exited", "", 99),
+        ("", "", 99),
+    ],
+)
+def test_finds_our_error_and_its_exit_code_when_a_child_failed(
+    message: str, name: str, code: int
+) -> None:
+    assert error_named_in(message) == name
+    assert exit_code_of(error_named_in(message)) == code

@@ -545,3 +545,18 @@ def test_load_targets_names_the_file_when_it_is_missing(tmp_path: Path) -> None:
 
     assert str(path) in str(caught.value)
     assert caught.value.problems == [f"{path}: No such file or directory"]
+
+
+def test_the_readme_example_is_a_valid_targets_file_when_read() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("<!-- targets-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+
+    targets = read_targets(example, "README.md")
+
+    assert [t.name for t in targets.targets] == [
+        "build-cache-prod/tmp/",
+        "build-cache-prod/ci/artifacts/",
+        "logs-scratch",
+        "ml-data-prod/experiments/tmp/",
+    ]
+    assert [t.name for t in targets.in_group("hourly")] == ["build-cache-prod/ci/artifacts/"]

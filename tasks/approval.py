@@ -144,12 +144,15 @@ def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeo
         "|---|---|---|---|",
     ]
     for plan in plans:
+        # A prefix or a manifest's name is shown escaped: it must not rewrite the request.
+        where = f"`s3://{plan.bucket}/{shown_key(plan.prefix)}`"
         if plan.exit_code != 0:
-            lines.append(f"| `s3://{plan.bucket}/{plan.prefix}` | not planned: {plan.status} | | |")
+            lines.append(f"| {where} | not planned: {plan.status} | | |")
             continue
         lines.append(
-            f"| `s3://{plan.bucket}/{plan.prefix}` | {plan.counts.get('matched', 0)} | "
-            f"{human_bytes(plan.counts.get('matched_bytes', 0))} | `{plan.manifest}` |"
+            f"| {where} | {plan.counts.get('matched', 0)} | "
+            f"{human_bytes(plan.counts.get('matched_bytes', 0))} | "
+            f"`{shown_key(plan.manifest or '')}` |"
         )
     return "\n".join(lines) + "\n"
 

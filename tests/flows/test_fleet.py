@@ -17,6 +17,7 @@ from flows.cli import main
 from flows.fleet import s3_housekeeping_fleet
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, FleetFailure
+from tests.support.approval import resume_when_paused
 from tests.support.audit import audit_requests
 from tests.support.hooks import on_every_new_client
 from tests.support.moto_backend import bulk_put
@@ -223,3 +224,45 @@ targets:
     def test_refuses_before_any_child_when_the_file_is_missing(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="cannot read targets file"):
             s3_housekeeping_fleet(targets=str(tmp_path / "nowhere.yaml"))
+
+
+class TestOneDecision:
+    def test_plans_every_target_asks_once_then_applies_each_plan_when_approved(
+        self, fleet_buckets: None, tmp_path: Path
+    ) -> None:
+        answering = resume_when_paused({"approve": True, "reason": "fleet reviewed"})
+        with audit_requests() as audit:
+            report = s3_housekeeping_fleet(
+                targets=targets_file(tmp_path, THREE_TARGETS),
+                dry_run=False,
+                require_approval=True,
+                approval_timeout_minutes=5,
+            )
+        answering.join(5)
+
+        assert (report.status, report.exit_code) == ("completed", 0)
+        assert [o.counts["deleted"] for o in report.targets] == [25, 25, 25]
+        assert all(o.manifest for o in report.targets)
+        assert all(left(bucket) == expected_left() for bucket in BUCKETS)
+        # Planned first (one listing per target), then each applied its saved plan.
+        assert len(audit.of("DeleteObjects")) == 3
+
+    def test_deletes_nothing_anywhere_and_refuses_every_target_when_rejected(
+        self, fleet_buckets: None, tmp_path: Path
+    ) -> None:
+        answering = resume_when_paused({"approve": False, "reason": "not tonight"})
+        with audit_requests() as audit, pytest.raises(FleetFailure) as refused:
+            s3_housekeeping_fleet(
+                targets=targets_file(tmp_path, THREE_TARGETS),
+                dry_run=False,
+                require_approval=True,
+                approval_timeout_minutes=5,
+            )
+        answering.join(5)
+
+        report = refused.value.report
+        assert (report.status, report.exit_code) == ("refused", 6)
+        assert [o.status for o in report.targets] == ["refused"] * 3
+        assert all("not tonight" in o.message for o in report.targets)
+        assert audit.of("DeleteObjects") == []
+        assert all(len(left(bucket)) == 35 for bucket in BUCKETS)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from prefect import flow
@@ -14,6 +11,7 @@ from tasks.approval import approval_request, request_approval
 from tasks.cleanup import PlanSummary
 from tasks.errors import SafetyRefusal
 from tasks.s3.manifest import PlannedObject, PlanTarget
+from tests.support.approval import resume_when_paused
 
 TARGET = PlanTarget(
     bucket="approval-bucket",
@@ -43,31 +41,6 @@ def plan(matched: int = 25) -> PlanSummary:
 @flow(name="approval-test")
 def approve_flow(timeout_s: int) -> str:
     return request_approval(plan(), timeout_s)
-
-
-def resume_when_paused(run_input: dict[str, Any]) -> threading.Thread:
-    """A person answering the paused run's form (through the API, as the UI does)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
-    from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
-    from prefect.client.schemas.objects import StateType as Type
-
-    def answer() -> None:
-        with get_client(sync_client=True) as client:
-            for _ in range(120):
-                paused = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=StateType(any_=[Type.PAUSED]))
-                    )
-                )
-                if paused:
-                    client.resume_flow_run(paused[0].id, run_input=run_input)
-                    return
-                time.sleep(0.5)
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_request_shows_counts_bytes_first_keys_and_manifest_when_published() -> None:
@@ -128,3 +101,29 @@ class TestDecision:
 
         assert state.is_failed()
         assert "refused by approval: no approval within 2 seconds" in (state.message or "")
+
+
+def test_fleet_request_tables_every_target_and_escapes_prefixes_when_published() -> None:
+    from tasks.approval import fleet_approval_request
+    from tasks.record.fleet_report import FleetReport, TargetOutcome
+
+    plans = [
+        TargetOutcome(
+            "a",
+            "bucket-a",
+            "tmp/",
+            3,
+            "dry_run",
+            0,
+            counts={"matched": 25, "matched_bytes": 2500},
+            manifest="manifests/a.jsonl.gz",
+        ),
+        TargetOutcome("b", "bucket-b", "odd`\n**yes**/", 5, "failed", 4),
+    ]
+
+    text = fleet_approval_request(FleetReport("targets.yaml", dry_run=False), plans, 3600)
+
+    assert "| `s3://bucket-a/tmp/` | 25 | 2.4 KiB | `manifests/a.jsonl.gz` |" in text
+    assert "| `s3://bucket-b/odd\\u0060\\n**yes**/` | not planned: failed | | |" in text
+    assert "\n**yes**" not in text
+    assert "no answer within 60 minutes, deletes nothing" in text

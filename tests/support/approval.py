@@ -1,0 +1,32 @@
+"""A person answering a paused run's approval form, through the API as the UI does."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+
+def resume_when_paused(run_input: dict[str, Any]) -> threading.Thread:
+    """A person answering the paused run's form (through the API, as the UI does)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
+    from prefect.client.schemas.objects import StateType as Type
+
+    def answer() -> None:
+        with get_client(sync_client=True) as client:
+            for _ in range(120):
+                paused = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=StateType(any_=[Type.PAUSED]))
+                    )
+                )
+                if paused:
+                    client.resume_flow_run(paused[0].id, run_input=run_input)
+                    return
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread

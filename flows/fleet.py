@@ -68,6 +68,7 @@ def s3_housekeeping_fleet(
     group: str | None = None,
     child_deployment: str | None = None,
     run_key: str | None = None,
+    child_timeout_minutes: Annotated[int, Field(ge=1, le=10080)] = 1440,
     concurrency: Annotated[int, Field(ge=1, le=64)] = DEFAULT_CONCURRENCY,
     require_approval: bool = False,
     approval_timeout_minutes: Annotated[int, Field(ge=1, le=10080)] = 60,
@@ -84,6 +85,8 @@ def s3_housekeeping_fleet(
             taken by its work pool's workers; empty: in the fleet's own process.
         run_key: names this fleet's children on the work pool: a fleet run given the same key
             finds them instead of starting them again; empty: this flow run's id.
+        child_timeout_minutes: how long to wait for a child on the work pool (one that has
+            not finished by then is reported failed, and left running).
         concurrency: children at once (in the fleet's process, or on the work pool).
         require_approval: plan every target first, then ask a person once for the whole fleet.
         approval_timeout_minutes: how long to wait for that decision; then nothing is deleted.
@@ -93,7 +96,8 @@ def s3_housekeeping_fleet(
     chosen = read_targets(targets, group, notify_topic_arn)
     get_run_logger().info("Fleet of %d targets from %s", len(chosen), targets)
     if child_deployment:
-        run_child = on_work_pool(child_deployment, run_key or _this_run_id())
+        timeout_s = child_timeout_minutes * 60
+        run_child = on_work_pool(child_deployment, run_key or _this_run_id(), timeout_s)
     else:
         run_child = in_process()
     if require_approval and not dry_run:

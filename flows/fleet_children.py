@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 from tasks.fleet_targets import Target
 from tasks.record.artifacts import OUTCOME_KEY
@@ -41,31 +44,74 @@ def in_process() -> RunChild:
     return run
 
 
-def on_work_pool(deployment: str, run_key: str) -> RunChild:
-    """Children as runs of `deployment`, taken by its work pool's workers. Each is submitted
-    with an idempotency key made of `run_key`, the target and the phase, so submitting it
-    again (a re-run of the same fleet) finds the run already made instead of starting one."""
+def on_work_pool(deployment: str, run_key: str, timeout_s: float) -> RunChild:
+    """Children as runs of `deployment`, taken by its work pool's workers.
+
+    Each is submitted with an idempotency key made of `run_key`, the target and the phase:
+    a fleet run given the same key (a retry, a re-run) finds the run already made and waits
+    for it instead of starting the target again. A child not finished within `timeout_s` is
+    reported failed, still running where it is.
+    """
 
     def run(target: Target, overrides: dict[str, Any]) -> TargetOutcome:
         from prefect.deployments import run_deployment
 
         phase = "apply" if overrides.get("plan") else ("dry-run" if overrides["dry_run"] else "run")
-        child = run_deployment(
-            name=deployment,
-            parameters={**target.parameters, **overrides},
-            idempotency_key=f"s3-housekeeping-fleet/{run_key}/{target.name}/{phase}",
-            timeout=None,  # wait for the child's end
-            poll_interval=2,
-            as_subflow=True,
-        )
+        key = idempotency_key(run_key, target.name, phase)
+        made = child_run_with_key(key)
+        if made is not None:
+            child = finished_run(made, timeout_s)
+        else:
+            child = run_deployment(
+                name=deployment,
+                parameters={**target.parameters, **overrides},
+                idempotency_key=key,
+                timeout=timeout_s,
+                poll_interval=2,
+                as_subflow=True,
+            )
         return outcome_of_deployed(target, child)
 
     return run
 
 
+def idempotency_key(run_key: str, target: str, phase: str) -> str:
+    """The key of a target's child in one phase of one fleet run; each part escaped, so that
+    no two (run key, target) pairs make the same key."""
+    parts = (quote(run_key, safe=""), quote(target, safe=""), phase)
+    return "s3-housekeeping-fleet/" + "/".join(parts)
+
+
+def child_run_with_key(key: str) -> Any:
+    """The id of the flow run already made with this idempotency key, if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])),
+            limit=1,
+        )
+    return found[0].id if found else None
+
+
+def finished_run(run_id: Any, timeout_s: float, poll_s: float = 2) -> Any:
+    """The flow run once it has ended, or as it is when `timeout_s` has passed."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            if (run.state is not None and run.state.is_final()) or time.monotonic() > deadline:
+                return run
+            time.sleep(poll_s)
+
+
 def outcome_of_deployed(target: Target, child: Any) -> TargetOutcome:
-    """A deployed child's outcome: its report, from the outcome artifact it left, and its exit
-    code from its report's status, or from the error it ended with."""
+    """A deployed child's outcome: its report, from the outcome table it left, with the exit
+    code of its report's status or of the error it ended with; a child that ended without
+    leaving one is a failure, whatever its state says."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -73,36 +119,52 @@ def outcome_of_deployed(target: Target, child: Any) -> TargetOutcome:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[child.id]))
         )
-    data = next((a.data for a in found if a.key == OUTCOME_KEY), None)
+    row = outcome_row(next((a.data for a in found if a.key == OUTCOME_KEY), None))
     state = child.state
     error_name = error_named_in(state.message or "") if state is not None else ""
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        row = data[0]
+    worker = (child.labels or {}).get("prefect.worker.name")
+    if row is not None:
         status = str(row.get("status", "failed"))
-        code = EXIT_BY_STATUS.get(status, exit_code_of(error_name))
         outcome = TargetOutcome(
             name=target.name,
             bucket=target.bucket,
             prefix=target.prefix,
             line=target.line,
             status=status,
-            exit_code=code,
+            exit_code=EXIT_BY_STATUS.get(status, exit_code_of(error_name)),
+            region=str(row.get("region", "")),
             counts={name: int(row.get(name) or 0) for name in COUNTS},
             manifest=row.get("manifest") or None,
             message=str(row.get("message", "")),
+            worker=worker,
         )
     else:
-        status = "failed" if state is None or not state.is_completed() else "completed"
+        where = state.name if state is not None else "no state"
+        final = state is not None and state.is_final()
+        unfinished = f"ended {where} without a report" if final else f"still {where}"
         outcome = TargetOutcome(
             target.name,
             target.bucket,
             target.prefix,
             target.line,
-            status,
-            0 if status == "completed" else exit_code_of(error_name),
-            message=error_name or (state.name if state is not None else "no state"),
+            "failed",
+            exit_code_of(error_name),
+            message=error_name or unfinished,
+            worker=worker,
         )
     return _with_run(outcome, str(child.id))
+
+
+def outcome_row(data: Any) -> dict[str, Any] | None:
+    """The outcome table's one row; Prefect keeps a table artifact's data as its JSON text."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return data[0]
+    return None
 
 
 def error_named_in(message: str) -> str:

@@ -33,7 +33,7 @@ OUTCOME_KEY = "s3-housekeeping-outcome"
 FLEET_KEY = "s3-housekeeping-fleet"
 FLEET_TABLE_KEY = "s3-housekeeping-fleet-targets"
 #: The report fields the outcome table holds: counts and names, never a secret.
-OUTCOME_FIELDS = ("status", "bucket", "prefix", *COUNTS, "manifest", "message")
+OUTCOME_FIELDS = ("status", "bucket", "prefix", "region", *COUNTS, "manifest", "message")
 PROGRESS_KEY = "s3-housekeeping-progress"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.fleet_children import error_named_in, exit_code_of
+from flows.fleet_children import error_named_in, exit_code_of, idempotency_key, outcome_row
 
 #: How Prefect words a failed flow run's state message.
 FAILED = "Flow run encountered an exception: "
@@ -26,3 +26,26 @@ def test_finds_our_error_and_its_exit_code_when_a_child_failed(
 ) -> None:
     assert error_named_in(message) == name
     assert exit_code_of(error_named_in(message)) == code
+
+
+def test_keys_differ_when_a_slash_moves_between_the_run_key_and_the_target() -> None:
+    assert idempotency_key("a/b", "c", "run") != idempotency_key("a", "b/c", "run")
+    assert idempotency_key("nightly", "logs/tmp/", "apply") == (
+        "s3-housekeeping-fleet/nightly/logs%2Ftmp%2F/apply"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "row"),
+    [
+        ('[{"status": "completed", "deleted": 4}]', {"status": "completed", "deleted": 4}),
+        ([{"status": "refused"}], {"status": "refused"}),  # as a client may hand it back
+        ("not json", None),
+        ("[]", None),
+        (None, None),
+    ],
+)
+def test_reads_the_outcome_tables_row_when_the_server_keeps_it_as_text(
+    data: object, row: dict[str, object] | None
+) -> None:
+    assert outcome_row(data) == row

@@ -23,6 +23,14 @@ PREFECT = Path(sys.executable).parent / "prefect"
 #: Each environment's pool runs one flow run at a time: with the deployments' own limit, two
 #: runs never work on one environment's bucket at once.
 POOL_CONCURRENCY_LIMIT = 1
+#: The fleet's pools take several flow runs at once: children of different buckets run side by
+#: side (each executing run holds its bucket's lock, and each worker's `--limit 1` bounds its
+#: share), and fleet runs only wait on their children (the fleet deployment's own limit keeps
+#: one run of it at a time).
+POOL_CONCURRENCY_LIMITS: dict[str, int | None] = {
+    "s3-housekeeping-fleet": None,
+    "s3-housekeeping-fleet-control": None,
+}
 
 
 def client_env(api_url: str, home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -65,13 +73,24 @@ def work_pool_names(specs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def credentials_blocks(specs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Block name -> environment, for each credentials block the deployments name."""
+    """Block name -> environment, for each credentials block the deployments name, their
+    parameters or (a fleet's) the targets of their targets file.
+
+    Raises:
+        ConfigError: a fleet's targets file is missing or invalid (every problem, with its line).
+    """
+    from tasks.fleet_targets import load_targets
+
     blocks: dict[str, str] = {}
     for spec in specs:
         parameters = spec.get("parameters", {})
-        name = parameters.get("aws_credentials_block")
-        if name:
-            blocks[name] = parameters.get("environment", "dev")
+        named = [parameters]
+        if parameters.get("targets"):
+            named += [t.parameters for t in load_targets(ROOT / parameters["targets"]).targets]
+        for settings in named:
+            name = settings.get("aws_credentials_block")
+            if name:
+                blocks.setdefault(name, settings.get("environment", "dev"))
     return blocks
 
 
@@ -95,8 +114,9 @@ def locked_template(env: Mapping[str, str]) -> dict[str, Any]:
 def ensure_work_pools(
     names: Sequence[str], environments: Mapping[str, Mapping[str, str]]
 ) -> dict[str, str]:
-    """Create the `process` pools that are missing, and bring each pool's fixed environment to
-    deployments/work_pools.yaml's (its operator's limits included).
+    """Create the `process` pools that are missing (one flow run at a time but for the fleet's),
+    and bring each pool's fixed environment to deployments/work_pools.yaml's (its operator's
+    limits included).
 
     Raises:
         ValueError: a pool the deployments name has no entry in work_pools.yaml.
@@ -118,7 +138,7 @@ def ensure_work_pools(
                         name=name,
                         type="process",
                         base_job_template=template,
-                        concurrency_limit=POOL_CONCURRENCY_LIMIT,
+                        concurrency_limit=POOL_CONCURRENCY_LIMITS.get(name, POOL_CONCURRENCY_LIMIT),
                     )
                 )
                 actions[name] = "created"
@@ -176,9 +196,10 @@ def bootstrap(
             (a team's server).
     """
     specs = deployment_specs()
+    # Before any change to the server: a fleet's invalid targets file stops it here.
+    blocks = credentials_blocks(specs)
     pools = ensure_work_pools(work_pool_names(specs), pool_environments())
     register_block_types(env)
-    blocks = credentials_blocks(specs)
     actions = apply_credentials_blocks(blocks, block_environ, overwrite_blocks)
     descriptions = {
         name: describe(block_settings(environment, block_environ))

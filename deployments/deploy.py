@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 from deployments.bootstrap import bootstrap
 
+#: The pool of the fleet's children: several workers share its runs, one at a time each.
+FLEET_CHILDREN_POOL = "s3-housekeeping-fleet"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv:
@@ -38,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  credentials block {name}: {action}{detail}")
     print("Done: start a worker per pool where the flows should run, e.g.")
     print(f"  prefect worker start --pool {next(iter(done.pools), 's3-housekeeping-dev')}")
+    if FLEET_CHILDREN_POOL in done.pools:
+        print(f"  and on {FLEET_CHILDREN_POOL} as many as you like, each with --limit 1:")
+        print(f"  prefect worker start --pool {FLEET_CHILDREN_POOL} --limit 1")
     return 0
 
 

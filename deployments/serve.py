@@ -1,9 +1,11 @@
 """`make serve`: a local Prefect server with this project's deployments, workers and blocks.
 
 Everything runs on 127.0.0.1 until Ctrl-C: the server (SQLite under .prefect-local/), one process
-work pool and worker per environment, the prefect-aws block types, the credentials blocks the
-deployments name and the deployments of prefect.yaml. With LOCAL_AWS=1 this process also runs the
-embedded local AWS (moto) with demo objects in each deployment's bucket, and the blocks point at it.
+work pool and worker per pool prefect.yaml names (each environment's, the fleet's children's and
+the fleet runs'), the prefect-aws block types, the credentials blocks the deployments name (a
+fleet's, in its targets file) and the deployments of prefect.yaml. With LOCAL_AWS=1 this process
+also runs the embedded local AWS (moto) with demo objects in each deployment's bucket, and the
+blocks point at it.
 """
 
 from __future__ import annotations

@@ -67,16 +67,34 @@ def pool_ready(api_url: str, pool: str, auth: str | None = None) -> bool:
 
 
 class PrefectWorker(ServerProcess):
-    """`prefect worker start` for one process work pool."""
+    """`prefect worker start` for one process work pool; with a `worker_name` (how the server
+    and the flow runs' labels name it) and a `limit` (flow runs at once) when given."""
 
-    def __init__(self, pool: str, env: Mapping[str, str], log: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        pool: str,
+        env: Mapping[str, str],
+        log: Path,
+        cwd: Path,
+        worker_name: str | None = None,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(log, cwd)
-        self.name = f"the worker of {pool}"
+        named = f" {worker_name}" if worker_name else ""
+        self.name = f"the worker{named} of {pool}"
         self.pool = pool
         self.env = env
+        self.worker_name = worker_name
+        self.limit = limit
 
     def command(self) -> list[str]:
-        return [str(BIN / "prefect"), "worker", "start", "--pool", self.pool, "--type", "process"]
+        command = [str(BIN / "prefect"), "worker", "start", "--pool", self.pool]
+        command += ["--type", "process"]
+        if self.worker_name:
+            command += ["--name", self.worker_name]
+        if self.limit is not None:
+            command += ["--limit", str(self.limit)]
+        return command
 
     def environment(self) -> Mapping[str, str]:
         return self.env

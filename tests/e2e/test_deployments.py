@@ -6,19 +6,27 @@ import json
 
 import pytest
 
-from deployments.bootstrap import ROOT, deployment_specs
+from deployments.bootstrap import ROOT, deployment_specs, pool_environments
+from tasks.fleet_targets import load_targets
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENTS = [spec["name"] for spec in deployment_specs()]
+#: The fleet's run and its child deployment (README, "Many buckets").
+FLEET, FLEET_CHILD = "s3-housekeeping-fleet", "s3-housekeeping-fleet-child"
+#: One environment's s3_housekeeping runs: every deployment but the fleet's.
+ENVIRONMENT_SPECS = [
+    spec for spec in deployment_specs() if spec["name"] not in {FLEET, FLEET_CHILD}
+]
 
 
 class TestDeployed:
     def test_every_deployment_exists_with_its_settings_when_prefect_yaml_is_applied(
         self, stack: Stack
     ) -> None:
-        for spec in deployment_specs():
+        assert {d["name"] for d in stack.post("deployments/filter", {})} == set(DEPLOYMENTS)
+        for spec in ENVIRONMENT_SPECS:
             deployment = stack.deployment(spec["name"])
             environment = spec["parameters"]["environment"]
 
@@ -43,6 +51,44 @@ class TestDeployed:
             # Resolved when deployed: the checkout `prefect deploy` ran in, which the worker runs.
             directory = pull["prefect.deployments.steps.set_working_directory"]["directory"]
             assert directory == str(ROOT)
+
+    def test_fleet_and_its_children_are_deployed_on_pools_that_run_several_when_applied(
+        self, stack: Stack
+    ) -> None:
+        child, fleet = stack.deployment(FLEET_CHILD), stack.deployment(FLEET)
+        child_pool = stack.get(f"work_pools/{child['work_pool_name']}")
+        fleet_pool = stack.get(f"work_pools/{fleet['work_pool_name']}")
+        flow_name, deployment_name = fleet["parameters"]["child_deployment"].split("/")
+
+        # Children of different buckets at once: no limit of 1 on the deployment or its pool.
+        assert child["global_concurrency_limit"] is None
+        assert child_pool["concurrency_limit"] is None
+        assert child["schedules"] == [] and child["parameters"] == {}
+        assert child["enforce_parameter_schema"] is True
+        # The fleet names the child deployment as deployed, and by default only plans.
+        assert deployment_name == child["name"]
+        assert stack.get(f"flows/{child['flow_id']}")["name"] == flow_name
+        assert fleet["parameters"]["dry_run"] is True
+        assert fleet["enforce_parameter_schema"] is True
+        assert fleet["global_concurrency_limit"]["limit"] == 1
+        # The fleet waits on a pool of its own, which a waiting fleet does not fill up.
+        assert fleet_pool["name"] != child_pool["name"]
+        assert fleet_pool["concurrency_limit"] is None
+        # Each pool's environment is work_pools.yaml's, fixed; the operator's limits in it.
+        for pool in (child_pool, fleet_pool):
+            template = pool["base_job_template"]
+            assert template["job_configuration"]["env"] == pool_environments()[pool["name"]]
+            assert "env" not in template["variables"]["properties"]
+            assert template["job_configuration"]["env"]["ALLOWED_TARGETS"]
+        for deployment in (child, fleet):
+            assert "env" not in deployment["job_variables"]
+        # The credentials block the targets name was made with the others.
+        targets = load_targets(ROOT / fleet["parameters"]["targets"]).targets
+        named = {target.parameters["aws_credentials_block"] for target in targets}
+        blocks = stack.post(
+            "block_documents/filter", {"block_documents": {"name": {"any_": sorted(named)}}}
+        )
+        assert {b["name"] for b in blocks} == named
 
     def test_scheduled_deployments_have_a_cron_and_a_timezone_when_applied(
         self, stack: Stack

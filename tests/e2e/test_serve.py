@@ -105,6 +105,7 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
 
         assert f"Prefect UI:  http://127.0.0.1:{port}" in output.text
         assert "credentials block s3-housekeeping-prod: created" in output.text
+        assert "credentials block s3-housekeeping-fleet: created" in output.text
         assert LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in output.text
         # Its home is its owner's only; the API wants the password kept there.
         auth = (home / "api-auth").read_text().strip()
@@ -134,6 +135,8 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
             "s3-housekeeping-staging",
             "s3-housekeeping-prod",
             "s3-housekeeping-prod-manual",
+            "s3-housekeeping-fleet-child",
+            "s3-housekeeping-fleet",
         }
         pools = post(f"{api}/work_pools/filter", {}, auth)
         assert isinstance(pools, list)
@@ -141,6 +144,8 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
             "s3-housekeeping-dev": "READY",
             "s3-housekeeping-staging": "READY",
             "s3-housekeeping-prod": "READY",
+            "s3-housekeeping-fleet": "READY",
+            "s3-housekeeping-fleet-control": "READY",
         }
         assert http_ok(f"http://127.0.0.1:{port}/")  # the UI
 

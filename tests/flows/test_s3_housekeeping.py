@@ -291,8 +291,11 @@ class TestPrefectIntegration:
             "s3-housekeeping-plan",
             "s3-housekeeping-report",
             "s3-housekeeping-manifest",
+            "s3-housekeeping-outcome",
         }
         assert by_key["s3-housekeeping-manifest"].data.count("file://") == 1
+        (outcome,) = json.loads(by_key["s3-housekeeping-outcome"].data)
+        assert (outcome["status"], outcome["matched"]) == ("dry_run", len(OLD_UNDER_PREFIX))
         plan_rows = json.loads(by_key["s3-housekeeping-plan"].data)
         assert {row["key"] for row in plan_rows} == OLD_UNDER_PREFIX
         assert "dry_run" in by_key["s3-housekeeping-report"].data

@@ -27,10 +27,12 @@ from types import FrameType
 from deployments.bootstrap import ROOT, bootstrap, client_env, deployment_specs, work_pool_names
 from devtools.prefect_server import PrefectServer, workers
 
-DEFAULT_HOME = ROOT / ".prefect-local"
+# The local API's password and, while it runs, its address, in the server's home: a local
+# command finds them there and uses this server instead of starting a temporary one.
+from flows.local_api import API_AUTH_FILE, API_URL_FILE, LOCAL_HOME
+
+DEFAULT_HOME = ROOT / LOCAL_HOME
 DEFAULT_PORT = 4200
-#: Where the local API's password is kept, in the server's home.
-API_AUTH_FILE = "api-auth"
 #: The environment variables of AWS access keys (plain, or suffixed with an environment).
 KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -142,7 +144,11 @@ def serve(port: int, home: Path, with_local_aws: bool, keys_in_blocks: bool = Fa
         say(f"API:         {api_url}   (to use the CLI: export PREFECT_API_URL={api_url}")
         say(f'             PREFECT_API_AUTH_STRING="$(cat {home / API_AUTH_FILE})")')
         say("Deployments: s3-housekeeping/* ; start one from the UI with 'Run > Custom run'.")
+        say("Local commands (s3-housekeeping run ...) use this server while it runs.")
         say("Press Ctrl-C to stop everything.")
+        address = home / API_URL_FILE
+        address.write_text(api_url + "\n")
+        stack.callback(address.unlink, missing_ok=True)
         try:
             while True:
                 time.sleep(1)

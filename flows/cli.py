@@ -16,6 +16,7 @@ from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
+from flows.local_api import use_local_api
 from flows.parameters import help_text, value_type
 from tasks.errors import ConfigError
 from tasks.iam_policy import iam_policy
@@ -347,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     args = build_parser().parse_args(argv)
     configure_environment()
+    if args.command in ("run", "fleet") and (api_url := use_local_api()):
+        print(f"s3-housekeeping: using make serve's Prefect server, {api_url}", file=sys.stderr)
     if args.command == "demo":
         from flows.demo import run_demo
 

@@ -52,6 +52,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("MANIFEST_DIR", str(tmp_path / "manifests"))
     # Prefect-level retries back off for seconds; tests that exercise them set their own.
     monkeypatch.setenv("TASK_RETRIES", "0")
+    # A `make serve` running in this checkout must not catch the tests' command runs.
+    monkeypatch.setenv("S3_HOUSEKEEPING_LOCAL_API", "off")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from deployments.bootstrap import ROOT
 from deployments.local_aws import LOCAL_CREDENTIALS
 from devtools.processes import free_port, http_ok, stop
+from flows.local_api import API_URL_FILE, LOCAL_HOME
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +89,7 @@ def processes_with_home(home: Path) -> list[int]:
 
 def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Path) -> None:
     port = free_port()
-    home = tmp_path / "prefect-local"
+    home = tmp_path / LOCAL_HOME  # as in a checkout: a command run in tmp_path finds it
     process = subprocess.Popen(
         [sys.executable, "-m", "deployments.serve", "--port", str(port), "--home", str(home)],
         env={**os.environ, "LOCAL_AWS": "1", "PYTHONUNBUFFERED": "1"},
@@ -148,6 +149,37 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
             "s3-housekeeping-fleet-control": "READY",
         }
         assert http_ok(f"http://127.0.0.1:{port}/")  # the UI
+        # A command run here with no PREFECT_API_URL uses this server (no temporary one).
+        assert (home / API_URL_FILE).read_text().strip() == api
+        endpoint = output.text.split("Local AWS (moto) on ", 1)[1].split(",", 1)[0]
+        command_env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in ("PREFECT_API_URL", "S3_HOUSEKEEPING_LOCAL_API", "PREFECT_HOME")
+        }
+        command_env |= {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+        command_env["PREFECT_HOME"] = str(tmp_path / "command-home")
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "s3-housekeeping"),
+                "run",
+                "--bucket",
+                "s3-housekeeping-dev",
+                "--prefix",
+                "tmp/",
+                "--no-create-bucket",
+            ],
+            cwd=tmp_path,
+            env=command_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert f"using make serve's Prefect server, {api}" in run.stderr
+        assert "Starting temporary server" not in run.stderr + run.stdout
+        runs = post(f"{api}/flow_runs/filter", {}, auth)
+        assert [r["state_type"] for r in runs if r["deployment_id"] is None] == ["COMPLETED"]
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(90) == 0, output.text
@@ -160,3 +192,4 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
     assert "Stopped." in output.text
     assert leftovers == [], "serve left processes running"
     assert not http_ok(f"http://127.0.0.1:{port}/api/health")
+    assert not (home / API_URL_FILE).exists()  # no address left behind for the next command

@@ -49,16 +49,19 @@ clean:
 # servers; `make bench-memory` measures plan + apply at 10k vs 1M objects; `make
 # bench-conditional` what ETag conditions cost the server's deletes; `make bench-flat` one flat
 # prefix (200,000 objects, 50 ms per request) listed and deleted side by side with s5cmd and
-# awscli. BENCH_ARGS, MEMORY_ARGS, CONDITIONAL_ARGS and FLAT_ARGS pass options through
-# (python -m benchmarks.run --help, python -m benchmarks.flat --help).
+# awscli; `make bench-startup` the fixed cost of a local run (an empty dry run, with and without
+# a Prefect server) beside s5cmd ls and aws s3 ls. BENCH_ARGS, MEMORY_ARGS, CONDITIONAL_ARGS,
+# FLAT_ARGS and STARTUP_ARGS pass options through (python -m benchmarks.run --help, python -m
+# benchmarks.flat --help, python -m benchmarks.startup --help).
 N ?= 20000
 BENCH_ARGS ?=
 MEMORY_ARGS ?=
 CONDITIONAL_ARGS ?=
 FLAT_ARGS ?=
+STARTUP_ARGS ?=
 BENCH_RUN = $(UV) run --locked --all-extras --group bench
 
-.PHONY: bench bench-memory bench-conditional bench-flat bench-install
+.PHONY: bench bench-memory bench-conditional bench-flat bench-startup bench-install
 
 bench-install: $(UV)
 	$(UV) sync --locked --all-extras --group bench --inexact
@@ -74,6 +77,9 @@ bench-conditional: bench-install
 
 bench-flat: bench-install
 	$(BENCH_RUN) python -m benchmarks.flat $(FLAT_ARGS)
+
+bench-startup: bench-install
+	$(BENCH_RUN) python -m benchmarks.startup $(STARTUP_ARGS)
 
 # The fault-injection matrix (tests/chaos): every scenario with CHAOS_SEEDS seeds through a
 # fault-injecting S3 proxy; prints its summary and writes it to test-output/chaos/ (summary.json,

@@ -63,12 +63,12 @@ from benchmarks.peers import (
 from benchmarks.proxy import CountingProxy
 from benchmarks.report import OVERHEAD, format_row, median_runs
 from benchmarks.run import (
-    RESULTS_DIR,
     Result,
     Target,
     code_state,
     machine,
     read_report,
+    save_results,
     tail,
     terminate,
     warm_up,
@@ -709,12 +709,7 @@ def results_document(bench: FlatBench, started: datetime) -> dict[str, Any]:
 
 
 def write_results(document: dict[str, Any], args: argparse.Namespace, started: datetime) -> None:
-    path = args.results or RESULTS_DIR / (
-        f"flat-{args.objects}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"results written to {path}")
+    save_results(document, args.results, f"flat-{args.objects}", started)
 
 
 # The printed tables.

@@ -456,12 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def save_results(
+    document: dict[str, Any], given: Path | None, name: str, started: datetime
+) -> None:
+    """Write a bench's JSON results to `given`, else to results/NAME-TIMESTAMP.json; say where."""
+    path = given or RESULTS_DIR / f"{name}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results written to {path}")
+
+
 def write_results(bench: Bench, started: datetime) -> None:
     """The JSON results: options, machine, and one record per run."""
-    path = bench.args.results or RESULTS_DIR / (
-        f"bench-{bench.args.objects}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
@@ -477,8 +483,7 @@ def write_results(bench: Bench, started: datetime) -> None:
         **code_state(),
         "results": [asdict(r) for r in bench.results],
     }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"results written to {path}")
+    save_results(document, bench.args.results, f"bench-{bench.args.objects}", started)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.measure import process_tree_cpu_s, run_measured, wait_until_idle
 from benchmarks.report import format_row
-from benchmarks.run import RESULTS_DIR, code_state, machine, tail, terminate, warm_up
+from benchmarks.run import code_state, machine, save_results, tail, terminate, warm_up
 from benchmarks.servers import tool_environment
 from deployments.local_aws import LocalAws, local_aws
 from devtools.prefect_server import PrefectServer
@@ -516,10 +516,7 @@ def results_document(
 
 
 def write_results(document: dict[str, Any], args: argparse.Namespace, started: datetime) -> None:
-    path = args.results or RESULTS_DIR / f"startup-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"results written to {path}")
+    save_results(document, args.results, "startup", started)
 
 
 # The printed tables.

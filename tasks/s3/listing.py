@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tasks.errors import AwsApiError
 from tasks.s3.key_ranges import DELIMITER, KeyRange, split_points
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ListObjectVersionsOutputTypeDef
 
 _DONE = object()
 
@@ -225,29 +227,144 @@ class _ParallelListing:
 
 
 def list_object_versions(
-    s3: S3Client, bucket: str, prefix: str, owner: str | None = None
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    owner: str | None = None,
+    start_after: str | None = None,
 ) -> Iterator[ListedObject]:
-    """Every version and delete marker under the prefix, newest first within each key, with
-    the time each noncurrent one was superseded."""
-    arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    """Every version and delete marker under the prefix (of the keys after `start_after`, if
+    given), newest first within each key, with the time each noncurrent one was superseded."""
+    base: dict[str, Any] = {"Bucket": bucket}
     if owner:
-        arguments["ExpectedBucketOwner"] = owner
-    newer: ListedObject | None = None  # the previous entry: the next newer version of its key
-    for page in s3.get_paginator("list_object_versions").paginate(**arguments):
-        entries: list[tuple[dict[str, Any], bool]] = [
-            (dict(version), False) for version in page.get("Versions", [])
-        ] + [(dict(marker), True) for marker in page.get("DeleteMarkers", [])]
-        # S3 returns each list ordered by key, newest first; merge the two that way. Times
-        # can tie (second precision): the current entry comes first, else S3's own order.
-        entries.sort(
-            key=lambda pair: (
-                pair[0]["Key"],
-                -pair[0]["LastModified"].timestamp(),
-                not pair[0].get("IsLatest"),
-            )
-        )
+        base["ExpectedBucketOwner"] = owner
+    shard = Shard(prefix, KeyRange(start_after))
+    for page in list_versions_shard(s3, base, shard, SHARD_SIZE, lambda: 0, lambda _: None):
+        yield from page
+
+
+def list_versions_shard(
+    s3: S3Client,
+    base: dict[str, Any],
+    shard: Shard,
+    shard_size: int,
+    spare: Callable[[], int],
+    hand_on: Callable[[Shard], None],
+    page_size: int = PAGE_SIZE,
+    rest: Rest | None = None,
+) -> Iterator[list[ListedObject]]:
+    """The versions and delete markers of one shard (a key range, never delimited), a page at
+    a time, every key whole in one shard: its history decides what is noncurrent, and since
+    when.
+
+    A page can end in the middle of a key's versions: that key waits for the next page, so
+    `rest` (as in `list_shard`) always starts after a key listed whole. A split cuts the rest
+    of the range at the first current key after a guessed point (one ListObjectsV2 request of
+    one key): a range then always starts after a key that exists. S3 lists a `KeyMarker`'s
+    versions in no range; some servers list them, or skip the next key's newest version when
+    the marker is no key (moto); versions of the marker are filtered out here, and a key whose
+    first version listed is not its latest is refused rather than planned from half its
+    history.
+    """
+    keys = shard.keys
+    arguments: dict[str, Any] = {**base, "Prefix": shard.prefix, "MaxKeys": page_size}
+    if keys.start_after is not None:
+        arguments["KeyMarker"] = keys.start_after
+    history = _History()
+    held: list[tuple[dict[str, Any], bool]] = []  # the versions of a key a page ended in
+    whole: str | None = None  # the last key listed whole
+    while True:
+        page = s3.list_object_versions(**arguments)
+        entries = held + [
+            (entry, is_marker) for entry, is_marker in _entries(page) if keys.holds(entry["Key"])
+        ]
+        entries.sort(key=_newest_first)
+        last_named = max(_entries_keys(page), default=None)
+        done = not page.get("IsTruncated") or (last_named is not None and keys.beyond(last_named))
+        held = []
+        if not done:
+            if entries:
+                held = [pair for pair in entries if pair[0]["Key"] == entries[-1][0]["Key"]]
+                entries = entries[: -len(held)]
+            if spare() and (named := [pair[0]["Key"] for pair in entries + held]):
+                keys = _split(s3, base, shard, keys, named, shard_size, hand_on)
+            arguments["KeyMarker"] = page["NextKeyMarker"]
+            if page.get("NextVersionIdMarker"):
+                arguments["VersionIdMarker"] = page["NextVersionIdMarker"]
+            else:
+                arguments.pop("VersionIdMarker", None)
+        listed = history.listed(entries, shard.prefix)
+        whole = listed[-1].key if listed else whole
+        if rest is not None:
+            after = KeyRange(whole, keys.up_to) if not done and whole is not None else None
+            rest.shard = Shard(shard.prefix, after) if after else None
+        yield listed
+        if done:
+            return
+
+
+def _entries(page: ListObjectVersionsOutputTypeDef) -> list[tuple[dict[str, Any], bool]]:
+    """A ListObjectVersions page's versions and delete markers, each with whether it is a
+    marker."""
+    return [(dict(version), False) for version in page.get("Versions", [])] + [
+        (dict(marker), True) for marker in page.get("DeleteMarkers", [])
+    ]
+
+
+def _entries_keys(page: ListObjectVersionsOutputTypeDef) -> list[str]:
+    return [entry["Key"] for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+
+
+def _newest_first(pair: tuple[dict[str, Any], bool]) -> tuple[str, float, bool]:
+    # S3 returns each list ordered by key, newest first; merged that way. Times can tie
+    # (second precision): the current entry comes first, else S3's own order.
+    entry = pair[0]
+    return entry["Key"], -entry["LastModified"].timestamp(), not entry.get("IsLatest")
+
+
+def _split(
+    s3: S3Client,
+    base: dict[str, Any],
+    shard: Shard,
+    keys: KeyRange,
+    named: list[str],
+    shard_size: int,
+    hand_on: Callable[[Shard], None],
+) -> KeyRange:
+    """Hand on the rest of a versions range from the first current key after a guessed
+    point, and return the range this shard keeps (unchanged when there is no such key)."""
+    remaining = KeyRange(named[-1], keys.up_to)
+    points = split_points(named, remaining, shard.prefix, shard_size, 1)
+    if not points:
+        return keys
+    probe = s3.list_objects_v2(**base, Prefix=shard.prefix, StartAfter=points[0], MaxKeys=1)
+    found = [entry["Key"] for entry in probe.get("Contents", [])]
+    if not found or not remaining.holds(found[0]) or found[0] == keys.up_to:
+        return keys
+    hand_on(Shard(shard.prefix, KeyRange(found[0], keys.up_to)))
+    return KeyRange(keys.start_after, found[0])
+
+
+class _History:
+    """Turns a shard's entries, in listing order, into listed versions with the time each
+    noncurrent one was superseded (the entry before it, of the same key)."""
+
+    def __init__(self) -> None:
+        self.newer: ListedObject | None = None
+
+    def listed(self, entries: list[tuple[dict[str, Any], bool]], prefix: str) -> list[ListedObject]:
+        listed: list[ListedObject] = []
         for entry, is_marker in entries:
-            listed = ListedObject(
+            newer = (
+                self.newer if self.newer is not None and self.newer.key == entry["Key"] else None
+            )
+            if newer is None and not entry.get("IsLatest"):
+                raise AwsApiError(
+                    f"the server listed versions of a key under '{prefix}' without its latest "
+                    "one: its ListObjectVersions skipped versions, so no plan is made from it",
+                    code="IncompleteVersionListing",
+                )
+            self.newer = ListedObject(
                 key=entry["Key"],
                 etag="" if is_marker else entry.get("ETag", ""),
                 size=0 if is_marker else int(entry.get("Size", 0)),
@@ -256,10 +373,8 @@ def list_object_versions(
                 version_id=entry.get("VersionId"),
                 is_delete_marker=is_marker,
                 noncurrent_since=(
-                    newer.last_modified
-                    if newer is not None and newer.key == entry["Key"] and not entry.get("IsLatest")
-                    else None
+                    newer.last_modified if newer is not None and not entry.get("IsLatest") else None
                 ),
             )
-            newer = listed
-            yield listed
+            listed.append(self.newer)
+        return listed

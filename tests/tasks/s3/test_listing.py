@@ -5,14 +5,27 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.s3.listing import list_current_objects, list_object_versions
+from tasks.errors import AwsApiError
+from tasks.s3.listing import (
+    ListedObject,
+    Rest,
+    Shard,
+    list_current_objects,
+    list_object_versions,
+    list_versions_shard,
+)
 from tests.support.audit import audit_requests
-from tests.support.moto_backend import bulk_put
+from tests.support.moto_backend import backdate_versions, bulk_put
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 BUCKET = "listing-test-bucket"
 OLD = datetime.now(UTC) - timedelta(days=90)
@@ -149,3 +162,109 @@ class TestVersions:
             (False, False),
         ]
         assert b[1].noncurrent_since == b[0].last_modified
+
+
+def versioned_bucket(aws: AwsClients, histories: dict[str, int], deleted: set[str]) -> str:
+    """A versioned bucket where key p/NAME has `histories[NAME]` versions a day apart, oldest
+    first, and a delete marker on top for the names in `deleted`."""
+    bucket = next(BUCKETS)
+    aws.s3.create_bucket(Bucket=bucket)
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for name, count in histories.items():
+        key = f"p/{name}"
+        bulk_put(bucket, [key] * count, OLD)
+        if name in deleted:
+            aws.s3.delete_object(Bucket=bucket, Key=key)
+        moments = [OLD + timedelta(days=n) for n in range(count + (name in deleted))]
+        backdate_versions(bucket, key, moments)
+    bulk_put(bucket, ["p", "p-sibling/x", "o/\U0010ffff"], OLD)
+    return bucket
+
+
+def listed_in_ranges(
+    s3: S3Client, bucket: str, shard_size: int, page_size: int, stop_after: int
+) -> list[list[ListedObject]]:
+    """The versions of p/ listed as the shards of a run list them: every shard splits when it
+    can and stops once it has listed `stop_after` entries, handing its rest on."""
+    queue = [Shard("p/")]
+    pieces: list[list[ListedObject]] = []
+    while queue:
+        shard, rest, handed = queue.pop(0), Rest(None), []
+        piece: list[ListedObject] = []
+        pages = list_versions_shard(
+            s3, {"Bucket": bucket}, shard, shard_size, lambda: 1, handed.append, page_size, rest
+        )
+        for page in pages:
+            piece += page
+            if rest.shard is not None and len(piece) >= stop_after:
+                handed.append(rest.shard)
+                break
+        pieces.append(piece)
+        queue += handed
+    return pieces
+
+
+def identity(entry: ListedObject) -> tuple[str, str | None]:
+    return entry.key, entry.version_id
+
+
+class TestVersionRanges:
+    @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        histories=st.dictionaries(
+            st.text(LETTERS, min_size=1, max_size=6), st.integers(1, 4), max_size=25
+        ),
+        deleted_every=st.integers(2, 5),
+        page_size=st.integers(1, 6),
+        shard_size=st.integers(1, 20),
+        stop_after=st.integers(1, 15),
+    )
+    def test_ranges_list_every_version_once_with_each_key_whole_and_its_serial_history(
+        self,
+        aws: AwsClients,
+        histories: dict[str, int],
+        deleted_every: int,
+        page_size: int,
+        shard_size: int,
+        stop_after: int,
+    ) -> None:
+        deleted = set(sorted(histories)[::deleted_every])
+        bucket = versioned_bucket(aws, histories, deleted)
+        serial = list(list_object_versions(aws.s3, bucket, "p/"))
+
+        pieces = listed_in_ranges(aws.s3, bucket, shard_size, page_size, stop_after)
+
+        listed = [entry for piece in pieces for entry in piece]
+        assert Counter(map(identity, listed)) == Counter(map(identity, serial))
+        assert len(serial) == sum(histories.values()) + len(deleted)
+        owners = Counter(key for piece in pieces for key in {entry.key for entry in piece})
+        assert set(owners.values()) <= {1}  # a key's versions are never in two pieces
+        history = {identity(entry): entry.noncurrent_since for entry in serial}
+        assert {identity(entry): entry.noncurrent_since for entry in listed} == history
+
+    def test_splits_a_large_prefix_at_current_keys_with_one_probe_a_split(
+        self, aws: AwsClients
+    ) -> None:
+        bucket = versioned_bucket(aws, {f"{n:04d}": 2 for n in range(600)}, set())
+
+        with audit_requests() as audit:
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
+            pieces = listed_in_ranges(s3, bucket, 100, 100, 10_000)
+
+        assert sum(map(len, pieces)) == 1200 and len(pieces) >= 3
+        probes = audit.of("ListObjectsV2")
+        pages = audit.of("ListObjectVersions")
+        # A range starts, and a page goes on, only after a key that exists: servers differ on
+        # a KeyMarker that is no key.
+        markers = {call.params["KeyMarker"] for call in pages if "KeyMarker" in call.params}
+        assert markers <= {f"p/{n:04d}" for n in range(600)}
+        assert len(pieces) - 1 <= len(probes) and all(c.params["MaxKeys"] == 1 for c in probes)
+        # 12 pages of 100 versions, plus one a range for the page that crosses its end.
+        assert 12 <= len(pages) <= 12 + len(pieces)
+
+    def test_refuses_a_key_whose_latest_version_the_server_left_out(self, aws: AwsClients) -> None:
+        bucket = versioned_bucket(aws, {"a": 1, "b": 3}, set())
+
+        # moto answers a KeyMarker that is no key without the next key's newest version.
+        with pytest.raises(AwsApiError, match="without its latest one"):
+            list(list_object_versions(aws.s3, bucket, "p/", start_after="p/a0"))

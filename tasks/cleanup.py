@@ -340,7 +340,7 @@ def apply_cleanup(
     if not sent_while_planning:
         if file_sha256(plan.path) != plan.sha256:
             raise changed_since_checked(plan)
-        send(planned_objects(plan, deletes), deletes)
+        send(planned_objects(plan.path, plan.target, deletes), deletes)
     result = deletes.close()
     logger.info(
         "Deleted %d of %d planned objects from s3://%s/%s",
@@ -359,15 +359,19 @@ def apply_cleanup(
     return result
 
 
-def planned_objects(plan: PlanSummary, deletes: DeletePipeline) -> Iterator[PlannedObject]:
-    """The plan's objects to send, read back from its manifest: every one, except in a plan of
-    noncurrent versions, where a version that is no longer noncurrent (its key was undeleted
-    since) is counted as changed and kept."""
-    entries = read_objects(plan.path)
-    target = plan.target
+def planned_objects(
+    path: Path, target: PlanTarget, deletes: DeletePipeline, start_after: str | None = None
+) -> Iterator[PlannedObject]:
+    """The objects of the plan (or plan part) at `path` to send: every one, except in a plan
+    of noncurrent versions, where a version that is no longer noncurrent (its key was undeleted
+    since) is counted as changed and kept. A part's keys all come after `start_after`: the
+    fresh listing starts there."""
+    entries = read_objects(path)
     if target.versions != "noncurrent":
         return entries
-    fresh = list_object_versions(deletes.s3, target.bucket, target.prefix, target.owner)
+    fresh = list_object_versions(
+        deletes.s3, target.bucket, target.prefix, target.owner, start_after
+    )
     cutoff = datetime.fromisoformat(target.cutoff)
     return still_noncurrent(entries, fresh, target.prefix, cutoff, deletes.skip_changed)
 

@@ -534,13 +534,6 @@ class RunSettings(BaseSettings):
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
-        # What shards can do so far: list current objects, or read an inventory's data
-        # files (each in its versions mode), into a plan, or apply such a plan.
-        if info.data.get("inventory") is None and info.data.get("versions") != "current":
-            raise ValueError(
-                "cannot list versions yet: a run on Dask lists current objects (or reads an "
-                "inventory)"
-            )
         return value
 
     @field_validator("plan", "manifest_location")

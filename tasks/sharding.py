@@ -33,6 +33,7 @@ from tasks.cleanup import (
     PlanRequest,
     changed_since_checked,
     journaled_deletes,
+    planned_objects,
     record_plan,
     send,
     with_inventory,
@@ -44,7 +45,14 @@ from tasks.s3.deletion import ApplyResult, DeleteTarget
 from tasks.s3.inventory import Inventory
 from tasks.s3.journal import journal_name, read_journal
 from tasks.s3.key_ranges import KeyRange
-from tasks.s3.listing import PAGES_BEFORE_SPLITTING, ListedObject, Rest, Shard, list_shard
+from tasks.s3.listing import (
+    PAGES_BEFORE_SPLITTING,
+    ListedObject,
+    Rest,
+    Shard,
+    list_shard,
+    list_versions_shard,
+)
 from tasks.s3.manifest import (
     FIRST_ROWS,
     PlannedObject,
@@ -155,9 +163,10 @@ def plan_part(order: ShardOrder) -> PartPlan:
 
     def listed() -> Iterator[ListedObject]:
         count = 0
-        pages = list_shard(
-            clients.s3, base, order.shard, order.shard_size, spare, hand_on, rest=rest
-        )
+        # Versions come key by key (a key's history decides what is noncurrent): their
+        # shards are key ranges, never folders.
+        lister = list_shard if target.versions == "current" else list_versions_shard
+        pages = lister(clients.s3, base, order.shard, order.shard_size, spare, hand_on, rest=rest)
         for page in pages:
             state["pages"] += 1
             yield from page
@@ -179,7 +188,15 @@ def plan_part(order: ShardOrder) -> PartPlan:
             selection = Selection(source, target, order.cutoff)
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
-    part = Part(part_file.location, plan.sha256, plan.scanned, plan.matched, plan.matched_bytes)
+    part = Part(
+        part_file.location,
+        plan.sha256,
+        plan.scanned,
+        plan.matched,
+        plan.matched_bytes,
+        plan.unrecoverable_keys,
+        order.shard.keys.start_after,
+    )
     return PartPlan(part, tuple(follow_ups), this_worker(), clients.requests.snapshot())
 
 
@@ -210,7 +227,7 @@ def apply_part(order: ApplyOrder) -> PartApplied:
                 watch.check,
             ) as deletes,
         ):
-            send(read_objects(copy), deletes)
+            send(planned_objects(copy, target, deletes, order.part.start_after), deletes)
             result = deletes.close()
     return PartApplied(result, this_worker(), clients.requests.snapshot())
 
@@ -275,7 +292,7 @@ def plan_in_shards(
         for data_file in inventory.files:
             submit(Shard(target.prefix), inventory=replace(inventory, files=(data_file,)))
     else:
-        submit(Shard(target.prefix, delimited=True), first=True)
+        submit(Shard(target.prefix, delimited=target.versions == "current"), first=True)
     parts: list[Part] = []
     workers: set[str] = set()
     requests: Counter[str] = Counter()
@@ -302,6 +319,7 @@ def plan_in_shards(
         scanned=totals.scanned,
         matched=totals.matched,
         matched_bytes=totals.matched_bytes,
+        unrecoverable_keys=totals.unrecoverable_keys,
         first_rows=first_rows(s3, parts, scratch),
         copy=index.path,
         sha256=file_sha256(index.path),
@@ -403,6 +421,7 @@ def saved_in_shards(
         scanned=index.totals.scanned,
         matched=index.totals.matched,
         matched_bytes=index.totals.matched_bytes,
+        unrecoverable_keys=index.totals.unrecoverable_keys,
         first_rows=first_rows(s3, parts, scratch),
         copy=copy,
         sha256=file_sha256(copy),

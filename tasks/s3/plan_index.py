@@ -26,6 +26,11 @@ class Part:
     scanned: int
     matched: int
     matched_bytes: int
+    #: Versions plans: the part's keys left with no version holding data once it is applied.
+    unrecoverable_keys: int = 0
+    #: Every key of the part comes after this one (None: from the prefix's start). A part of
+    #: noncurrent versions is checked against a fresh listing from there before it is applied.
+    start_after: str | None = None
 
 
 def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTotals:
@@ -84,11 +89,7 @@ def read_index(path: Path) -> PlanIndex:
         )
     totals = _totals(ends[0], path)
     summed = totals_of(parts)
-    if (totals.scanned, totals.matched, totals.matched_bytes) != (
-        summed.scanned,
-        summed.matched,
-        summed.matched_bytes,
-    ):
+    if totals != summed:
         raise SafetyRefusal(
             "plan_complete",
             summed.matched,
@@ -104,6 +105,7 @@ def totals_of(parts: Sequence[Part]) -> PlanTotals:
         scanned=sum(part.scanned for part in parts),
         matched=sum(part.matched for part in parts),
         matched_bytes=sum(part.matched_bytes for part in parts),
+        unrecoverable_keys=sum(part.unrecoverable_keys for part in parts),
     )
 
 

@@ -22,7 +22,7 @@ from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN
 from tests.e2e.conftest import Cli
 from tests.support.fault_proxy import FaultProxy, FaultRule
-from tests.support.moto_backend import bulk_put
+from tests.support.moto_backend import backdate_versions, bulk_put
 
 pytestmark = pytest.mark.e2e
 
@@ -96,10 +96,14 @@ def client_environment(proxy: FaultProxy, prefect_api: PrefectServer, home: Path
     }
 
 
-def run_arguments(bucket: str, address: str, report: Path, execute: bool = True) -> list[str]:
+def run_arguments(
+    bucket: str, address: str | None, report: Path, execute: bool = True
+) -> list[str]:
+    """A run of data/ in the bucket: on the Dask cluster at `address`, or in one process."""
     return [
         *("run", "--bucket", bucket, "--prefix", "data/", "--older-than-days", "30"),
-        *("--dask-address", address, "--no-create-bucket", "--report-json", str(report)),
+        *("--no-create-bucket", "--report-json", str(report)),
+        *(("--dask-address", address) if address else ()),
         *(["--execute"] if execute else []),
     ]
 
@@ -150,6 +154,86 @@ def test_workers_plan_then_apply_the_saved_plan_deleting_exactly_the_old_objects
     assert report["requests"]["DeleteObjects"] == sum(
         count for (_, operation), count in sent.items() if operation == "DeleteObjects"
     )
+
+
+def fill_versions(s3_endpoint: LocalAws, bucket: str) -> None:
+    """A versioned bucket: 800 keys under data/ with three versions each, superseded 58 and 59
+    days ago, every tenth deleted (a delete marker on top), and old versions beside it."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="fill-fake-access-key",
+        aws_secret_access_key="fill-fake-secret-key",
+    )
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for key in [f"data/k{n:04d}" for n in range(800)] + ["data-keep/k"]:
+        bulk_put(bucket, [key] * 3, OLD)
+        deleted = key.endswith("0")
+        if deleted:
+            s3.delete_object(Bucket=bucket, Key=key)
+        moments = [OLD + timedelta(days=day) for day in range(3 + deleted)]
+        backdate_versions(bucket, key, moments)
+
+
+def versions_left(s3_endpoint: LocalAws, bucket: str) -> list[tuple[str, str, bool]]:
+    from moto.s3.models import s3_backends
+
+    from deployments.local_aws import LOCAL_ACCOUNT_ID
+
+    stored = s3_backends[LOCAL_ACCOUNT_ID]["aws"].buckets[bucket].keys
+    left = []
+    for key in stored:
+        versions = stored.getlist(key)  # oldest first
+        left += [
+            (key, type(version).__name__, position == len(versions) - 1)
+            for position, version in enumerate(versions)
+        ]
+    return sorted(left)
+
+
+def test_noncurrent_versions_on_the_workers_end_as_in_one_process(
+    moto_http: LocalAws,
+    proxy: FaultProxy,
+    cluster: DaskCluster,
+    prefect_api: PrefectServer,
+    tmp_path: Path,
+) -> None:
+    on_dask, in_one = (f"dask-ver-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    fill_versions(moto_http, on_dask)
+    fill_versions(moto_http, in_one)
+    cli = Cli(client_environment(proxy, prefect_api, tmp_path))
+    before = len(proxy.exchanges)
+
+    spread = cli(
+        *run_arguments(on_dask, cluster.address, tmp_path / "dask.json"),
+        *("--versions", "noncurrent"),
+    )
+    sent = Counter((e.access_key, e.operation) for e in proxy.exchanges[before:])
+    single = cli(*run_arguments(in_one, None, tmp_path / "one.json"), *("--versions", "noncurrent"))
+
+    assert spread.code == 0, spread.stderr[-3000:]
+    assert single.code == 0, single.stderr[-3000:]
+    fields = ("status", "scanned", "matched", "deleted", "skipped_changed", "unrecoverable_keys")
+    dask_report = json.loads((tmp_path / "dask.json").read_text())
+    one_report = json.loads((tmp_path / "one.json").read_text())
+    assert [dask_report[f] for f in fields] == [one_report[f] for f in fields]
+    # 800 keys: two noncurrent versions each, three for the 80 deleted (left without data).
+    assert (dask_report["matched"], dask_report["unrecoverable_keys"]) == (1680, 80)
+    left = versions_left(moto_http, on_dask)
+    assert left == versions_left(moto_http, in_one)
+    assert [entry for entry in left if entry[0].startswith("data/")] == [
+        (f"data/k{n:04d}", "FakeDeleteMarker" if n % 10 == 0 else "FakeKey", True)
+        for n in range(800)
+    ]
+    # The workers listed and deleted the versions; the run's own process did neither.
+    workers = {key for key, operation in sent if operation == "ListObjectVersions"}
+    assert workers and workers <= set(WORKER_KEYS)
+    assert {key for key, operation in sent if operation == "DeleteObjects"} <= set(WORKER_KEYS)
+    assert sent[(CLIENT_KEY, "DeleteObjects")] == sent[(CLIENT_KEY, "ListObjectVersions")] == 0
 
 
 def test_every_planned_object_is_accounted_for_and_a_rerun_finishes_when_a_worker_dies(

@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.aws import AwsClients, AwsSettings
-from tasks.cleanup import PlanRequest
+from tasks.cleanup import PlanRequest, plan_cleanup
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
 from tasks.s3.deletion import ApplyResult
@@ -33,7 +33,7 @@ from tasks.sharding import (
 )
 from tests.support.audit import audit_requests
 from tests.support.inventory import CREATED, put_inventory, row
-from tests.support.moto_backend import bulk_put
+from tests.support.moto_backend import backdate_versions, bulk_put
 
 BUCKET = "sharded-bucket"
 AS_OF = datetime.now(UTC).replace(microsecond=0)
@@ -291,3 +291,79 @@ def applied_on_threads(parts: list[Part]) -> ApplyResult:
         for future in applier.futures:
             future.wait()
         return applier.settled()
+
+
+VERSIONS_TARGET = PlanTarget(
+    BUCKET, "us-east-1", "data/", isoformat(CUTOFF), isoformat(AS_OF), versions="noncurrent"
+)
+
+
+@pytest.fixture
+def histories(aws: AwsClients) -> dict[str, int]:
+    """A versioned bucket: 1200 keys under data/ with three versions each, superseded long
+    ago, and 120 whose only data is noncurrent (a delete marker on top); returns how many
+    versions each key has (markers included)."""
+    aws.s3.create_bucket(Bucket=BUCKET)
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    counts: dict[str, int] = {}
+    for n in range(1200):
+        key = f"data/k{n:04d}"
+        bulk_put(BUCKET, [key] * 3, AS_OF)
+        if n % 10 == 0:
+            aws.s3.delete_object(Bucket=BUCKET, Key=key)
+        counts[key] = 3 + (n % 10 == 0)
+        backdate_versions(BUCKET, key, [AS_OF - timedelta(days=90 - d) for d in range(counts[key])])
+    return counts
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestVersionsInShards:
+    def request(self, tmp_path: Path) -> PlanRequest:
+        return PlanRequest(
+            VERSIONS_TARGET, CUTOFF, str(tmp_path / "plans"), "run.jsonl.gz", shard_size=100
+        )
+
+    def test_parts_keep_each_key_whole_and_plan_what_one_process_plans(
+        self, aws: AwsClients, histories: dict[str, int], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        single = plan_cleanup(aws.s3, VERSIONS_TARGET, CUTOFF, tmp_path / "single.jsonl.gz")
+
+        plan = planned_on_threads(self.request(tmp_path), tmp_path / "scratch")
+
+        parts = [list(read_objects(Path(part.location))) for part in plan.parts]
+        in_parts = Counter(key for part in parts for key in {entry.key for entry in part})
+        assert len(plan.parts) > 3 and set(in_parts.values()) == {1}
+        planned = sorted((e.key, e.version_id) for part in parts for e in part)
+        assert planned == sorted((e.key, e.version_id) for e in read_objects(single.path))
+        assert (plan.summary.scanned, plan.summary.matched) == (single.scanned, single.matched)
+        # The 120 deleted keys lose their last data: counted in the parts, summed in the index.
+        assert plan.summary.unrecoverable_keys == single.unrecoverable_keys == 120
+
+    def test_keeps_a_version_whose_key_was_undeleted_after_the_plan(
+        self, aws: AwsClients, histories: dict[str, int], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        plan = planned_on_threads(self.request(tmp_path), tmp_path / "scratch")
+        # Undelete data/k0150: its newest version is current again, so it must stay.
+        markers = aws.s3.list_object_versions(Bucket=BUCKET, Prefix="data/k0150")["DeleteMarkers"]
+        aws.s3.delete_object(Bucket=BUCKET, Key="data/k0150", VersionId=markers[0]["VersionId"])
+
+        with BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)):
+            applied = [
+                apply_part(
+                    ApplyOrder(
+                        part, AWS, VERSIONS_TARGET, journal_beside(part), "run-holding", 4, 60
+                    )
+                ).result
+                for part in plan.parts
+                if part.matched
+            ]
+
+        assert sum(result.skipped_changed for result in applied) == 1
+        assert sum(result.deleted for result in applied) == plan.summary.matched - 1
+        pages = aws.s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix="data/")
+        left = [(v["Key"], v["IsLatest"]) for page in pages for v in page.get("Versions", [])]
+        # Every key keeps its current version, the undeleted one included; a deleted key
+        # keeps only its delete marker.
+        assert sorted(left) == [(f"data/k{n:04d}", True) for n in range(1200) if n % 10 or n == 150]

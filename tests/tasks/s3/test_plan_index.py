@@ -63,11 +63,21 @@ class TestReadBack:
 
     def test_refuses_totals_that_are_not_the_sums_of_its_parts(self, tmp_path: Path) -> None:
         path = self.written(tmp_path)
+        *parts, end = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(parts) + end.replace('"matched": 4,', '"matched": 9,'))
+
+        with pytest.raises(SafetyRefusal, match="not its parts' sums"):
+            read_index(path)
+
+    def test_refuses_a_count_of_unrecoverable_keys_that_is_not_its_parts_sum(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "run.index.jsonl"
+        write_index(path, TARGET, [Part("p/1.jsonl.gz", "a" * 64, 10, 4, 400, 3, "p/0")])
+        *parts, end = path.read_text().splitlines(keepends=True)
+        assert '"unrecoverable_keys": 3' in end
         path.write_text(
-            path.read_text().replace(
-                '"matched": 4, "matched_bytes": 400, "unrecoverable',
-                '"matched": 9, "matched_bytes": 400, "unrecoverable',
-            )
+            "".join(parts) + end.replace('"unrecoverable_keys": 3', '"unrecoverable_keys": 0')
         )
 
         with pytest.raises(SafetyRefusal, match="not its parts' sums"):

@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from flows.local_api import use_local_api
+from flows.local_api import announce_local_api
 from flows.parameters import help_text, value_type
+from flows.prefect_environment import configure_environment
+from flows.temporary_api import TemporaryApi, temporary_api, use_temporary_api
 from tasks.errors import ConfigError
 from tasks.iam_policy import iam_policy
 from tasks.settings import (
@@ -32,22 +33,6 @@ from tasks.settings import (
 #: Exit codes of the command itself (the others are the exceptions' own, tasks/errors.py).
 EXIT_INVALID_INPUT = 1
 EXIT_UNEXPECTED = 99
-
-
-def configure_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
-    """Point Prefect at our JSON logging before it is imported (it reads settings on import)."""
-    logging_yml = resources.files("deployments").joinpath("logging.yml")
-    environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", str(logging_yml))
-    if environ.get("LOG_LEVEL"):
-        environ.setdefault("PREFECT_LOGGING_LEVEL", environ["LOG_LEVEL"].upper())
-    # Our module loggers also feed the run's logs in the UI; outside a run there is nothing
-    # to attach them to, and that is not worth a warning.
-    environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    # A local run's temporary server would otherwise write telemetry into a shared database.
-    environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without PREFECT_API_URL a local run starts a temporary API; on a busy machine its default
-    # 20 s to come up is not always enough.
-    environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def parse_as_of(text: str) -> datetime:
@@ -155,8 +140,10 @@ def add_fleet_command(commands: Any) -> None:
     fleet.add_argument("--report-json", type=Path, help="write the fleet's report to this file")
 
 
-def fleet_command(args: argparse.Namespace) -> int:
+def fleet_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
     from flows.fleet import s3_housekeeping_fleet
+
+    before_run()
 
     given = {
         "targets": str(args.targets),
@@ -252,10 +239,13 @@ def variables(name: str) -> str:
     return ", then ".join(f"`{var}`" for var in environment_variables(name))
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
+    """Run the flow; `before_run` is called once its modules (and Prefect) are imported."""
     from flows.s3_housekeeping import s3_housekeeping
     from flows.terminal import TerminalProgress
     from tasks.s3.progress import subscribe
+
+    before_run()
 
     if not sys.stderr.isatty():  # logs stay plain JSON lines when not on a terminal
         return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
@@ -344,12 +334,24 @@ def summary_line(report: dict[str, Any]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, api: TemporaryApi | None = None) -> int:
+    """Run the command in `argv` (this process's command line when None); a run uses `api`,
+    a temporary Prefect API started for it (flows/entry.py), when given."""
+    return command(build_parser().parse_args(argv), api)
+
+
+def command(args: argparse.Namespace, api: TemporaryApi | None = None) -> int:
+    """Run the parsed command."""
     configure_environment()
-    if args.command in ("run", "fleet") and (api_url := use_local_api()):
-        print(f"s3-housekeeping: using make serve's Prefect server, {api_url}", file=sys.stderr)
+    if args.command in ("run", "fleet"):
+        announce_local_api()
+        # Without a Prefect server, a run needs a temporary API: started before the flow's
+        # modules are imported, it comes up meanwhile, and the run waits for it only then.
+        with nullcontext(api) if api is not None else temporary_api() as started:
+            run = run_command if args.command == "run" else fleet_command
+            if started is None:
+                return run(args)
+            return run(args, lambda: use_temporary_api(started))
     if args.command == "demo":
         from flows.demo import run_demo
 
@@ -357,11 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         sys.stdout.write(reference_tables())
         return 0
-    if args.command == "iam-policy":
-        return iam_policy_command(args)
-    if args.command == "fleet":
-        return fleet_command(args)
-    return run_command(args)
+    return iam_policy_command(args)
 
 
 if __name__ == "__main__":

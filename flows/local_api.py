@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import MutableMapping
@@ -73,3 +74,9 @@ def use_local_api(
     environ["PREFECT_API_URL"] = api_url
     environ.setdefault("PREFECT_API_AUTH_STRING", auth)
     return api_url
+
+
+def announce_local_api() -> None:
+    """Use `make serve`'s server when one runs (`use_local_api`), and say so on stderr."""
+    if api_url := use_local_api():
+        print(f"s3-housekeeping: using make serve's Prefect server, {api_url}", file=sys.stderr)

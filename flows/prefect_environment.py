@@ -1,0 +1,22 @@
+"""Prefect's environment for the command, set before Prefect is imported: our JSON logging."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+
+def configure_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Point Prefect at our JSON logging before it is imported (it reads settings on import)."""
+    logging_yml = resources.files("deployments").joinpath("logging.yml")
+    environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", str(logging_yml))
+    if environ.get("LOG_LEVEL"):
+        environ.setdefault("PREFECT_LOGGING_LEVEL", environ["LOG_LEVEL"].upper())
+    # Our module loggers also feed the run's logs in the UI; outside a run there is nothing
+    # to attach them to, and that is not worth a warning.
+    environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    # A local run's temporary server would otherwise write telemetry into a shared database.
+    environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL a local run starts a temporary API; on a busy machine its default
+    # 20 s to come up is not always enough.
+    environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -1,0 +1,97 @@
+"""The command's entry point: a run's temporary Prefect API is started before the command's
+modules load, and a command that runs no flow starts none."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployments.local_aws import LocalAws
+from flows.temporary_api import SWITCH
+
+BUCKET = "entry-point"
+#: Runs the entry point as the console script does, recording for every child process it
+#: starts whether the command's modules (flows.cli) were loaded by then: Python's audit hook
+#: sees each subprocess as it is created.
+WATCHED_ENTRY = """
+import json, sys
+children = []
+def watch(event, args):
+    if event == "subprocess.Popen":
+        loaded = "flows.cli" in sys.modules
+        children.append({"argv": [str(a) for a in args[1]], "cli_loaded": loaded})
+sys.addaudithook(watch)
+sys.argv = ["s3-housekeeping", *sys.argv[1:]]
+from flows.entry import main
+try:
+    sys.exit(main())
+finally:
+    print("CHILDREN " + json.dumps(children), flush=True)
+"""
+
+
+@pytest.fixture
+def environment(moto_http: LocalAws, tmp_path: Path) -> dict[str, str]:
+    """Local AWS, no Prefect server of any kind configured, a Prefect home of its own."""
+    s3 = moto_http.client("s3")
+    if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    environment = {
+        **os.environ,
+        **moto_http.environment(),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "MANIFEST_DIR": str(tmp_path / "manifests"),
+        "S3_HOUSEKEEPING_LOCAL_API": "off",
+    }
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", SWITCH):
+        environment.pop(name, None)
+    return environment
+
+
+def entry(environment: dict[str, str], *arguments: str) -> tuple[int, list[dict[str, object]], str]:
+    """The command's exit code, the children it started and its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", WATCHED_ENTRY, *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    line = next(text for text in done.stdout.splitlines() if text.startswith("CHILDREN "))
+    return done.returncode, json.loads(line.removeprefix("CHILDREN ")), done.stdout + done.stderr
+
+
+def temporary_apis(children: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [child for child in children if "flows.temporary_api" in child["argv"]]  # type: ignore[operator]
+
+
+def test_a_run_starts_its_temporary_api_before_the_command_modules_load(
+    environment: dict[str, str],
+) -> None:
+    code, children, output = entry(
+        environment, "run", "--bucket", BUCKET, "--prefix", "tmp/", "--no-create-bucket"
+    )
+
+    assert code == 0, output[-3000:]
+    assert [child["cli_loaded"] for child in temporary_apis(children)] == [False]
+    assert "Temporary Prefect API ready at http://127.0.0.1:" in output
+    assert "Starting temporary server" not in output  # Prefect did not start one of its own
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("settings",), ("run", "--help"), ("iam-policy", "--bucket", BUCKET, "--prefix", "p/")],
+)
+def test_a_command_that_runs_no_flow_starts_no_api(
+    environment: dict[str, str], arguments: tuple[str, ...]
+) -> None:
+    code, children, output = entry(environment, *arguments)
+
+    assert code == 0, output[-3000:]
+    assert temporary_apis(children) == []

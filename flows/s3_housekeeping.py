@@ -102,14 +102,14 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
         # a guard or a person must see the whole plan first.
         deletes = None
-        if not settings.dry_run:
-            deletes = run.enter_context(
-                consumer(clients.s3, settings, request, scratch, owner, progress, report)
-            )
         streaming = deletes_while_listing(settings)
-        if streaming:
-            shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
         try:
+            if not settings.dry_run:  # the bucket's lock first: another run's is a refusal
+                deletes = run.enter_context(
+                    consumer(clients.s3, settings, request, scratch, owner, progress, report)
+                )
+            if streaming:
+                shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
             plan = plan_cleanup_task(
                 clients.s3, request, scratch, deletes if streaming else None, progress
             )
@@ -178,26 +178,27 @@ def run_in_shards(
     from prefect_dask.task_runners import DaskTaskRunner  # an optional extra (dask)
 
     requests: Counter[str] = Counter()
+    applier: PartApplier | None = None
     with ExitStack() as held:
-        run_id = ""
-        if not settings.dry_run:
-            lock = lock_bucket_task(clients.s3, settings, owner)
-            held.callback(lock.release)
-            held.enter_context(bucket_concurrency(settings))
-            run_id = lock.lease.run_id
-        runner = held.enter_context(DaskTaskRunner(address=settings.dask_address))
-        aws = settings.aws()
-        applier = PartApplier(
-            runner,
-            aws,
-            request.target,
-            run_id,
-            settings.delete_concurrency,
-            settings.delete_throttle_budget_minutes * 60,
-            request.max_plan_age if settings.plan else None,
-        )
-        streaming = deletes_while_listing(settings)
         try:
+            run_id = ""
+            if not settings.dry_run:
+                lock = lock_bucket_task(clients.s3, settings, owner)
+                held.callback(lock.release)
+                held.enter_context(bucket_concurrency(settings))
+                run_id = lock.lease.run_id
+            runner = held.enter_context(DaskTaskRunner(address=settings.dask_address))
+            aws = settings.aws()
+            applier = PartApplier(
+                runner,
+                aws,
+                request.target,
+                run_id,
+                settings.delete_concurrency,
+                settings.delete_throttle_budget_minutes * 60,
+                request.max_plan_age if settings.plan else None,
+            )
+            streaming = deletes_while_listing(settings)
             if settings.plan:
                 plan = saved_in_shards(clients.s3, settings.plan, request, scratch)
                 left = sum(part.matched for part in plan.parts)
@@ -235,7 +236,7 @@ def run_in_shards(
             refusal.report = finish(report, clients, requests)
             raise
         except BaseException as error:  # a worker's error, or the run was stopped
-            if not settings.dry_run:  # parts may have been applied: say which, and how many
+            if applier is not None and not settings.dry_run:  # parts may have been applied
                 report.record_failure(applier.settled(), error)
                 attach_report(error, finish(report, clients, requests))
             raise

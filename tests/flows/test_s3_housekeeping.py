@@ -330,6 +330,10 @@ class TestBucketLock:
         )
         assert audit.of("DeleteObjects") == [] and audit.of("ListObjectsV2") == []
         assert keys(aws) == OLD_UNDER_PREFIX | KEPT | {LOCK_KEY}
+        # The refusal carries the run's report (the command writes it with --report-json).
+        report = refused.value.report
+        assert report is not None and report.status == "refused"
+        assert "locked by run run-elsewhere" in report.message and report.deleted == 0
 
     def test_a_dry_run_needs_no_lock(self, aws: AwsClients, seeded: None, as_of: datetime) -> None:
         self.held_by_another_run(aws)

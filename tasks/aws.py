@@ -52,6 +52,7 @@ class AwsSettings:
     max_attempts: int = 3
     retry_mode: Literal["standard", "adaptive"] = "standard"
     max_pool_connections: int = 10
+    read_timeout_s: int = READ_TIMEOUT_S
 
 
 @dataclass
@@ -97,7 +98,7 @@ def botocore_config(settings: AwsSettings) -> Config:
     return Config(
         region_name=settings.region,
         connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        read_timeout=settings.read_timeout_s,
         retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
         max_pool_connections=settings.max_pool_connections,
         user_agent_extra=USER_AGENT,

@@ -32,7 +32,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from tasks.aws import AwsSettings
+from tasks.aws import READ_TIMEOUT_S, AwsSettings
 from tasks.aws_names import (
     ACCOUNT_ID,
     BLOCK_NAME,
@@ -355,6 +355,14 @@ class RunSettings(BaseSettings):
         validation_alias=env("AWS_MAX_ATTEMPTS"),
         description="Attempts per AWS request (botocore).",
     )
+    aws_read_timeout_seconds: int = Field(
+        READ_TIMEOUT_S,
+        ge=1,
+        le=3600,
+        validation_alias=env("AWS_READ_TIMEOUT_SECONDS"),
+        description="Seconds botocore waits for an answer before it sends the request again "
+        "(one of AWS_MAX_ATTEMPTS); raise it for a slow S3-compatible server.",
+    )
     aws_retry_mode: Literal["standard", "adaptive"] = Field(
         "standard",
         validation_alias=env("AWS_RETRY_MODE"),
@@ -399,6 +407,7 @@ class RunSettings(BaseSettings):
             role_arn=self.role_arn,
             max_attempts=self.aws_max_attempts,
             retry_mode=self.aws_retry_mode,
+            read_timeout_s=self.aws_read_timeout_seconds,
             max_pool_connections=self.delete_concurrency + self.list_concurrency + 2,
         )
 

@@ -40,9 +40,9 @@ Versions = Literal["current", "noncurrent", "all"]
 OTHER_ACCOUNT = "111122223333"
 #: How long throttled keys are retried (DELETE_THROTTLE_BUDGET_MINUTES) in every run: 6 s.
 THROTTLE_BUDGET_MINUTES = "0.1"
-#: botocore's read timeout (tasks/aws.py READ_TIMEOUT_S, not configurable): a held answer
-#: costs this long.
-CLIENT_READ_TIMEOUT_S = 30
+#: The runs' read timeout (AWS_READ_TIMEOUT_SECONDS; 30 s by default): a held answer costs
+#: this long.
+CLIENT_READ_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,7 @@ def execute(
             "PREFECT_LOGGING_TO_API_ENABLED": "false",
             "MANIFEST_LOCATION": str(workdir / "plans"),
             "DELETE_THROTTLE_BUDGET_MINUTES": THROTTLE_BUDGET_MINUTES,
+            "AWS_READ_TIMEOUT_SECONDS": str(CLIENT_READ_TIMEOUT_S),
             **scenario.env,
         }
         executed = SEQUENCES[scenario.sequence](

@@ -12,6 +12,7 @@ import pytest
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
+from deployments.local_aws import LocalAws
 from tasks.aws import (
     AwsSettings,
     botocore_config,
@@ -20,7 +21,9 @@ from tasks.aws import (
     parse_timestamp,
 )
 from tasks.errors import ConfigError
+from tasks.settings import RunSettings
 from tests.support.audit import audit_requests
+from tests.support.fault_proxy import FaultProxy, FaultRule
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/s3-housekeeping-test"
 
@@ -45,6 +48,25 @@ class TestBotocoreConfig:
         assert clients.s3.meta.region_name == "eu-central-1"
         assert clients.s3.meta.config.connect_timeout == 5
         assert clients.secretsmanager.meta.config.read_timeout == 30
+
+    def test_sends_a_request_again_when_no_answer_comes_within_the_read_timeout(
+        self, moto_http: LocalAws, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        bucket = f"read-timeout-{uuid.uuid4().hex[:8]}"
+        moto_http.client("s3").create_bucket(Bucket=bucket)
+        settings = RunSettings(bucket=bucket, prefix="p/", aws_read_timeout_seconds=1)
+        rules = [FaultRule("ListObjectsV2", "slow", nth=(1,), delay_s=2.5)]
+
+        with FaultProxy(moto_http.endpoint_url, rules) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+            s3 = create_clients(settings.aws()).s3
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="p/")
+            assert proxy.wait_idle(5)
+
+        # The first answer came after 2.5 s: given up at 1 s, the request was sent again.
+        assert listed["KeyCount"] == 0
+        assert [e.fault for e in proxy.of("ListObjectsV2")] == ["slow", None]
+        assert s3.meta.config.read_timeout == 1
 
 
 class TestCredentials:

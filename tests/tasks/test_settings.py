@@ -376,6 +376,13 @@ INVALID = [
     pytest.param(
         {}, {"AWS_RETRY_MODE": "legacy"}, "aws_retry_mode", "'standard'", id="retry-mode-legacy"
     ),
+    pytest.param(
+        {},
+        {"AWS_READ_TIMEOUT_SECONDS": "0"},
+        "aws_read_timeout_seconds",
+        "greater than",
+        id="read-timeout-0",
+    ),
     # locations: only a lowercase s3:// is an address; a plan names its key; plans never land
     # under the prefix the run cleans
     pytest.param({"plan": "S3://plans/p.jsonl"}, {}, "plan", "lowercase", id="plan-s3-upper"),

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from flows.local_api import announce_local_api
 from flows.parameters import help_text, value_type
-from flows.prefect_environment import configure_environment
+from flows.prefect_environment import RUNS, configure_environment
 from flows.temporary_api import TemporaryApi, temporary_api, use_temporary_api
 from tasks.errors import ConfigError
 from tasks.iam_policy import iam_policy
@@ -239,6 +239,15 @@ def variables(name: str) -> str:
     return ", then ".join(f"`{var}`" for var in environment_variables(name))
 
 
+def demo_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
+    """Run `make demo`'s job; `before_run` is called once the flow (and Prefect) is imported."""
+    from flows.demo import run_demo
+    from flows.s3_housekeeping import s3_housekeeping  # noqa: F401 - loaded before the wait
+
+    before_run()
+    return execute(run_demo, args.report_json)
+
+
 def run_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
     """Run the flow; `before_run` is called once its modules (and Prefect) are imported."""
     from flows.s3_housekeeping import s3_housekeeping
@@ -343,19 +352,15 @@ def main(argv: Sequence[str] | None = None, api: TemporaryApi | None = None) -> 
 def command(args: argparse.Namespace, api: TemporaryApi | None = None) -> int:
     """Run the parsed command."""
     configure_environment()
-    if args.command in ("run", "fleet"):
+    if args.command in RUNS:
         announce_local_api()
         # Without a Prefect server, a run needs a temporary API: started before the flow's
         # modules are imported, it comes up meanwhile, and the run waits for it only then.
         with nullcontext(api) if api is not None else temporary_api() as started:
-            run = run_command if args.command == "run" else fleet_command
+            run = {"run": run_command, "fleet": fleet_command, "demo": demo_command}
             if started is None:
-                return run(args)
-            return run(args, lambda: use_temporary_api(started))
-    if args.command == "demo":
-        from flows.demo import run_demo
-
-        return execute(run_demo, args.report_json)
+                return run[args.command](args)
+            return run[args.command](args, lambda: use_temporary_api(started))
     if args.command == "settings":
         sys.stdout.write(reference_tables())
         return 0

@@ -6,10 +6,7 @@ import gc
 import sys
 from contextlib import ExitStack
 
-from flows.prefect_environment import configure_environment
-
-#: The commands that run the flow, and so need a Prefect API.
-RUNS = ("run", "fleet")
+from flows.prefect_environment import RUNS, configure_environment
 
 
 def main() -> int:

@@ -1,9 +1,12 @@
-"""Prefect's environment for the command, set before Prefect is imported: our JSON logging."""
+"""Prefect's environment for the command, set before Prefect loads; the commands needing an API."""
 
 from __future__ import annotations
 
 import os
 from importlib import resources
+
+#: The commands that run the flow, and so need a Prefect API.
+RUNS = ("run", "fleet", "demo")
 
 
 def configure_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:

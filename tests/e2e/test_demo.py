@@ -15,23 +15,29 @@ from devtools.processes import BIN
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.parametrize("server", [True, False], ids=["prefect-server", "no-server"])
 def test_demo_creates_plans_deletes_and_reports_when_run(
-    prefect_api: PrefectServer, tmp_path: Path
+    prefect_api: PrefectServer, tmp_path: Path, server: bool
 ) -> None:
     report_path = tmp_path / "demo-report.json"
+    environment = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api.api_url if server else "",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "S3_HOUSEKEEPING_LOCAL_API": "off",
+    }
     completed = subprocess.run(
         [str(BIN / "s3-housekeeping"), "demo", "--report-json", str(report_path)],
-        env={
-            **os.environ,
-            "PREFECT_API_URL": prefect_api.api_url,
-            "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        },
+        env=environment,
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
 
+    # Without a server (`make demo` on a fresh machine), the command's own temporary API.
+    assert ("Temporary Prefect API ready" in completed.stdout) is not server
+    assert "Starting temporary server" not in completed.stdout + completed.stderr
     assert completed.returncode == 0, completed.stderr
     narration = completed.stderr
     assert "bucket s3-housekeeping-demo: created" in narration

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from deployments.local_aws import LocalAws
 from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN
+from tasks.s3.bucket_lock import LOCK_KEY, Lease
 from tests.e2e.conftest import Cli
 from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import backdate_versions, bulk_put
@@ -234,6 +236,32 @@ def test_noncurrent_versions_on_the_workers_end_as_in_one_process(
     assert workers and workers <= set(WORKER_KEYS)
     assert {key for key, operation in sent if operation == "DeleteObjects"} <= set(WORKER_KEYS)
     assert sent[(CLIENT_KEY, "DeleteObjects")] == sent[(CLIENT_KEY, "ListObjectVersions")] == 0
+
+
+def test_a_run_refused_by_another_runs_lock_writes_its_report_and_sends_no_work(
+    moto_http: LocalAws,
+    proxy: FaultProxy,
+    cluster: DaskCluster,
+    prefect_api: PrefectServer,
+    tmp_path: Path,
+) -> None:
+    bucket = f"dask-lock-{uuid.uuid4().hex[:8]}"
+    old, remaining = fill(moto_http, bucket)
+    lease = Lease("run-elsewhere", "data/", "2026-11-29T08:00:00Z", expiry_s=600)
+    moto_http.client("s3").put_object(
+        Bucket=bucket, Key=LOCK_KEY, Body=json.dumps(asdict(lease)).encode()
+    )
+    cli = Cli(client_environment(proxy, prefect_api, tmp_path))
+    before = len(proxy.exchanges)
+
+    refused = cli(*run_arguments(bucket, cluster.address, tmp_path / "report.json"))
+
+    assert refused.code == 6, refused.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "refused" and "locked by run run-elsewhere" in report["message"]
+    assert keys(moto_http, bucket) == old | remaining | {LOCK_KEY}
+    sent = Counter(e.operation for e in proxy.exchanges[before:])
+    assert sent["DeleteObjects"] == sent["ListObjectsV2"] == 0
 
 
 def test_every_planned_object_is_accounted_for_and_a_rerun_finishes_when_a_worker_dies(

@@ -8,17 +8,16 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from flows.local_api import announce_local_api
 from flows.parameters import help_text, value_type
 from flows.prefect_environment import RUNS, configure_environment
-from flows.temporary_api import TemporaryApi, temporary_api, use_temporary_api
+from flows.temporary_api import TemporaryApi, api_for_a_run, use_temporary_api
 from tasks.errors import ConfigError
 from tasks.iam_policy import iam_policy
 from tasks.settings import (
@@ -343,20 +342,24 @@ def summary_line(report: dict[str, Any]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None, api: TemporaryApi | None = None) -> int:
-    """Run the command in `argv` (this process's command line when None); a run uses `api`,
-    a temporary Prefect API started for it (flows/entry.py), when given."""
-    return command(build_parser().parse_args(argv), api)
+def main(
+    argv: Sequence[str] | None = None,
+    run_api: AbstractContextManager[TemporaryApi | None] | None = None,
+) -> int:
+    """Run the command in `argv` (this process's command line when None); a run uses the API
+    `run_api` gives (flows/entry.py found or started it already), else `api_for_a_run`'s."""
+    return command(build_parser().parse_args(argv), run_api)
 
 
-def command(args: argparse.Namespace, api: TemporaryApi | None = None) -> int:
+def command(
+    args: argparse.Namespace, run_api: AbstractContextManager[TemporaryApi | None] | None = None
+) -> int:
     """Run the parsed command."""
     configure_environment()
     if args.command in RUNS:
-        announce_local_api()
         # Without a Prefect server, a run needs a temporary API: started before the flow's
         # modules are imported, it comes up meanwhile, and the run waits for it only then.
-        with nullcontext(api) if api is not None else temporary_api() as started:
+        with run_api or api_for_a_run() as started:
             run = {"run": run_command, "fleet": fleet_command, "demo": demo_command}
             if started is None:
                 return run[args.command](args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 
 from flows.prefect_environment import RUNS, configure_environment
 
@@ -16,17 +16,15 @@ def main() -> int:
     arguments = sys.argv[1:]
     try:
         with ExitStack() as held:
-            api = None
+            run_api = None
             if arguments[:1] and arguments[0] in RUNS and not {"-h", "--help"} & set(arguments):
-                from flows.local_api import announce_local_api
-                from flows.temporary_api import temporary_api
+                from flows.temporary_api import api_for_a_run
 
                 configure_environment()
-                announce_local_api()
-                api = held.enter_context(temporary_api())
+                run_api = nullcontext(held.enter_context(api_for_a_run()))
             from flows.cli import main as command_line
 
-            return command_line(arguments, api)
+            return command_line(arguments, run_api)
     finally:
         # The process ends next. Its last cycle collections at interpreter exit walk every
         # object Prefect, pydantic and botocore made (0.4 s here) and free nothing the end of

@@ -16,6 +16,8 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from flows.local_api import announce_local_api
+
 logger = logging.getLogger(__name__)
 
 #: Prefect's own default, when PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is not set.
@@ -224,6 +226,16 @@ def temporary_api(environ: MutableMapping[str, str] = os.environ) -> Iterator[Te
     finally:
         if api is not None:
             finish(api, environ)
+
+
+@contextmanager
+def api_for_a_run() -> Iterator[TemporaryApi | None]:
+    """What a local run's Prefect API is: `make serve`'s server when one answers (said on
+    stderr), else, with no PREFECT_API_URL, a temporary API of the command's own for the
+    block (None when the run uses a configured server, or Prefect decides)."""
+    announce_local_api()
+    with temporary_api() as api:
+        yield api
 
 
 # The child process.

@@ -275,11 +275,12 @@ def list_versions_shard(
     whole: str | None = None  # the last key listed whole
     while True:
         page = s3.list_object_versions(**arguments)
+        answered = _entries(page)
         entries = held + [
-            (entry, is_marker) for entry, is_marker in _entries(page) if keys.holds(entry["Key"])
+            (entry, is_marker) for entry, is_marker in answered if keys.holds(entry["Key"])
         ]
         entries.sort(key=_newest_first)
-        last_named = max(_entries_keys(page), default=None)
+        last_named = max((entry["Key"] for entry, _ in answered), default=None)
         done = not page.get("IsTruncated") or (last_named is not None and keys.beyond(last_named))
         held = []
         if not done:
@@ -309,10 +310,6 @@ def _entries(page: ListObjectVersionsOutputTypeDef) -> list[tuple[dict[str, Any]
     return [(dict(version), False) for version in page.get("Versions", [])] + [
         (dict(marker), True) for marker in page.get("DeleteMarkers", [])
     ]
-
-
-def _entries_keys(page: ListObjectVersionsOutputTypeDef) -> list[str]:
-    return [entry["Key"] for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])]
 
 
 def _newest_first(pair: tuple[dict[str, Any], bool]) -> tuple[str, float, bool]:

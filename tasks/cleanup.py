@@ -125,10 +125,13 @@ def plan_request(
 
 
 def deletes_while_listing(settings: RunSettings) -> bool:
-    """Whether the deletes start while the listing goes on: in an executing run of a new plan
-    that no guard and no person must see whole first."""
+    """Whether the deletes start while the listing goes on: in an executing run of a new plan,
+    made by listing, that no guard and no person must see whole first. A plan from any other
+    source (a saved plan, an S3 Inventory's data files) is verified whole first: a data file's
+    MD5 can only be checked once it has been read to its end."""
     must_see_the_whole_plan = Guards.of(settings).any or settings.require_approval
-    return not (must_see_the_whole_plan or settings.plan is not None or settings.dry_run)
+    from_a_listing = settings.plan is None and settings.inventory is None
+    return from_a_listing and not (must_see_the_whole_plan or settings.dry_run)
 
 
 def new_plan_location(request: PlanRequest) -> str:

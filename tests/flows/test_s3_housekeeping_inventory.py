@@ -13,7 +13,15 @@ from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError
 from tests.support.audit import audit_requests
-from tests.support.inventory import CREATED, put_inventory, row
+from tests.support.inventory import (
+    CREATED,
+    CURRENT_FIELDS,
+    csv_body,
+    filled_row,
+    put_inventory,
+    row,
+)
+from tests.support.moto_backend import bulk_put
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -90,3 +98,43 @@ class TestPlannedFromAnInventory:
             )
 
         assert audit.of("DeleteObjects") == []
+
+
+class TestVerifiedWholeBeforeTheFirstDelete:
+    def test_deletes_nothing_when_a_row_past_the_first_batch_breaks_the_files_md5(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        # 1500 old objects and one written today; the data file's row for today's object
+        # says 2020 (damage after AWS wrote it): its MD5 no longer matches the manifest's.
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.create_bucket(Bucket=REPORTS)
+        old = as_of - timedelta(days=90)
+        keys = [f"logs/{number:05d}.gz" for number in range(1500)]
+        bulk_put(BUCKET, keys, old)
+        aws.s3.put_object(Bucket=BUCKET, Key="logs/00500-young.gz", Body=b"")
+        young = aws.s3.head_object(Bucket=BUCKET, Key="logs/00500-young.gz")["LastModified"]
+        rows = [row(key, LastModifiedDate=stamp(old)) for key in keys]
+        rows.insert(501, row("logs/00500-young.gz", LastModifiedDate=stamp(young)))
+        written = put_inventory(aws.s3, REPORTS, BUCKET, [rows])
+        damaged = [dict(entry) for entry in rows]
+        damaged[501]["LastModifiedDate"] = stamp(young.replace(year=2020))
+        aws.s3.put_object(
+            Bucket=REPORTS,
+            Key=written.data_keys[0],
+            Body=csv_body([filled_row(entry, BUCKET) for entry in damaged], CURRENT_FIELDS),
+        )
+
+        with audit_requests() as audit, pytest.raises(ConfigError, match="changed or damaged"):
+            s3_housekeeping(
+                bucket=BUCKET,
+                prefix="logs/",
+                older_than_days=30,
+                as_of=as_of,
+                inventory=written.manifest_uri,
+                dry_run=False,
+                create_bucket=False,
+            )
+
+        assert audit.of("DeleteObjects") == []
+        assert aws.s3.head_object(Bucket=BUCKET, Key="logs/00500-young.gz")["ETag"]
+        assert aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/")["KeyCount"] == 1000

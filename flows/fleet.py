@@ -121,9 +121,14 @@ def plan_approve_apply(
     timeout_minutes: int,
 ) -> list[TargetOutcome]:
     """Plan every target (dry runs that keep their plans), ask once for all of them, then
-    apply each target's own plan. A target that could not be planned is not applied."""
+    apply each target's own plan, bound by its SHA-256 to the plan the person was shown. A
+    target that could not be planned is not applied."""
     plans = run_children(chosen, run_child, concurrency, lambda t: {"dry_run": True})
-    planned = {plan.name: plan for plan in plans if plan.exit_code == 0 and plan.manifest}
+    planned = {
+        plan.name: plan
+        for plan in plans
+        if plan.exit_code == 0 and plan.manifest and plan.manifest_sha256
+    }
     try:
         if sum(plan.counts.get("matched", 0) for plan in planned.values()):
             request_fleet_approval(report, plans, timeout_minutes * 60)
@@ -138,7 +143,11 @@ def plan_approve_apply(
         [t for t in chosen if t.name in planned],
         run_child,
         concurrency,
-        lambda t: {"dry_run": False, "plan": planned[t.name].manifest},
+        lambda t: {
+            "dry_run": False,
+            "plan": planned[t.name].manifest,
+            "plan_sha256": planned[t.name].manifest_sha256,
+        },
     )
     by_name = {outcome.name: outcome for outcome in [*plans, *applied]}
     return [by_name[t.name] for t in chosen]

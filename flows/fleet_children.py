@@ -135,6 +135,7 @@ def outcome_of_deployed(target: Target, child: Any) -> TargetOutcome:
             region=str(row.get("region", "")),
             counts={name: int(row.get(name) or 0) for name in COUNTS},
             manifest=row.get("manifest") or None,
+            manifest_sha256=row.get("manifest_sha256") or None,
             message=str(row.get("message", "")),
             worker=worker,
         )

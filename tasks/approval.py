@@ -137,22 +137,23 @@ def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeo
         f"# Approve the fleet's deletes ({fleet.targets_file})",
         "",
         f"Every target below was planned (a dry run). Approving deletes what each plan holds, "
-        f"applied as that plan, file for file; rejecting, or no answer within "
+        f"applied as that plan, file for file: a plan whose SHA-256 is no longer the one shown "
+        f"here is refused. Rejecting, or no answer within "
         f"{duration(timeout_s)}, deletes nothing.",
         "",
-        "| target | objects | size | manifest |",
-        "|---|---|---|---|",
+        "| target | objects | size | manifest | SHA-256 |",
+        "|---|---|---|---|---|",
     ]
     for plan in plans:
         # A prefix or a manifest's name is shown escaped: it must not rewrite the request.
         where = f"`s3://{plan.bucket}/{shown_key(plan.prefix)}`"
         if plan.exit_code != 0:
-            lines.append(f"| {where} | not planned: {plan.status} | | |")
+            lines.append(f"| {where} | not planned: {plan.status} | | | |")
             continue
         lines.append(
             f"| {where} | {plan.counts.get('matched', 0)} | "
             f"{human_bytes(plan.counts.get('matched_bytes', 0))} | "
-            f"`{shown_key(plan.manifest or '')}` |"
+            f"`{shown_key(plan.manifest or '')}` | `{plan.manifest_sha256 or ''}` |"
         )
     return "\n".join(lines) + "\n"
 

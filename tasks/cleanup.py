@@ -87,6 +87,8 @@ class PlanRequest:
     name: str
     #: A saved plan to apply instead of listing (a path or an s3:// address).
     saved_plan: str | None = None
+    #: The SHA-256 the saved plan must have: the plan a person reviewed or approved.
+    saved_plan_sha256: str | None = None
     max_plan_age: timedelta = timedelta(hours=24)
     #: False when a dry run found the bucket missing: the plan is empty.
     bucket_exists: bool = True
@@ -117,6 +119,7 @@ def plan_request(
         # One gzip JSON Lines file per run, named for the reference time and the run.
         name=f"{settings.as_of.strftime('%Y%m%dT%H%M%SZ')}-{run_id}.jsonl.gz",
         saved_plan=settings.plan,
+        saved_plan_sha256=settings.plan_sha256,
         max_plan_age=timedelta(hours=settings.max_plan_age_hours),
         bucket_exists=bucket_exists,
         list_workers=settings.list_concurrency,
@@ -407,6 +410,7 @@ def make_plan(
     if request.saved_plan is not None:
         with translated_aws_errors(f"plan '{request.saved_plan}'"):
             copy = plan_store.fetch(s3, request.saved_plan, scratch)
+        check_digest(copy, request)
         if is_index(copy):
             raise ConfigError(
                 f"plan '{request.saved_plan}' was made in shards: apply it with dask_address"
@@ -438,6 +442,23 @@ def make_plan(
     if file_sha256(copy) != plan.sha256:
         raise changed_since_checked(plan)
     return plan
+
+
+def check_digest(copy: Path, request: PlanRequest) -> None:
+    """A saved plan is the one the run was told to apply, when it was told its digest.
+
+    Raises:
+        SafetyRefusal: the plan file's SHA-256 is another; nothing has been deleted.
+    """
+    expected = request.saved_plan_sha256
+    if expected is not None and file_sha256(copy) != expected:
+        raise SafetyRefusal(
+            "plan_digest",
+            0,
+            0,
+            reason=f"the plan '{request.saved_plan}' is not the one reviewed: its SHA-256 is not "
+            f"{expected}",
+        )
 
 
 def with_inventory(s3: S3Client, target: PlanTarget) -> tuple[PlanTarget, Inventory | None]:

@@ -54,6 +54,8 @@ VersionsMode = Literal["current", "noncurrent", "all"]
 AS_OF_MAX_FUTURE = timedelta(minutes=5)
 #: A location that names a scheme (http://, S3://, file:/ ...): only a lowercase s3:// is one.
 OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+#: A SHA-256 as hexadecimal digits (plan files are named by it in reports and approvals).
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 #: A Dask scheduler's address: a protocol Dask speaks, a host (or [IPv6]) and a port.
 DASK_ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):[0-9]{1,5}")
 
@@ -231,6 +233,12 @@ class RunSettings(BaseSettings):
         "s3://bucket/key. Only its objects are deleted, each only if unchanged; refused if "
         "made for another target or older than max_plan_age_hours.",
     )
+    plan_sha256: Annotated[str | None, Parameter()] = Field(
+        None,
+        description="The SHA-256 the saved plan must have (a dry run's report gives it as "
+        "manifest_sha256): a plan file changed since it was reviewed is refused. A fleet sets it "
+        "to the plan a person approved.",
+    )
     versions: Annotated[VersionsMode, Parameter()] = Field(
         "current",
         validation_alias=env("CLEANUP_VERSIONS"),
@@ -243,7 +251,8 @@ class RunSettings(BaseSettings):
         validation_alias=env("INVENTORY_MANIFEST"),
         description="An S3 Inventory to plan from instead of listing: the s3:// address of its "
         "manifest.json (CSV, or Parquet where pyarrow is installed). Rows are filtered by "
-        "prefix, cutoff and versions; an object changed since is skipped by its ETag.",
+        "prefix, cutoff and versions; an object changed since is skipped by its ETag. With a "
+        "saved plan, that plan must have been made from this inventory.",
     )
     max_delete_bytes: Annotated[int | None, Parameter()] = Field(
         None,
@@ -527,14 +536,23 @@ class RunSettings(BaseSettings):
             return value
         if not is_s3_uri(value) or not parse_s3_uri(value).key:
             raise ValueError("must be the s3://bucket/key address of an inventory's manifest.json")
-        if info.data.get("plan") is not None:
-            raise ValueError("cannot be given with a saved plan: a run plans from one source")
         if info.data.get("versions") == "noncurrent":
             raise ValueError(
                 "cannot plan noncurrent versions: an inventory does not say when a version "
                 "stopped being current (plan them by listing)"
             )
         return value
+
+    @field_validator("plan_sha256")
+    @classmethod
+    def _plan_digest_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not SHA256_HEX.fullmatch(value):
+            raise ValueError("must be a SHA-256: 64 hexadecimal digits")
+        if info.data.get("plan") is None:
+            raise ValueError("needs a saved plan (plan): it is the digest that plan must have")
+        return value.lower()
 
     @field_validator("dask_address")
     @classmethod

@@ -32,6 +32,7 @@ from tasks.aws import AwsSettings, create_clients
 from tasks.cleanup import (
     PlanRequest,
     changed_since_checked,
+    check_digest,
     journaled_deletes,
     planned_objects,
     record_plan,
@@ -407,6 +408,7 @@ def saved_in_shards(
     an earlier apply finished left out (their journals end with every object accounted for)."""
     with translated_aws_errors(f"plan '{location}'"):
         copy = plan_store.fetch(s3, location, scratch)
+        check_digest(copy, request)
         if not is_index(copy):
             raise ConfigError(
                 f"plan '{location}' was made in one process: apply it without dask_address"

@@ -33,7 +33,16 @@ OUTCOME_KEY = "s3-housekeeping-outcome"
 FLEET_KEY = "s3-housekeeping-fleet"
 FLEET_TABLE_KEY = "s3-housekeeping-fleet-targets"
 #: The report fields the outcome table holds: counts and names, never a secret.
-OUTCOME_FIELDS = ("status", "bucket", "prefix", "region", *COUNTS, "manifest", "message")
+OUTCOME_FIELDS = (
+    "status",
+    "bucket",
+    "prefix",
+    "region",
+    *COUNTS,
+    "manifest",
+    "manifest_sha256",
+    "message",
+)
 PROGRESS_KEY = "s3-housekeeping-progress"
 
 

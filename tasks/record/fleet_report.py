@@ -41,6 +41,8 @@ class TargetOutcome:
     region: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     manifest: str | None = None
+    #: The SHA-256 of the plan file: what an approval shows and an apply must find.
+    manifest_sha256: str | None = None
     message: str = ""
     flow_run_id: str | None = None
     flow_run_url: str | None = None
@@ -60,6 +62,7 @@ class TargetOutcome:
             region=report.region,
             counts={count: int(getattr(report, count)) for count in COUNTS},
             manifest=report.manifest,
+            manifest_sha256=report.manifest_sha256,
             message=report.message,
         )
 

@@ -46,6 +46,9 @@ CHUNK_BYTES = 1 << 20
 PARQUET_BATCH_ROWS = 10_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The most digits (and bits) a creationTimestamp before the year 10000 has, with room.
+MILLISECONDS_DIGITS = 20
+MILLISECONDS_BITS = 64
 # Partitions differ (aws, aws-cn, aws-us-gov); the rest of an S3 bucket ARN is fixed.
 _BUCKET_ARN = re.compile(r"arn:aws[a-z-]*:s3:::([^/:]+)")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
@@ -192,8 +195,11 @@ def _created(value: Any) -> datetime | None:
     # AWS writes the milliseconds as a JSON string; a number is accepted as well.
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
+    if isinstance(value, int) and value.bit_length() > MILLISECONDS_BITS:
+        return None  # str() of a huge number raises past 4300 digits
     text = str(value)
-    if not text.isascii() or not text.isdigit():
+    # Up to the year 9999 is 14 digits; int() of a string past 4300 digits raises ValueError.
+    if not text.isascii() or not text.isdigit() or len(text) > MILLISECONDS_DIGITS:
         return None
     try:
         return _EPOCH + timedelta(milliseconds=int(text))

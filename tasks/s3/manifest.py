@@ -248,29 +248,63 @@ def read_objects(path: Path) -> Iterator[PlannedObject]:
             if next(lines, None) is not None:
                 raise ConfigError(f"manifest '{path}' has lines after its totals")
             return
-        try:
-            yield PlannedObject(**record)
-        except TypeError:
-            raise ConfigError(f"manifest '{path}' line {number} is malformed") from None
+        entry = _typed(record, PLANNED_FIELDS)
+        if entry is None:
+            raise ConfigError(f"manifest '{path}' line {number} is malformed")
+        yield PlannedObject(**entry)
 
 
 def read_totals(path: Path) -> PlanTotals | None:
     """The totals of a complete plan, or None when the plan was cut short."""
-    last = ""
-    for line in _lines(path):
+    last, number = "", 0
+    for number, line in enumerate(_lines(path), start=1):  # noqa: B007 - the last one counts
         last = line
-    record = _parse(last, path, 0) if last.strip() else {}
+    record = _parse(last, path, number) if last.strip() else {}
     if not record.get(END):
         return None
-    try:
-        return PlanTotals(
-            record["scanned"],
-            record["matched"],
-            record["matched_bytes"],
-            record.get("unrecoverable_keys", 0),
-        )
-    except KeyError:
-        raise ConfigError(f"manifest '{path}' has malformed totals") from None
+    totals = _typed({"unrecoverable_keys": 0, **record}, TOTALS_FIELDS, extra=(END,))
+    if totals is None:
+        raise ConfigError(f"manifest '{path}' has malformed totals")
+    return PlanTotals(**totals)
+
+
+#: What each field of a plan line, and of its totals, must be: a file is read field by field,
+#: so that an edited value of another type is refused as malformed, never compared as is.
+PLANNED_FIELDS: dict[str, tuple[type, ...]] = {
+    "key": (str,),
+    "etag": (str,),
+    "size": (int,),
+    "last_modified": (str,),
+    "storage_class": (str,),
+    "version_id": (str, type(None)),
+    "is_delete_marker": (bool,),
+}
+TOTALS_FIELDS: dict[str, tuple[type, ...]] = {
+    "scanned": (int,),
+    "matched": (int,),
+    "matched_bytes": (int,),
+    "unrecoverable_keys": (int,),
+}
+_OPTIONAL = {"version_id": None, "is_delete_marker": False}
+
+
+def _typed(
+    record: dict[str, Any], kinds: dict[str, tuple[type, ...]], extra: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """The record's fields when each has its kind (a count never negative, never a bool), and
+    it has no field but those; None otherwise."""
+    values = {**{k: v for k, v in _OPTIONAL.items() if k in kinds}, **record}
+    for name in extra:
+        values.pop(name, None)
+    if set(values) != set(kinds):
+        return None
+    for name, value in values.items():
+        allowed = kinds[name]
+        if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            return None
+    return values
 
 
 def _parse(line: str, path: Path, number: int) -> dict[str, Any]:

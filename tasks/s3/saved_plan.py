@@ -47,7 +47,8 @@ def load_plan(
         now: the reference time of the age check (default: the clock).
 
     Raises:
-        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode; with a
+        SafetyRefusal: made for another bucket, region, owner, prefix or versions mode (or from
+            another inventory than the one this run names); with a
             later cutoff than this run's; older than `max_age` or made in the future; cut short;
             totals that its lines contradict; or a line outside its prefix or cutoff, of another
             versions mode, or with a malformed time.
@@ -85,6 +86,8 @@ def check_header(
     compared = ["bucket", "region", "prefix", "versions", "owner_from"]
     if header.owner_from != "secret":
         compared.append("owner")
+    if expected.inventory is not None:  # a run that names an inventory applies plans of it
+        compared.append("inventory")
     mismatched = [name for name in compared if getattr(header, name) != getattr(expected, name)]
     if mismatched:
         raise refused("plan_target", f"the plan was made for another {', '.join(mismatched)}")

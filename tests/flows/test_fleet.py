@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from tasks.errors import ConfigError, FleetFailure
 from tests.support.approval import resume_when_paused
 from tests.support.audit import audit_requests
 from tests.support.hooks import on_every_new_client
+from tests.support.inventory import put_inventory, row
 from tests.support.moto_backend import bulk_put
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -266,3 +269,67 @@ class TestOneDecision:
         assert all("not tonight" in o.message for o in report.targets)
         assert audit.of("DeleteObjects") == []
         assert all(len(left(bucket)) == 35 for bucket in BUCKETS)
+
+    def test_refuses_a_target_whose_plan_was_replaced_after_it_was_shown_when_approved(
+        self, fleet_buckets: None, tmp_path: Path
+    ) -> None:
+        # While the fleet waits, one target's plan file is replaced: one old object and two
+        # written two days ago, given old dates; the totals add up.
+        def replace_plan_then_approve() -> None:
+            plans = tmp_path / "manifests" / "fleet-build-cache"
+            while not list(plans.glob("*.jsonl.gz")):
+                time.sleep(0.2)
+            (plan,) = plans.glob("*.jsonl.gz")
+            with gzip.open(plan, "rt", encoding="utf-8") as lines:
+                records = [json.loads(line) for line in lines]
+            old = records[1]
+            young = [{**old, "key": f"tmp/young-{n}"} for n in range(2)]
+            totals = {**records[-1], "matched": 3, "matched_bytes": 3 * old["size"]}
+            with gzip.open(plan, "wt", encoding="utf-8") as out:
+                for record in (records[0], old, *young, totals):
+                    out.write(json.dumps(record) + "\n")
+
+        answering = resume_when_paused(
+            {"approve": True, "reason": "fleet reviewed"}, before=replace_plan_then_approve
+        )
+        with pytest.raises(FleetFailure) as refused:
+            s3_housekeeping_fleet(
+                targets=targets_file(tmp_path, THREE_TARGETS),
+                dry_run=False,
+                require_approval=True,
+                approval_timeout_minutes=5,
+            )
+        answering.join(5)
+
+        report = refused.value.report
+        outcomes = {o.bucket: o for o in report.targets}
+        assert (outcomes["fleet-build-cache"].status, report.exit_code) == ("refused", 6)
+        assert "refused by plan_digest" in outcomes["fleet-build-cache"].message
+        assert len(left("fleet-build-cache")) == 35
+        assert [outcomes[b].counts["deleted"] for b in ("fleet-logs", "fleet-ml")] == [25, 25]
+
+    def test_applies_a_target_planned_from_an_inventory_when_approved(
+        self, fleet_buckets: None, tmp_path: Path
+    ) -> None:
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="fleet-inventories")
+        stamp = OLD.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        rows = [row(f"tmp/old-{n}", LastModifiedDate=stamp) for n in range(25)]
+        written = put_inventory(s3, "fleet-inventories", "fleet-build-cache", [rows])
+        text = THREE_TARGETS.replace(
+            "  - bucket: fleet-build-cache\n    prefix: tmp/\n",
+            "  - bucket: fleet-build-cache\n    prefix: tmp/\n"
+            f"    inventory: {written.manifest_uri}\n",
+        )
+        answering = resume_when_paused({"approve": True, "reason": "fleet reviewed"})
+        report = s3_housekeeping_fleet(
+            targets=targets_file(tmp_path, text),
+            dry_run=False,
+            require_approval=True,
+            approval_timeout_minutes=5,
+        )
+        answering.join(5)
+
+        assert (report.status, report.exit_code) == ("completed", 0)
+        assert [o.counts["deleted"] for o in report.targets] == [25, 25, 25]
+        assert left("fleet-build-cache") == expected_left()

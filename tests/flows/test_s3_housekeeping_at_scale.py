@@ -155,6 +155,25 @@ class TestSavedPlans:
             run(as_of, dry_run=False, plan=str(tampered))
         assert count(aws, "flat-keep/") == 50 and count(aws, "flat/") == 1_600
 
+    def test_applies_the_plan_only_when_its_sha256_is_the_one_reviewed(
+        self, aws: AwsClients, small: None, as_of: datetime, tmp_path: Path
+    ) -> None:
+        dry = run(as_of)
+        lines = gzip.decompress(Path(dry.manifest).read_bytes()).decode().splitlines()
+        totals = json.loads(lines[-1])
+        totals["matched"] -= 1
+        totals["matched_bytes"] -= json.loads(lines[1])["size"]
+        edited = tmp_path / "edited.jsonl"  # one line fewer: a plan that checks out alone
+        edited.write_text("\n".join([lines[0], *lines[2:-1], json.dumps(totals)]) + "\n")
+
+        with audit_requests() as audit, pytest.raises(SafetyRefusal) as refused:
+            run(as_of, dry_run=False, plan=str(edited), plan_sha256=dry.manifest_sha256)
+        report = run(as_of, dry_run=False, plan=dry.manifest, plan_sha256=dry.manifest_sha256)
+
+        assert refused.value.guard == "plan_digest"
+        assert audit.of("DeleteObjects") == []
+        assert (report.deleted, report.manifest_sha256) == (1_500, dry.manifest_sha256)
+
     def test_refuses_plan_cut_short_when_it_has_no_totals(
         self, aws: AwsClients, small: None, as_of: datetime, tmp_path: Path
     ) -> None:

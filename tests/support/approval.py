@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 
-def resume_when_paused(run_input: dict[str, Any]) -> threading.Thread:
-    """A person answering the paused run's form (through the API, as the UI does)."""
+def resume_when_paused(
+    run_input: dict[str, Any], before: Callable[[], None] | None = None
+) -> threading.Thread:
+    """A person answering the paused run's form (through the API, as the UI does); `before`
+    runs once the run is paused, before the answer (what happens while it waits)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
     from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
@@ -23,6 +27,8 @@ def resume_when_paused(run_input: dict[str, Any]) -> threading.Thread:
                     )
                 )
                 if paused:
+                    if before is not None:
+                        before()
                     client.resume_flow_run(paused[0].id, run_input=run_input)
                     return
                 time.sleep(0.5)

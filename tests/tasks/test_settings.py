@@ -81,6 +81,21 @@ VALID = [
     pytest.param({"bucket": "10.0.1"}, {}, "bucket", "10.0.1", id="bucket-3-numbers-not-ip"),
     pytest.param({"bucket": "a-xn--b"}, {}, "bucket", "a-xn--b", id="bucket-xn-not-at-start"),
     pytest.param({"bucket": "s3alias-b"}, {}, "bucket", "s3alias-b", id="bucket-s3alias-not-end"),
+    # a saved plan from an inventory is applied by a run that names the same inventory
+    pytest.param(
+        {"plan": "plans/p.jsonl.gz", "inventory": "s3://inventories/m/manifest.json"},
+        {},
+        "inventory",
+        "s3://inventories/m/manifest.json",
+        id="inventory-with-its-plan",
+    ),
+    pytest.param(
+        {"plan": "plans/p.jsonl.gz", "plan_sha256": "AB" * 32},
+        {},
+        "plan_sha256",
+        "ab" * 32,
+        id="digest-any-case",
+    ),
     # prefix
     pytest.param({"prefix": "a"}, {}, "prefix", "a", id="prefix-one-char"),
     pytest.param({"prefix": "a..b/"}, {}, "prefix", "a..b/", id="prefix-dots-inside-segment"),
@@ -408,6 +423,24 @@ INVALID = [
         "manifest_location",
         "under the prefix this run cleans",
         id="location-bucket-root-under-prefix",
+    ),
+    # a saved plan's digest: 64 hex digits, with a plan
+    pytest.param(
+        {"plan": "plans/p.jsonl.gz", "plan_sha256": "ab" * 31},
+        {},
+        "plan_sha256",
+        "SHA-256",
+        id="digest-short",
+    ),
+    pytest.param(
+        {"plan": "plans/p.jsonl.gz", "plan_sha256": "zz" * 32},
+        {},
+        "plan_sha256",
+        "SHA-256",
+        id="digest-not-hex",
+    ),
+    pytest.param(
+        {"plan_sha256": "ab" * 32}, {}, "plan_sha256", "needs a saved plan", id="digest-alone"
     ),
     # a prefix that reads as another
     pytest.param({"prefix": "logs/\u202etxt.exe"}, {}, "prefix", "format characters", id="bidi"),
@@ -743,6 +776,7 @@ def test_every_documented_parameter_is_accepted_when_all_are_passed() -> None:
         "max_deletions": 100,
         "as_of": NOW,
         "plan": "s3://example-plans/plans/run.jsonl.gz",
+        "plan_sha256": "0123456789abcdef" * 4,
         "versions": "noncurrent",
         "max_delete_bytes": 10_000,
         "max_delete_percent": 12.5,

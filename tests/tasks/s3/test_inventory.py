@@ -167,6 +167,9 @@ class TestReadManifest:
             ({"destinationBucket": DESTINATION}, "'destinationBucket' is not an S3 bucket ARN"),
             ({"creationTimestamp": "2026-01-02"}, "'creationTimestamp' is not milliseconds"),
             ({"creationTimestamp": "9" * 30}, "'creationTimestamp' is not milliseconds"),
+            # Past Python's limit for int() of a string (4300 digits): ValueError, not 99.
+            ({"creationTimestamp": "9" * 5000}, "'creationTimestamp' is not milliseconds"),
+            ({"creationTimestamp": int("9" * 4000)}, "'creationTimestamp' is not milliseconds"),
             ({"sourceBucket": ""}, "'sourceBucket' is not a bucket name"),
             ({"files": {"key": "x"}}, "'files' is not a list"),
             ({"files": [{"key": "x", "size": 1}]}, "files entry 1 needs"),

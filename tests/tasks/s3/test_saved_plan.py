@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import SafetyRefusal
+from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import FIRST_ROWS, ManifestWriter, PlannedObject, PlanTarget, PlanTotals
 from tasks.s3.saved_plan import load_plan
 
@@ -107,6 +107,7 @@ class TestRefused:
             ("owner", "210987654321"),
             ("prefix", "temp/sub/"),
             ("versions", "all"),
+            ("inventory", "s3://inventories/other/manifest.json"),
         ],
     )
     def test_names_the_field_when_the_plan_was_made_for_another_target(
@@ -271,6 +272,33 @@ class TestTrustedOnlyForWhatCanBeChecked:
 
         assert (refused.guard, refused.exit_code) == ("plan_complete", 6)
         assert "cut short" in str(refused)
+
+    @pytest.mark.parametrize(
+        ("line", "field", "value"),
+        [
+            pytest.param(1, "size", "10", id="size-text"),
+            pytest.param(1, "size", True, id="size-bool"),
+            pytest.param(1, "size", -10, id="size-negative"),
+            pytest.param(1, "key", ["temp/a"], id="key-list"),
+            pytest.param(1, "etag", None, id="etag-null"),
+            pytest.param(1, "version_id", 7, id="version-number"),
+            pytest.param(1, "surprise", "x", id="unknown-field"),
+            pytest.param(-1, "scanned", "4", id="totals-scanned-text"),
+            pytest.param(-1, "matched", 1.0, id="totals-matched-float"),
+            pytest.param(-1, "matched_bytes", None, id="totals-bytes-null"),
+        ],
+    )
+    def test_refuses_a_field_of_another_kind_instead_of_crashing(
+        self, tmp_path: Path, line: int, field: str, value: object
+    ) -> None:
+        # Compared as they are, such values raised TypeError (an unexpected error, exit 99).
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")])
+        records = [json.loads(text) for text in path.read_text().splitlines()]
+        records[line][field] = value
+        path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+        with pytest.raises(ConfigError, match=r"is malformed|malformed totals"):
+            load_plan(path, TARGET, MAX_AGE, now=NOW)
 
     @pytest.mark.parametrize(
         "versions", ["current", "noncurrent"], ids=["same-key", "same-key-and-version"]

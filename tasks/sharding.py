@@ -64,7 +64,7 @@ from tasks.s3.manifest import (
 )
 from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
 from tasks.s3.plan_index import Part, is_index, write_index
-from tasks.s3.saved_plan import load_index, load_plan
+from tasks.s3.saved_plan import load_index, load_parts, load_plan
 from tasks.s3.selection import Selection, inventory_listing
 
 if TYPE_CHECKING:
@@ -414,6 +414,13 @@ def saved_in_shards(
                 f"plan '{location}' was made in one process: apply it without dask_address"
             )
         index = load_index(copy, request.target, request.max_plan_age)
+        folder = scratch / "parts"
+        folder.mkdir(exist_ok=True)
+        # Every part is read and checked here, before the first goes to a worker: the counts
+        # the guards and the approval see are those of the parts' lines, not the index's word.
+        rows = load_parts(
+            index, lambda part: plan_store.fetch(s3, part.location, folder), request.max_plan_age
+        )
         parts = [part for part in index.parts if not already_applied(s3, part, scratch)]
     # The run's own owner (a secret's is not in the file) goes on every request.
     target = replace(index.target, owner=request.target.owner)
@@ -424,7 +431,7 @@ def saved_in_shards(
         matched=index.totals.matched,
         matched_bytes=index.totals.matched_bytes,
         unrecoverable_keys=index.totals.unrecoverable_keys,
-        first_rows=first_rows(s3, parts, scratch),
+        first_rows=rows,
         copy=copy,
         sha256=file_sha256(copy),
     )

@@ -9,6 +9,7 @@ only a listing could check: it is shown as the plan states it); it names no obje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from tasks.errors import SafetyRefusal
 from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.manifest import (
+    FIRST_ROWS,
     PlannedObject,
     PlanSummary,
     PlanTally,
@@ -25,7 +27,7 @@ from tasks.s3.manifest import (
     read_target,
     read_totals,
 )
-from tasks.s3.plan_index import PlanIndex, read_index
+from tasks.s3.plan_index import Part, PlanIndex, read_index
 from tasks.s3.repeats import Repeats
 
 #: Clock skew tolerated between the machine that made a plan and the one applying it.
@@ -37,6 +39,7 @@ def load_plan(
     expected: PlanTarget,
     max_age: timedelta,
     now: datetime | None = None,
+    repeats: Repeats | None = None,
 ) -> PlanSummary:
     """Read back a saved plan and check it may be applied to this run.
 
@@ -45,6 +48,8 @@ def load_plan(
         expected: this run's target; its cutoff is the latest the plan's may be.
         max_age: the oldest plan that may be applied.
         now: the reference time of the age check (default: the clock).
+        repeats: the objects of other plans this one is checked with (the parts of one plan
+            made in shards): an object in two of them is refused too.
 
     Raises:
         SafetyRefusal: made for another bucket, region, owner, prefix or versions mode (or from
@@ -58,7 +63,7 @@ def load_plan(
     totals = read_totals(manifest_path)
     if totals is None:
         raise refused("plan_complete", "the plan is incomplete (no totals)")
-    tally = verify_entries(manifest_path, header)
+    tally = verify_entries(manifest_path, header, repeats)
     if (tally.matched, tally.matched_bytes) != (totals.matched, totals.matched_bytes):
         raise SafetyRefusal(
             "plan_complete",
@@ -115,6 +120,62 @@ def load_index(
     return index
 
 
+def load_parts(
+    index: PlanIndex,
+    fetched: Callable[[Part], Path],
+    max_age: timedelta,
+    now: datetime | None = None,
+) -> list[PlannedObject]:
+    """Read and check every part of a plan made in shards, as one plan, before any of it is
+    applied: each part's file is the one the index names (its SHA-256), a plan the index's
+    target may apply, and holds exactly the counts the index gives it; no part is named twice
+    and no object is in two parts. Returns the plan's first rows.
+
+    Args:
+        index: the index, read and checked against this run (`load_index`).
+        fetched: a part's private copy, fetched from where the part is kept; it is removed
+            once read.
+        max_age: the oldest a part may be.
+        now: the reference time of the age check (default: the clock).
+
+    Raises:
+        SafetyRefusal: a part is missing its digest's file, is named twice, is not a plan of
+            this target, or holds other counts than the index says; nothing has been deleted.
+    """
+    repeats, locations = Repeats(), set[str]()
+    first_rows: list[PlannedObject] = []
+    for number, part in enumerate(index.parts, start=1):
+        if part.location in locations:
+            raise refused("plan_entries", f"the plan index names part {number} a second time")
+        locations.add(part.location)
+        copy = fetched(part)
+        try:
+            if file_sha256(copy) != part.sha256:
+                raise refused(
+                    "plan_digest",
+                    f"part {number} of the plan ('{part.location}') changed since it was "
+                    f"planned: its SHA-256 is no longer {part.sha256}",
+                )
+            plan = load_plan(copy, index.target, max_age, now, repeats)
+        finally:
+            copy.unlink(missing_ok=True)
+        found = (plan.scanned, plan.matched, plan.matched_bytes, plan.unrecoverable_keys)
+        said = (part.scanned, part.matched, part.matched_bytes, part.unrecoverable_keys)
+        if found != said:
+            raise SafetyRefusal(
+                "plan_complete",
+                plan.matched,
+                part.matched,
+                reason=f"part {number} of the plan holds {plan.matched} objects "
+                f"({plan.matched_bytes} bytes, {plan.scanned} listed) and the index says "
+                f"{part.matched} ({part.matched_bytes} bytes, {part.scanned} listed)",
+            )
+        first_rows += plan.first_rows[: FIRST_ROWS - len(first_rows)]
+    if repeats.found():
+        raise refused("plan_entries", "the plan names an object (or version) more than once")
+    return first_rows
+
+
 def check_age(
     created_at: datetime, cutoff: datetime, max_age: timedelta, now: datetime | None
 ) -> None:
@@ -134,12 +195,17 @@ def check_age(
         )
 
 
-def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
+def verify_entries(
+    manifest_path: Path, header: PlanTarget, repeats: Repeats | None = None
+) -> PlanTally:
     """Tally the plan's entries, refusing a line outside its prefix, not older than its cutoff,
     not of the kind its versions mode makes, out of listing order in a versions plan (the
-    apply joins it with a fresh listing in that order), or naming an object a second time."""
+    apply joins it with a fresh listing in that order), or naming an object a second time (in
+    this plan, or in the others `repeats` holds)."""
     cutoff = moment(header.cutoff, "the plan's cutoff")
-    tally, repeats, previous_key = PlanTally(), Repeats(), ""
+    tally, previous_key = PlanTally(), ""
+    # Checked at the end by whoever holds the others' objects too (once, not per part).
+    shared, repeats = repeats is not None, repeats if repeats is not None else Repeats()
     for number, entry in enumerate(read_objects(manifest_path), start=2):
         where = f"line {number} of the plan"
         modified = moment(entry.last_modified, f"the last_modified of {where}")
@@ -153,7 +219,7 @@ def verify_entries(manifest_path: Path, header: PlanTarget) -> PlanTally:
         previous_key = entry.key
         repeats.add(entry.key, entry.version_id)
         tally.add(entry)
-    if repeats.found():
+    if not shared and repeats.found():
         raise refused("plan_entries", "the plan names an object (or version) more than once")
     return tally
 

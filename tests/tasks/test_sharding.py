@@ -3,9 +3,14 @@ and parts applied only while the run holds the bucket and only as they were plan
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import flow
@@ -279,6 +284,127 @@ class TestTheRunsSide:
         assert settled.planned == len(filled)
         assert settled.deleted == len(filled) - tampered.matched
         assert settled.failed == settled.skipped_changed == 0  # the tampered part: no outcome
+
+
+def edit_index(path: Path, change: Callable[[list[dict[str, Any]]], None]) -> None:
+    """Rewrite a plan index (header, parts, totals) with `change`; the totals are then made the
+    parts' sums again, so only what `change` did is wrong."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    parts = records[1:-1]
+    change(parts)
+    sums = {
+        name: sum(part["part"][name] for part in parts)
+        for name in ("scanned", "matched", "matched_bytes", "unrecoverable_keys")
+    }
+    path.write_text("".join(json.dumps(r) + "\n" for r in [records[0], *parts, {"end": sums}]))
+
+
+def rewrite_part(part: dict[str, Any], change: Callable[[list[str]], list[str]]) -> None:
+    """Rewrite a part's plan file with `change` (its gzip lines) and give the index its new
+    digest: a part that checks out by its digest."""
+    location = Path(part["part"]["location"])
+    lines = gzip.decompress(location.read_bytes()).decode().splitlines()
+    location.write_bytes(gzip.compress(("\n".join(change(lines)) + "\n").encode()))
+    part["part"]["sha256"] = hashlib.sha256(location.read_bytes()).hexdigest()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestASavedIndexIsVerifiedWhole:
+    """Every part of a saved plan made in shards is read and checked by the run before the
+    first part goes to a worker: its digest, its lines, and the counts the index gives it."""
+
+    @pytest.fixture
+    def saved(self, filled: set[str], tmp_path: Path) -> tuple[ShardedPlan, PlanRequest]:
+        (tmp_path / "scratch").mkdir()
+        (tmp_path / "again").mkdir()
+        request = PlanRequest(
+            TARGET, CUTOFF, str(tmp_path / "plans"), "run.jsonl.gz", shard_size=1000
+        )
+        return planned_on_threads(request, tmp_path / "scratch"), request
+
+    def refusal(
+        self, aws: AwsClients, plan: ShardedPlan, request: PlanRequest, tmp_path: Path
+    ) -> SafetyRefusal:
+        with audit_requests() as audit, pytest.raises(SafetyRefusal) as refused:
+            saved_in_shards(aws.s3, plan.summary.manifest, request, tmp_path / "again")
+        assert audit.of("DeleteObjects") == []
+        return refused.value
+
+    def test_refuses_an_index_whose_count_for_a_part_is_not_the_parts(
+        self, aws: AwsClients, saved: tuple[ShardedPlan, PlanRequest], tmp_path: Path
+    ) -> None:
+        plan, request = saved
+
+        def claim_one(parts: list[dict[str, Any]]) -> None:
+            big = next(part for part in parts if part["part"]["matched"] > 50)
+            big["part"]["matched"] = 1
+
+        edit_index(Path(plan.summary.manifest), claim_one)
+        refused = self.refusal(aws, plan, request, tmp_path)
+
+        assert refused.guard == "plan_complete"
+        assert "part" in str(refused)
+
+    def test_refuses_an_index_that_names_a_part_twice(
+        self, aws: AwsClients, saved: tuple[ShardedPlan, PlanRequest], tmp_path: Path
+    ) -> None:
+        plan, request = saved
+        edit_index(Path(plan.summary.manifest), lambda parts: parts.append(parts[1]))
+
+        refused = self.refusal(aws, plan, request, tmp_path)
+
+        assert refused.guard == "plan_entries"
+
+    def test_refuses_two_parts_that_name_one_object(
+        self, aws: AwsClients, saved: tuple[ShardedPlan, PlanRequest], tmp_path: Path
+    ) -> None:
+        plan, request = saved
+
+        def copy_a_line(parts: list[dict[str, Any]]) -> None:
+            with_lines = [part for part in parts if part["part"]["matched"]]
+            line = gzip.decompress(Path(with_lines[0]["part"]["location"]).read_bytes())
+            taken = json.loads(line.decode().splitlines()[1])
+
+            def add(lines: list[str]) -> list[str]:
+                totals = json.loads(lines[-1])
+                totals["matched"] += 1
+                totals["scanned"] += 1
+                totals["matched_bytes"] += taken["size"]
+                return [*lines[:-1], json.dumps(taken), json.dumps(totals)]
+
+            rewrite_part(with_lines[1], add)
+            for count in ("matched", "scanned"):
+                with_lines[1]["part"][count] += 1
+            with_lines[1]["part"]["matched_bytes"] += taken["size"]
+
+        edit_index(Path(plan.summary.manifest), copy_a_line)
+        refused = self.refusal(aws, plan, request, tmp_path)
+
+        assert (refused.guard, "more than once" in str(refused)) == ("plan_entries", True)
+
+    def test_refuses_before_any_delete_when_a_later_part_changed_since_it_was_planned(
+        self, aws: AwsClients, saved: tuple[ShardedPlan, PlanRequest], tmp_path: Path
+    ) -> None:
+        plan, request = saved
+        last = [part for part in plan.parts if part.matched][-1]
+        Path(last.location).write_bytes(Path(last.location).read_bytes() + b"\n")
+
+        refused = self.refusal(aws, plan, request, tmp_path)
+
+        assert refused.guard == "plan_digest"
+
+    def test_the_totals_shown_are_the_sums_of_the_parts_read(
+        self,
+        aws: AwsClients,
+        saved: tuple[ShardedPlan, PlanRequest],
+        filled: set[str],
+        tmp_path: Path,
+    ) -> None:
+        plan, request = saved
+
+        again = saved_in_shards(aws.s3, plan.summary.manifest, request, tmp_path / "again")
+
+        assert (again.summary.matched, len(again.parts)) == (len(filled), len(plan.parts))
 
 
 @flow

@@ -25,6 +25,7 @@ from tasks.collector import startup_objects_frozen
 from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import BucketLock
+from tasks.s3.confirmation import confirmed
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, read_inventory
 from tasks.s3.journal import Journal, journal_name
@@ -45,7 +46,7 @@ from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_plan
 from tasks.s3.selection import Selection, listing
-from tasks.s3.still_noncurrent import still_noncurrent
+from tasks.s3.still_selected import still_selected
 from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -346,7 +347,9 @@ def apply_cleanup(
     if not sent_while_planning:
         if file_sha256(plan.path) != plan.sha256:
             raise changed_since_checked(plan)
-        send(planned_objects(plan.path, plan.target, deletes), deletes)
+        send(
+            planned_objects(plan.path, plan.target, deletes, fresh=not plan.from_a_listing), deletes
+        )
     result = deletes.close()
     logger.info(
         "Deleted %d of %d planned objects from s3://%s/%s",
@@ -366,20 +369,45 @@ def apply_cleanup(
 
 
 def planned_objects(
-    path: Path, target: PlanTarget, deletes: DeletePipeline, start_after: str | None = None
+    path: Path,
+    target: PlanTarget,
+    deletes: DeletePipeline,
+    start_after: str | None = None,
+    fresh: bool = False,
 ) -> Iterator[PlannedObject]:
-    """The objects of the plan (or plan part) at `path` to send: every one, except in a plan
-    of noncurrent versions, where a version that is no longer noncurrent (its key was undeleted
-    since) is counted as changed and kept. A part's keys all come after `start_after`: the
-    fresh listing starts there."""
+    """The objects of the plan (or plan part) at `path` to send, checked against the server
+    where the plan alone cannot be trusted with them; what no longer qualifies is counted
+    (changed, or gone already) and kept.
+
+    A plan of noncurrent versions is always joined with a fresh listing: a version whose key
+    was undeleted since is current again. A plan that is not this run's own listing (`fresh`:
+    a saved plan, an inventory's rows) is confirmed too, whatever its mode: its file could
+    date an object written today as old. A part's keys all come after `start_after`: a fresh
+    listing of versions starts there.
+    """
     entries = read_objects(path)
-    if target.versions != "noncurrent":
+    cutoff = datetime.fromisoformat(target.cutoff)
+    if target.versions == "current":
+        if not fresh:
+            return entries
+        return confirmed(
+            deletes.s3,
+            target.bucket,
+            target.prefix,
+            target.owner,
+            cutoff,
+            entries,
+            gone=deletes.gone_already,
+            changed=deletes.skip_changed,
+        )
+    if target.versions == "all" and not fresh:
         return entries
-    fresh = list_object_versions(
+    listing = list_object_versions(
         deletes.s3, target.bucket, target.prefix, target.owner, start_after
     )
-    cutoff = datetime.fromisoformat(target.cutoff)
-    return still_noncurrent(entries, fresh, target.prefix, cutoff, deletes.skip_changed)
+    return still_selected(
+        entries, listing, target.prefix, cutoff, target.versions, deletes.skip_changed
+    )
 
 
 def changed_since_checked(plan: PlanSummary) -> SafetyRefusal:

@@ -228,7 +228,9 @@ def apply_part(order: ApplyOrder) -> PartApplied:
                 watch.check,
             ) as deletes,
         ):
-            send(planned_objects(copy, target, deletes, order.part.start_after), deletes)
+            # A part of a saved plan, or of an inventory's rows, is asked of the server again.
+            fresh = order.saved_max_age is not None or target.inventory is not None
+            send(planned_objects(copy, target, deletes, order.part.start_after, fresh), deletes)
             result = deletes.close()
     return PartApplied(result, this_worker(), clients.requests.snapshot())
 
@@ -289,9 +291,13 @@ def plan_in_shards(
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
     target, inventory = with_inventory(s3, target)
-    if inventory is not None:  # one shard a data file
+    if inventory is not None and target.versions == "current":  # one shard a data file
         for data_file in inventory.files:
             submit(Shard(target.prefix), inventory=replace(inventory, files=(data_file,)))
+    elif inventory is not None:
+        # A key's versions may lie in several data files, and its whole history decides what
+        # its plan leaves: the rows of every file are put in key order by one shard.
+        submit(Shard(target.prefix), inventory=inventory)
     else:
         submit(Shard(target.prefix, delimited=target.versions == "current"), first=True)
     parts: list[Part] = []

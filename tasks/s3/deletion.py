@@ -183,6 +183,15 @@ class DeletePipeline:
             self.result.skipped_changed += 1
         self.progress.add(planned=1)
 
+    def gone_already(self, entry: PlannedObject) -> None:
+        """Count a planned object a fresh listing no longer shows, without sending it: deleted
+        and gone already, as the server answers a delete of a missing key."""
+        with self._lock:
+            self.result.planned += 1
+            self.result.deleted += 1
+            self.result.already_gone += 1
+        self.progress.add(planned=1, deleted=1)
+
     def close(self) -> ApplyResult:
         """Send the last, partial batch and wait for every batch; raise the first fatal error,
         else return the outcomes."""

@@ -35,7 +35,8 @@ class ListedObject:
     noncurrent_since: datetime | None = None
 
 
-def _current(entry: dict[str, Any]) -> ListedObject:
+def current_object(entry: dict[str, Any]) -> ListedObject:
+    """A ListObjectsV2 entry as a listed object."""
     return ListedObject(
         key=entry["Key"],
         etag=entry.get("ETag", ""),
@@ -129,7 +130,7 @@ def list_shard(
         for folder in folders:
             if keys.holds(folder):
                 hand_on(Shard(folder))
-        listed = [_current(dict(entry)) for entry in contents if keys.holds(entry["Key"])]
+        listed = [current_object(dict(entry)) for entry in contents if keys.holds(entry["Key"])]
         names = sorted([entry["Key"] for entry in contents] + folders)
         done = not names or not page.get("IsTruncated") or keys.beyond(names[-1])
         # One piece handed on at a time: a guess that finds no key costs one request, and

@@ -103,6 +103,14 @@ class PlanSummary:
     unrecoverable_keys: int = 0
     #: The SHA-256 of the manifest file: what was checked, approved and applied is this file.
     sha256: str = ""
+    #: A saved plan, read back from a file: not this run's own listing.
+    saved: bool = False
+
+    @property
+    def from_a_listing(self) -> bool:
+        """Whether the plan is this run's own listing (not a file, not an inventory): only
+        such a plan is applied without asking the server again what each object is now."""
+        return not self.saved and self.target.inventory is None
 
     @property
     def path(self) -> Path:

@@ -74,7 +74,7 @@ def load_plan(
     if totals.scanned < tally.matched:
         raise refused("plan_complete", "the plan lists more objects than it says were listed")
     summary = tally.summary(str(manifest_path), header, totals.scanned, totals.unrecoverable_keys)
-    return replace(summary, sha256=file_sha256(manifest_path))
+    return replace(summary, sha256=file_sha256(manifest_path), saved=True)
 
 
 def check_header(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.inventory import Inventory, inventory_objects
+from tasks.s3.key_order import in_key_order
 from tasks.s3.listing import SHARD_SIZE, ListedObject, list_current_objects, list_object_versions
 from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
 from tasks.s3.progress import Progress
@@ -69,9 +70,14 @@ def inventory_listing(
     s3: S3Client, inventory: Inventory, target: PlanTarget
 ) -> Iterator[ListedObject]:
     """The rows of an inventory under the target's prefix, data file after data file (each
-    checked against its MD5 once read: the plan is complete only if every file was intact)."""
-    for data_file in inventory.files:
-        yield from inventory_objects(s3, inventory, data_file, target.prefix, target.versions)
+    checked against its MD5 once read: the plan is complete only if every file was intact);
+    for versions, sorted by key, as a listing of versions gives them (tasks/s3/key_order.py)."""
+    rows = (
+        row
+        for data_file in inventory.files
+        for row in inventory_objects(s3, inventory, data_file, target.prefix, target.versions)
+    )
+    return rows if target.versions == "current" else in_key_order(rows)
 
 
 class LostKeys:

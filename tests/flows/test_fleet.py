@@ -314,7 +314,7 @@ class TestOneDecision:
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="fleet-inventories")
         stamp = OLD.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        rows = [row(f"tmp/old-{n}", LastModifiedDate=stamp) for n in range(25)]
+        rows = [row(f"tmp/old-{n}", LastModifiedDate=stamp, Size="0") for n in range(25)]
         written = put_inventory(s3, "fleet-inventories", "fleet-build-cache", [rows])
         text = THREE_TARGETS.replace(
             "  - bucket: fleet-build-cache\n    prefix: tmp/\n",

@@ -113,7 +113,9 @@ class TestSavedPlans:
             for entry in call.params["Delete"]["Objects"]
         }
         assert len(sent) == 1_500 and "flat/old-after-planning" not in sent
-        assert audit.of("ListObjectsV2") == []  # the plan replaces the listing
+        # The plan replaces the listing; its objects are only confirmed, a batch of keys that
+        # lie together to a request (tasks/s3/confirmation.py).
+        assert len(audit.of("ListObjectsV2")) == 2
         assert (report.deleted, report.plan_source) == (1_500, dry.manifest)
         assert count(aws, "flat/") == 101
 
@@ -173,6 +175,23 @@ class TestSavedPlans:
         assert refused.value.guard == "plan_digest"
         assert audit.of("DeleteObjects") == []
         assert (report.deleted, report.manifest_sha256) == (1_500, dry.manifest_sha256)
+
+    def test_keeps_objects_written_since_the_cutoff_whatever_dates_a_saved_plan_gives_them(
+        self, aws: AwsClients, small: None, as_of: datetime, tmp_path: Path
+    ) -> None:
+        # Two lines of the saved plan are edited to name young objects, with their real ETags
+        # and sizes and old dates: the file checks out, and each delete's ETag would match.
+        dry = run(as_of)
+        lines = gzip.decompress(Path(dry.manifest).read_bytes()).decode().splitlines()
+        for number, young in ((1, "flat/new-00000"), (2, "flat/new-00001")):
+            lines[number] = json.dumps(json.loads(lines[number]) | {"key": young})
+        edited = tmp_path / "edited.jsonl"
+        edited.write_text("\n".join(lines) + "\n")
+
+        report = run(as_of, dry_run=False, plan=str(edited))
+
+        assert (report.deleted, report.skipped_changed) == (1_498, 2)
+        assert count(aws, "flat/new-") == 100
 
     def test_refuses_plan_cut_short_when_it_has_no_totals(
         self, aws: AwsClients, small: None, as_of: datetime, tmp_path: Path

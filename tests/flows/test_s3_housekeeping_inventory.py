@@ -16,12 +16,13 @@ from tests.support.audit import audit_requests
 from tests.support.inventory import (
     CREATED,
     CURRENT_FIELDS,
+    VERSIONS_FIELDS,
     csv_body,
     filled_row,
     put_inventory,
     row,
 )
-from tests.support.moto_backend import bulk_put
+from tests.support.moto_backend import backdate_versions, bulk_put
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -138,3 +139,72 @@ class TestVerifiedWholeBeforeTheFirstDelete:
         assert audit.of("DeleteObjects") == []
         assert aws.s3.head_object(Bucket=BUCKET, Key="logs/00500-young.gz")["ETag"]
         assert aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/")["KeyCount"] == 1000
+
+
+class TestVersionsFromAnInventory:
+    """An inventory promises no order: a key's versions may lie in several data files."""
+
+    @pytest.fixture
+    def versions(self, aws: AwsClients, as_of: datetime) -> list[dict[str, str]]:
+        """temp/a: a version 100 days old, then a current one 10 days old; temp/b: one version
+        100 days old; temp/c: a version 100 days old under a delete marker 50 days old. The
+        inventory's rows of them, newest last."""
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.create_bucket(Bucket=REPORTS)
+        aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        for key in ("temp/a", "temp/a", "temp/b", "temp/c"):
+            aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"body")
+        aws.s3.delete_object(Bucket=BUCKET, Key="temp/c")
+        for key, ages in (("temp/a", (100, 10)), ("temp/b", (100,)), ("temp/c", (100, 50))):
+            backdate_versions(BUCKET, key, [as_of - timedelta(days=d) for d in ages])
+        listed = aws.s3.list_object_versions(Bucket=BUCKET)
+        rows = []
+        for entry in [*listed["Versions"], *listed["DeleteMarkers"]]:
+            marker = "ETag" not in entry
+            rows.append(
+                row(
+                    entry["Key"],
+                    VersionId=entry["VersionId"],
+                    IsLatest=str(entry["IsLatest"]).lower(),
+                    IsDeleteMarker=str(marker).lower(),
+                    Size="" if marker else str(entry["Size"]),
+                    ETag="" if marker else entry["ETag"].strip('"'),
+                    StorageClass="" if marker else "STANDARD",
+                    LastModifiedDate=stamp(entry["LastModified"]),
+                )
+            )
+        return sorted(rows, key=lambda r: (r["Key"], r["LastModifiedDate"]))
+
+    def test_counts_the_keys_left_without_data_once_each_when_a_keys_rows_are_apart(
+        self, aws: AwsClients, as_of: datetime, versions: list[dict[str, str]]
+    ) -> None:
+        old_a, young_a, *rest = versions  # temp/a's versions in two files, far apart
+        written = put_inventory(
+            aws.s3, REPORTS, BUCKET, [[old_a, *rest], [young_a]], fields=VERSIONS_FIELDS
+        )
+
+        dry = s3_housekeeping(
+            bucket=BUCKET,
+            prefix="temp/",
+            as_of=as_of,
+            versions="all",
+            inventory=written.manifest_uri,
+            create_bucket=False,
+        )
+        done = s3_housekeeping(
+            bucket=BUCKET,
+            prefix="temp/",
+            as_of=as_of,
+            versions="all",
+            inventory=written.manifest_uri,
+            create_bucket=False,
+            dry_run=False,
+        )
+
+        assert (dry.matched, dry.unrecoverable_keys) == (4, 2)  # temp/b and temp/c
+        assert (done.deleted, done.skipped_changed, done.failed) == (4, 0, 0)
+        left = aws.s3.list_object_versions(Bucket=BUCKET, Prefix="temp/")
+        assert [(v["Key"], v["VersionId"]) for v in left.get("Versions", [])] == [
+            ("temp/a", young_a["VersionId"])
+        ]
+        assert left.get("DeleteMarkers", []) == []

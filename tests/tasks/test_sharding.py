@@ -37,7 +37,7 @@ from tasks.sharding import (
     saved_in_shards,
 )
 from tests.support.audit import audit_requests
-from tests.support.inventory import CREATED, put_inventory, row
+from tests.support.inventory import CREATED, VERSIONS_FIELDS, put_inventory, row
 from tests.support.moto_backend import backdate_versions, bulk_put
 
 BUCKET = "sharded-bucket"
@@ -235,6 +235,39 @@ class TestTheRunsSide:
         assert sorted(part.matched for part in plan.parts) == [1, 2]
         assert plan.summary.target.inventory_created == isoformat(CREATED)
         assert audit.of("ListObjectsV2") == []
+
+    def test_reads_every_data_file_in_one_shard_when_planned_for_versions(
+        self, aws: AwsClients, tmp_path: Path
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        old = "2025-06-01T12:00:00.000Z"
+        versions = {"IsLatest": "false", "LastModifiedDate": old}
+        written = put_inventory(
+            aws.s3,
+            BUCKET,
+            BUCKET,
+            [
+                [
+                    row("data/b", VersionId="b1", **versions),
+                    row("data/a", VersionId="a1", **versions),
+                ],
+                [row("data/a", VersionId="a2", LastModifiedDate=old)],
+            ],
+            fields=VERSIONS_FIELDS,
+            destination_prefix="inventories",
+        )
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        target = PlanTarget(
+            **{**TARGET.__dict__, "inventory": written.manifest_uri, "versions": "all"}
+        )
+
+        plan = planned_on_threads(self.request(tmp_path, target), scratch)
+
+        (part,) = plan.parts  # a key's versions in two files: read by one shard, in key order
+        planned = [(e.key, e.version_id) for e in read_objects(Path(part.location))]
+        assert planned == [("data/a", "a1"), ("data/a", "a2"), ("data/b", "b1")]
+        assert plan.summary.unrecoverable_keys == 2
 
     def test_a_second_apply_of_a_saved_plan_leaves_out_the_parts_already_applied(
         self, aws: AwsClients, filled: set[str], tmp_path: Path

@@ -1,4 +1,4 @@
-"""A noncurrent-versions plan joined with a fresh listing: what is still noncurrent goes."""
+"""A versions plan joined with a fresh listing: what the plan's rule still selects goes."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 from tasks.s3.listing import ListedObject
 from tasks.s3.manifest import PlannedObject
-from tasks.s3.still_noncurrent import still_noncurrent
+from tasks.s3.still_selected import still_selected
 
 CUTOFF = datetime(2026, 6, 1, tzinfo=UTC)
 OLD = CUTOFF - timedelta(days=10)
 
 
-def listed(key: str, version: str, noncurrent_since: datetime | None) -> ListedObject:
-    return ListedObject(key, '"e"', 1, OLD, version_id=version, noncurrent_since=noncurrent_since)
+def listed(
+    key: str, version: str, noncurrent_since: datetime | None, last_modified: datetime = OLD
+) -> ListedObject:
+    return ListedObject(
+        key, '"e"', 1, last_modified, version_id=version, noncurrent_since=noncurrent_since
+    )
 
 
 def planned(key: str, version: str) -> PlannedObject:
@@ -21,10 +25,10 @@ def planned(key: str, version: str) -> PlannedObject:
 
 
 def join(
-    plan: list[PlannedObject], fresh: list[ListedObject]
+    plan: list[PlannedObject], fresh: list[ListedObject], versions: str = "noncurrent"
 ) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]:
     changed: list[PlannedObject] = []
-    kept = list(still_noncurrent(plan, fresh, "t/", CUTOFF, changed.append))
+    kept = list(still_selected(plan, fresh, "t/", CUTOFF, versions, changed.append))
     return [(e.key, e.version_id) for e in kept], [(e.key, e.version_id) for e in changed]
 
 
@@ -74,3 +78,15 @@ def test_keeps_every_version_of_a_key_the_plan_lists_out_of_order() -> None:
     fresh = [listed("t/a", "a1", OLD), listed("t/b", "b1", OLD)]
 
     assert join(plan, fresh) == ([("t/b", "b1")], [("t/a", "a1")])
+
+
+def test_keeps_a_version_written_since_the_cutoff_whatever_date_the_plan_gives_it() -> None:
+    # A plan of all versions from a file: t/b's line names today's version with an old date.
+    plan = [planned("t/a", "a1"), planned("t/b", "b2")]
+    fresh = [
+        listed("t/a", "a1", OLD),
+        listed("t/b", "b2", None, last_modified=CUTOFF + timedelta(days=3)),
+        listed("t/b", "b1", CUTOFF + timedelta(days=3)),
+    ]
+
+    assert join(plan, fresh, versions="all") == ([("t/a", "a1")], [("t/b", "b2")])

@@ -8,20 +8,12 @@ from typing import Any
 from uuid import UUID
 
 from tasks.errors import SafetyRefusal
-from tasks.settings import environment_variables
-
-#: The settings that limit every run of a worker (tasks/settings.py): read from the environment
-#: the work pool gives a flow run (deployments/work_pools.yaml).
-OPERATOR_LIMITS = (
-    "allowed_targets",
-    "allowed_credentials_blocks",
-    "enforce_approval",
-    "max_deletions_ceiling",
-)
+from tasks.settings import environment_variables, operator_limits
 
 
 def limit_variables() -> frozenset[str]:
-    return frozenset(name for limit in OPERATOR_LIMITS for name in environment_variables(limit))
+    """The environment variables of the operator's limits (tasks/settings.py, `OperatorLimit`)."""
+    return frozenset(name for limit in operator_limits() for name in environment_variables(limit))
 
 
 def set_in(job_variables: Mapping[str, Any] | None) -> set[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from prefect.workers.process import ProcessWorker
 
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.operator_limits import check_job_variables, limit_variables, set_in
+from tasks.operator_limits import OPEN_JOB_VARIABLES, check_job_variables, limit_variables, set_in
 from tasks.settings import (
     RunSettings,
     is_operator_limit,
@@ -16,6 +19,11 @@ from tasks.settings import (
 )
 
 PROD = {"bucket": "prod-bucket", "prefix": "tmp/logs/", "aws_credentials_block": "prod-aws"}
+#: The job variables of Prefect's own process pool, read from the installed Prefect: one it
+#: adds later is covered too.
+PROCESS_JOB_VARIABLES = sorted(
+    ProcessWorker.get_default_base_job_template()["variables"]["properties"]
+)
 
 
 @pytest.fixture
@@ -153,20 +161,55 @@ class TestDeclarations:
             assert order.index(limit) < order.index(name)
 
 
+def closed_value(name: str) -> Any:
+    """A value a deployment or a run could give a job variable of a process pool."""
+    return {
+        "command": "sh -c 'env -u MAX_DELETIONS_CEILING python -m prefect.engine'",
+        "working_dir": "/srv/someone-elses-checkout",
+        "env": {"PYTHONPATH": "/srv/someone-elses-checkout"},
+        "labels": {"team": "someone"},
+        "stream_output": False,
+    }.get(name, "a-value")
+
+
 class TestJobVariables:
-    def test_finds_limits_set_in_env_or_as_dotted_keys(self) -> None:
+    def test_names_env_keys_and_dotted_keys_one_by_one_when_set(self) -> None:
         assert set_in({"env": {"ENFORCE_APPROVAL": "false", "LOG_LEVEL": "DEBUG"}}) == {
-            "ENFORCE_APPROVAL"
+            "env.ENFORCE_APPROVAL",
+            "env.LOG_LEVEL",
         }
-        assert set_in({"env.ALLOWED_TARGETS": "x/"}) == {"ALLOWED_TARGETS"}
-        assert set_in({"env": {"LOG_LEVEL": "DEBUG"}, "command": "x"}) == set()
-        assert set_in(None) == set()
+        assert set_in({"env.ALLOWED_TARGETS": "x/", "command": "x"}) == {
+            "env.ALLOWED_TARGETS",
+            "command",
+        }
+        assert set_in({"env": {}}) == set_in({}) == set_in(None) == set()
 
-    def test_refuses_a_run_or_deployment_that_sets_one(self) -> None:
-        check_job_variables({"env": {"LOG_LEVEL": "DEBUG"}}, {})  # not a limit: fine
-
+    def test_refuses_a_run_or_deployment_that_sets_an_operators_limit_in_env(self) -> None:
         with pytest.raises(SafetyRefusal) as refused:
             check_job_variables({}, {"env": {"MAX_DELETIONS_CEILING": "9"}})
 
         assert refused.value.guard == "operator_limits"
-        assert "set MAX_DELETIONS_CEILING" in str(refused.value)
+        assert "set env.MAX_DELETIONS_CEILING" in str(refused.value)
+        assert "9" not in str(refused.value).replace("MAX_DELETIONS_CEILING", "")
+
+    @pytest.mark.parametrize(
+        "name", [name for name in PROCESS_JOB_VARIABLES if name not in OPEN_JOB_VARIABLES]
+    )
+    @pytest.mark.parametrize("made_by", ["run", "deployment"])
+    def test_refuses_every_job_variable_the_pool_does_not_leave_open_when_set(
+        self, name: str, made_by: str
+    ) -> None:
+        job_variables = {name: closed_value(name)}
+        run, deployment = (job_variables, {}) if made_by == "run" else ({}, job_variables)
+
+        with pytest.raises(SafetyRefusal) as refused:
+            check_job_variables(run, deployment)
+
+        assert f"the run's job variables set {name}" in str(refused.value)
+        assert "the operator's limits and the run's process come from the work pool alone" in str(
+            refused.value
+        )
+
+    def test_lets_a_run_start_when_neither_it_nor_its_deployment_sets_any(self) -> None:
+        check_job_variables({}, {})
+        check_job_variables(None, None)

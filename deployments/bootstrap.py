@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from deployments.blocks import BlockAction, apply_block, block_settings, describe
+from tasks.operator_limits import OPEN_JOB_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = ROOT / "prefect.yaml"
@@ -101,13 +102,38 @@ def pool_environments(path: Path = WORK_POOLS_YAML) -> dict[str, dict[str, str]]
 
 
 def locked_template(env: Mapping[str, str]) -> dict[str, Any]:
-    """A process pool's base job template whose flow runs get exactly `env`: it is fixed in the
-    job configuration, and `env` is no longer a job variable a deployment or a run can set."""
+    """A process pool's base job template whose flow runs get exactly `env`, started as the
+    operator set them: no job variable is left to a deployment or a run but the open ones
+    (tasks/operator_limits.py; none as shipped).
+
+    Every other variable of Prefect's own template is fixed: its value is written into the job
+    configuration (`env`, and Prefect's default for the others: the worker's own command, a
+    fresh working directory), and the variables schema neither lists it nor accepts it, so the
+    server refuses a deployment or a custom run that sets it. A variable Prefect adds later is
+    fixed the same way.
+    """
+    from prefect.utilities.templating import apply_values, find_placeholders
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
-    template["job_configuration"]["env"] = dict(env)
-    template["variables"]["properties"].pop("env", None)
+    schema = template["variables"]
+    properties: dict[str, Any] = schema["properties"]
+    closed = set(properties) - OPEN_JOB_VARIABLES
+    values = {name: properties[name]["default"] for name in closed if "default" in properties[name]}
+    values["env"] = dict(env)
+    job = template["job_configuration"]
+    fixed = {
+        key for key, value in job.items() if {p.name for p in find_placeholders(value)} & closed
+    }
+    # A value without a default is left out: the worker's own default applies (no labels).
+    template["job_configuration"] = {
+        **{key: value for key, value in job.items() if key not in fixed},
+        **apply_values({key: job[key] for key in fixed}, values),
+    }
+    schema["properties"] = {name: properties[name] for name in properties if name not in closed}
+    if "required" in schema:
+        schema["required"] = [name for name in schema["required"] if name not in closed]
+    schema["additionalProperties"] = False
     return template
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args, get_origin
@@ -25,7 +26,9 @@ from tasks.settings import (
     RunSettings,
     default_text,
     environment_variables,
+    limited_by,
     load_settings,
+    operator_chosen,
     parameters,
 )
 
@@ -190,7 +193,15 @@ def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> 
     flags = [f"--{name.replace('_', '-')}"]
     flags += [flag for mark in field.metadata if isinstance(mark, Parameter) for flag in mark.flags]
     kind = value_type(field)
-    options: dict[str, Any] = {"dest": name, "help": help_text(name, field).replace("%", "%%")}
+    text = help_text(name, field)
+    limit = limited_by(field)
+    if limit is not None:
+        text += (
+            f" Given here, it is the choice of this command's user, who is its own operator: "
+            f"the run reads it from {environment_variables(name)[0]}, and "
+            f"{', '.join(environment_variables(limit))} does not apply."
+        )
+    options: dict[str, Any] = {"dest": name, "help": text.replace("%", "%%")}
     if kind is bool:
         options["action"] = argparse.BooleanOptionalAction
     elif get_origin(kind) is Literal:
@@ -201,9 +212,33 @@ def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> 
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The flow's parameters from the command line; options left out stay None (env applies)."""
-    chosen = {name: getattr(args, name) for name in parameters() if name != "dry_run"}
+    """The flow's parameters from the command line; options left out stay None (env applies).
+    The settings the operator chooses are not among them: `as_operator` gives them to the run."""
+    skipped = {"dry_run", *operator_chosen()}
+    chosen = {name: getattr(args, name) for name in parameters() if name not in skipped}
     return {**chosen, "dry_run": not args.execute}
+
+
+@contextmanager
+def as_operator(args: argparse.Namespace) -> Iterator[None]:
+    """This process's environment, for the length of the command, with the options of the
+    settings the operator chooses (`--dask-address`): the command's user is its own operator,
+    and gives them to the run as a work pool gives a worker's runs theirs."""
+    given = {
+        environment_variables(name)[0]: str(value)
+        for name in operator_chosen()
+        if (value := getattr(args, name, None)) is not None
+    }
+    before = {variable: os.environ.get(variable) for variable in given}
+    os.environ.update(given)
+    try:
+        yield
+    finally:
+        for variable, value in before.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
 
 
 def reference_tables() -> str:
@@ -359,7 +394,7 @@ def command(
     if args.command in RUNS:
         # Without a Prefect server, a run needs a temporary API: started before the flow's
         # modules are imported, it comes up meanwhile, and the run waits for it only then.
-        with run_api or api_for_a_run() as started:
+        with run_api or api_for_a_run() as started, as_operator(args):
             run = {"run": run_command, "fleet": fleet_command, "demo": demo_command}
             if started is None:
                 return run[args.command](args)
@@ -367,7 +402,8 @@ def command(
     if args.command == "settings":
         sys.stdout.write(reference_tables())
         return 0
-    return iam_policy_command(args)
+    with as_operator(args):
+        return iam_policy_command(args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The operator's limits come from the work pool alone: a run or deployment that sets them is
-refused."""
+"""The operator's limits, and how a flow run's process starts, come from the work pool alone: a
+run or deployment whose job variables set them is refused."""
 
 from __future__ import annotations
 
@@ -8,39 +8,51 @@ from typing import Any
 from uuid import UUID
 
 from tasks.errors import SafetyRefusal
-from tasks.settings import environment_variables
+from tasks.settings import environment_variables, operator_limits
 
-#: The settings that limit every run of a worker (tasks/settings.py): read from the environment
-#: the work pool gives a flow run (deployments/work_pools.yaml).
-OPERATOR_LIMITS = (
-    "allowed_targets",
-    "allowed_credentials_blocks",
-    "enforce_approval",
-    "max_deletions_ceiling",
-)
+#: The job variables of a process work pool that a deployment or a run may set: none. Each other
+#: one (`command`, `working_dir`, `env`, ...) is the operator's: the pool's base job template
+#: fixes its value and refuses it from anyone else (deployments/bootstrap.py, `locked_template`),
+#: and a run whose own or deployment's job variables set one is refused below.
+OPEN_JOB_VARIABLES: frozenset[str] = frozenset()
 
 
 def limit_variables() -> frozenset[str]:
-    return frozenset(name for limit in OPERATOR_LIMITS for name in environment_variables(limit))
+    """The environment variables of the operator's limits (tasks/settings.py, `OperatorLimit`)."""
+    return frozenset(name for limit in operator_limits() for name in environment_variables(limit))
 
 
 def set_in(job_variables: Mapping[str, Any] | None) -> set[str]:
-    """The limit variables a set of job variables would put in a flow run's environment
-    (Prefect merges a deployment's and a run's `env` over the pool's, key by key)."""
-    variables = dict(job_variables or {})
-    env = variables.get("env")
-    names = set(env) if isinstance(env, Mapping) else set()
-    names |= {key.removeprefix("env.") for key in variables if key.startswith("env.")}
-    return names & limit_variables()
+    """The job variables a deployment or a run sets that the work pool does not leave open.
+
+    A mapping's keys are named one by one (`env.ENFORCE_APPROVAL`), as Prefect merges a
+    deployment's and a run's `env` over the pool's key by key; a dotted key is named as given.
+    Only names: a value could be a secret.
+    """
+    names: set[str] = set()
+    for key, value in dict(job_variables or {}).items():
+        if key.split(".", 1)[0] in OPEN_JOB_VARIABLES:
+            continue
+        if isinstance(value, Mapping) and "." not in key:
+            names |= {f"{key}.{inner}" for inner in value}
+        else:
+            names.add(key)
+    return names
 
 
 def check_job_variables(
     run: Mapping[str, Any] | None, deployment: Mapping[str, Any] | None
 ) -> None:
-    """Refuse a flow run whose own or deployment's job variables set an operator's limit.
+    """Refuse a flow run whose own or deployment's job variables set anything the work pool
+    does not leave open: its `env`, where the operator's limits are, or how its process starts.
+
+    The pool's template already fixes them, and the server refuses them in a custom run; this
+    is for a run made some other way (a flow run posted straight to the API is not checked
+    against its pool, and Prefect's worker still merges its `env`). A `command` that replaced
+    the flow's would never get here: that is why the template fixes it.
 
     Raises:
-        SafetyRefusal: naming the variables; nothing has been read or deleted yet.
+        SafetyRefusal: naming the job variables; nothing has been read or deleted yet.
     """
     overridden = sorted(set_in(run) | set_in(deployment))
     if overridden:
@@ -49,7 +61,7 @@ def check_job_variables(
             0,
             0,
             reason=f"the run's job variables set {', '.join(overridden)}: the operator's limits "
-            "come from the work pool alone",
+            "and the run's process come from the work pool alone",
         )
 
 

@@ -74,6 +74,28 @@ class Verbatim:
     (in a prefix they are part of it)."""
 
 
+@dataclass(frozen=True)
+class OperatorLimit:
+    """Marks a setting only the operator may set: read from the worker's environment alone,
+    which the work pool fixes (deployments/work_pools.yaml). It is never a flow parameter
+    (`load_settings` refuses it as one), and a run or deployment whose job variables set it is
+    refused (tasks/operator_limits.py)."""
+
+
+@dataclass(frozen=True)
+class LimitedBy:
+    """Marks a flow parameter whose values the operator chooses: a run may give it one of the
+    values of the operator's limit `limit`, or the value the operator set in the parameter's own
+    environment variable, and nothing else (`_within_operator_choice`, below). An empty limit
+    leaves a run no choice of its own."""
+
+    limit: str
+
+
+#: The markers a setting's declaration may carry besides its type's constraints.
+MARKERS = (Parameter, Verbatim, OperatorLimit, LimitedBy)
+
+
 def env(*names: str) -> AliasChoices:
     """The environment variables a setting falls back to, first match wins."""
     return AliasChoices(*names)
@@ -117,30 +139,38 @@ class RunSettings(BaseSettings):
     # The operator's limits: from the worker's environment only (the work pool's fixed job
     # environment, see deployments/work_pools.yaml), never a run's parameters, which can only
     # tighten them. Declared first: the validators of the settings they limit read them.
-    allowed_targets: Annotated[tuple[str, ...], NoDecode] = Field(
+    allowed_targets: Annotated[tuple[str, ...], NoDecode, OperatorLimit()] = Field(
         (),
         validation_alias=env("ALLOWED_TARGETS"),
         description="Operator's limit: comma-separated BUCKET/PREFIX a run may clean (its bucket "
         "equal, its prefix starting with PREFIX); empty: any.",
     )
-    allowed_credentials_blocks: Annotated[tuple[str, ...], NoDecode] = Field(
+    allowed_credentials_blocks: Annotated[tuple[str, ...], NoDecode, OperatorLimit()] = Field(
         (),
         validation_alias=env("ALLOWED_CREDENTIALS_BLOCKS"),
         description="Operator's limit: comma-separated credentials blocks a run may use (then "
         "it must name one); empty: any, or none.",
     )
-    enforce_approval: bool = Field(
+    enforce_approval: Annotated[bool, OperatorLimit()] = Field(
         False,
         validation_alias=env("ENFORCE_APPROVAL"),
         description="Operator's limit: every executing run waits for a person's approval, "
         "whatever its require_approval says.",
     )
-    max_deletions_ceiling: int | None = Field(
+    max_deletions_ceiling: Annotated[int | None, OperatorLimit()] = Field(
         None,
         ge=0,
         validation_alias=env("MAX_DELETIONS_CEILING"),
         description="Operator's limit: the most objects a run may delete; a run's "
         "max_deletions can only be lower.",
+    )
+    # A cluster's answers are unpickled by the run: a cluster is inside the run's trust
+    # boundary, so which ones a run may use is the operator's to say.
+    allowed_dask_addresses: Annotated[tuple[str, ...], NoDecode, OperatorLimit()] = Field(
+        (),
+        validation_alias=env("ALLOWED_DASK_ADDRESSES"),
+        description="Operator's limit: comma-separated Dask schedulers a run's dask_address may "
+        "name, besides DASK_SCHEDULER_ADDRESS itself; empty: none of a run's own.",
     )
     bucket: Annotated[str, Parameter()] = Field(
         validation_alias=env("S3_BUCKET"), description="Target S3 bucket. Required."
@@ -273,12 +303,13 @@ class RunSettings(BaseSettings):
         validation_alias=env("MANIFEST_LOCATION", "MANIFEST_DIR"),
         description="Where plans are written: a local directory or an s3://bucket/prefix.",
     )
-    dask_address: Annotated[str | None, Parameter()] = Field(
+    dask_address: Annotated[str | None, Parameter(), LimitedBy("allowed_dask_addresses")] = Field(
         None,
         validation_alias=env("DASK_SCHEDULER_ADDRESS"),
         description="A Dask scheduler (tcp://host:8786) to spread the run's shards over: its "
         "workers list, plan and delete with their own AWS identity; empty: this process's "
-        "threads.",
+        "threads. The operator's choice: a run may name only the worker's DASK_SCHEDULER_ADDRESS "
+        "or one of its ALLOWED_DASK_ADDRESSES.",
     )
     max_plan_age_hours: Annotated[float, Parameter()] = Field(
         24,
@@ -458,11 +489,20 @@ class RunSettings(BaseSettings):
             )
         return value
 
-    @field_validator("allowed_targets", "allowed_credentials_blocks", mode="before")
+    @field_validator(
+        "allowed_targets", "allowed_credentials_blocks", "allowed_dask_addresses", mode="before"
+    )
     @classmethod
     def _split_limits(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("allowed_dask_addresses")
+    @classmethod
+    def _allowed_dask_addresses_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(DASK_ADDRESS.fullmatch(address) for address in value):
+            raise ValueError("must be Dask scheduler addresses like tcp://host:8786")
         return value
 
     def within_operator_limits(self) -> RunSettings:
@@ -561,7 +601,7 @@ class RunSettings(BaseSettings):
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
-        return value
+        return _within_operator_choice(value, info)
 
     @field_validator("plan", "manifest_location")
     @classmethod
@@ -607,6 +647,21 @@ class RunSettings(BaseSettings):
         return value if value is None else _checked(value, sns_topic_problems(value))
 
 
+def _within_operator_choice(value: str, info: ValidationInfo) -> str:
+    """A value of a parameter `LimitedBy` an operator's limit, if the operator allows it: one of
+    the limit's values, or the one the operator set in the parameter's environment variable
+    (where a value from the environment always is)."""
+    name = str(info.field_name)
+    limit = str(limited_by(RunSettings.model_fields[name]))
+    if value in (info.data.get(limit) or ()) or value == environment_value(name):
+        return value
+    own = " or ".join(environment_variables(name))
+    raise ValueError(
+        f"is not one the operator allows here: {own}, or one of "
+        f"{', '.join(environment_variables(limit))}"
+    )
+
+
 def within(bucket: str, prefix: str, allowed: tuple[str, ...]) -> bool:
     """Whether a run's bucket and prefix fall under one of the operator's BUCKET/PREFIX."""
     for target in allowed:
@@ -638,6 +693,25 @@ def _checked(value: str, problems: list[str]) -> str:
 
 def is_parameter(field: FieldInfo) -> bool:
     return any(isinstance(marker, Parameter) for marker in field.metadata)
+
+
+def is_operator_limit(field: FieldInfo) -> bool:
+    return any(isinstance(marker, OperatorLimit) for marker in field.metadata)
+
+
+def limited_by(field: FieldInfo) -> str | None:
+    """The operator's limit that chooses a parameter's values (`LimitedBy`), if one does."""
+    return next((mark.limit for mark in field.metadata if isinstance(mark, LimitedBy)), None)
+
+
+def operator_chosen() -> tuple[str, ...]:
+    """The parameters whose values the operator chooses, in declaration order."""
+    return tuple(name for name, f in parameters().items() if limited_by(f) is not None)
+
+
+def operator_limits() -> tuple[str, ...]:
+    """The settings only the operator may set, in declaration order."""
+    return tuple(name for name, f in RunSettings.model_fields.items() if is_operator_limit(f))
 
 
 def is_verbatim(field: FieldInfo) -> bool:
@@ -674,7 +748,7 @@ def load_settings(parameters_given: Mapping[str, Any], now: datetime | None = No
     """
     unknown = sorted(set(parameters_given) - set(parameters()))
     if unknown:
-        raise ConfigError("unknown parameters", [f"{name}: not a parameter" for name in unknown])
+        raise ConfigError("unknown parameters", [_not_a_parameter(name) for name in unknown])
     given = {name: value for name, value in parameters_given.items() if value is not None}
     if now is not None:
         given.setdefault("as_of", now)
@@ -686,11 +760,24 @@ def load_settings(parameters_given: Mapping[str, Any], now: datetime | None = No
     raise ConfigError("invalid configuration", problems)
 
 
+def _not_a_parameter(name: str) -> str:
+    if name in RunSettings.model_fields and is_operator_limit(RunSettings.model_fields[name]):
+        where = ", ".join(environment_variables(name))
+        return f"{name}: not a parameter: an operator's limit, from the worker's {where} alone"
+    return f"{name}: not a parameter"
+
+
 def raw_setting(name: str, parameters_given: Mapping[str, Any]) -> Any:
     """A setting as a run would read it, unvalidated: the parameter, else its environment
     variable, else None. For a run whose settings failed validation (its notice and event)."""
     if parameters_given.get(name) is not None:
         return parameters_given[name]
+    return environment_value(name)
+
+
+def environment_value(name: str) -> Any:
+    """A setting's value in this process's environment (the worker's, which the work pool
+    fixes), unvalidated; None when none of its variables is set."""
     value, _, _ = _Environment(RunSettings).get_field_value(RunSettings.model_fields[name], name)
     return value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from devtools.readme import with_tables
 from flows.cli import (
     add_run_options,
+    as_operator,
     build_parser,
     execute,
     flow_parameters,
@@ -33,7 +35,7 @@ from tasks.errors import (
     PermissionDeniedError,
     SafetyRefusal,
 )
-from tasks.settings import RunSettings, environment_variables, parameters
+from tasks.settings import RunSettings, environment_variables, load_settings, parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -57,7 +59,8 @@ class TestRunOptions:
     def test_options_left_out_stay_unset_so_the_environment_applies_when_parsed(self) -> None:
         given = flow_parameters(parse("--bucket", "b-bucket"))
 
-        assert set(given) == set(parameters())
+        # What the operator chooses reaches the run through the environment (TestOperatorOptions).
+        assert set(given) == set(parameters()) - {"dask_address"}
         assert given["bucket"] == "b-bucket"
         assert given["dry_run"] is True  # whatever DRY_RUN says, only --execute deletes
         assert all(
@@ -128,6 +131,55 @@ class TestRunOptions:
         for name, field in parameters().items():
             if name != "dry_run":
                 assert help_text(name, field) in shown, name
+
+
+class TestOperatorOptions:
+    """The command's user is its own operator: what a work pool would set, its options set."""
+
+    def test_dask_address_reaches_the_run_through_its_environment_when_given(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://before:8786")
+        args = parse("--bucket", "b-bucket", "--prefix", "tmp/", "--dask-address", "tcp://own:8786")
+
+        with as_operator(args):
+            assert os.environ["DASK_SCHEDULER_ADDRESS"] == "tcp://own:8786"
+            settings = load_settings(flow_parameters(args))
+
+        assert "dask_address" not in flow_parameters(args)
+        # No ALLOWED_DASK_ADDRESSES is set: the address is the operator's own.
+        assert settings.dask_address == "tcp://own:8786"
+        assert os.environ["DASK_SCHEDULER_ADDRESS"] == "tcp://before:8786"
+
+    def test_the_environment_is_left_as_it_was_when_the_option_is_not_given(self) -> None:
+        with as_operator(parse("--bucket", "b-bucket")):
+            assert "DASK_SCHEDULER_ADDRESS" not in os.environ
+
+        assert "DASK_SCHEDULER_ADDRESS" not in os.environ
+
+    def test_iam_policy_is_the_clusters_when_dask_address_is_given(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        argv = ["--bucket", "b-bucket", "--prefix", "tmp/"]
+        argv += ["--manifest-location", "s3://team-plans/housekeeping"]
+
+        assert main(["iam-policy", *argv, "--dask-address", "tcp://own:8786"]) == 0
+        on_dask = json.loads(capsys.readouterr().out)
+        assert main(["iam-policy", *argv]) == 0
+        in_process = json.loads(capsys.readouterr().out)
+
+        assert on_dask != in_process  # the workers read the parts back from the plans' place
+        assert "DASK_SCHEDULER_ADDRESS" not in os.environ
+
+    def test_help_says_the_option_is_the_users_own_choice_when_shown(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            parse("--help")
+
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "who is its own operator: the run reads it from DASK_SCHEDULER_ADDRESS" in shown
+        assert "ALLOWED_DASK_ADDRESSES does not apply" in shown
 
 
 class TestReference:

@@ -489,6 +489,28 @@ def test_a_target_outside_allowed_targets_is_refused_when_the_environment_limits
     ]
 
 
+def test_a_target_naming_a_cluster_the_operator_does_not_allow_is_refused_when_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALLOWED_DASK_ADDRESSES", "tcp://fleet-dask:8786")
+
+    error = refusal("""\
+        defaults:
+          bucket: some-bucket
+        targets:
+          - prefix: tmp/
+            dask_address: tcp://fleet-dask:8786
+          - prefix: logs/
+            dask_address: tcp://someone-elses-dask:8786
+        """)
+
+    assert error.problems == [
+        "line 7: targets[2] (some-bucket/logs/): dask_address: is not one the operator allows "
+        "here: DASK_SCHEDULER_ADDRESS, or one of ALLOWED_DASK_ADDRESSES",
+    ]
+    assert "someone-elses-dask" not in str(error)
+
+
 # --- no value in a message --------------------------------------------------------------------
 
 

@@ -393,6 +393,10 @@ class TestDocument:
 
 
 class TestScalingOut:
+    @pytest.fixture(autouse=True)
+    def operators_cluster(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ALLOWED_DASK_ADDRESSES", "tcp://d:8786")
+
     def test_inventory_is_read_under_its_configurations_folder_when_planned_from_one(
         self,
     ) -> None:

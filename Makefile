@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN = $(UV) run --locked --all-extras
 
-.PHONY: demo serve deploy test lint typecheck deps docs pytest install clean readme
+.PHONY: demo serve deploy test lint typecheck deps docs pytest install clean reference
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -50,9 +50,10 @@ pytest: install
 
 test: lint typecheck deps docs pytest
 
-# The README's tables of settings, made from tasks/settings.py (a test checks they match).
-readme: install
-	$(RUN) python -m devtools.readme
+# The settings reference page's tables (docs/reference/settings.md), made from tasks/settings.py
+# (a test checks they match).
+reference: install
+	$(RUN) python -m devtools.reference
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache manifests test-output site

@@ -207,7 +207,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def reference_tables() -> str:
-    """The README's tables of settings, from the settings model and this command's options."""
+    """The tables of settings (docs/reference/settings.md), from the model and the options."""
     options = add_run_options(argparse.ArgumentParser())
     rows = [
         "| parameter | CLI option | environment variable | default | meaning |",

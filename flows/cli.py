@@ -242,7 +242,7 @@ def as_operator(args: argparse.Namespace) -> Iterator[None]:
 
 
 def reference_tables() -> str:
-    """The README's tables of settings, from the settings model and this command's options."""
+    """The tables of settings (docs/reference/settings.md), from the model and the options."""
     options = add_run_options(argparse.ArgumentParser())
     rows = [
         "| parameter | CLI option | environment variable | default | meaning |",

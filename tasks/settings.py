@@ -1,7 +1,7 @@
 """Every run setting, declared once: name, type, bounds, environment variables, default and help.
 
 `RunSettings` is the one declaration. The flow's parameters (and so the UI's form and the
-deployments' schema), the command line's `run` options and the README's tables are made from it
+deployments' schema), the command line's `run` options and the settings reference are made from it
 (flows/parameters.py; flows/cli.py, whose `settings` command prints the tables). pydantic-settings
 resolves each setting: the flow parameter, else the first of its environment variables that is
 set and not blank, else the default. Every problem is reported at once, before any AWS call,
@@ -123,7 +123,7 @@ class _Environment(EnvSettingsSource):
 
 class RunSettings(BaseSettings):
     """One run's validated settings. Each field's description is its help text, in the UI, on
-    the command line and in the README."""
+    the command line and in the documentation."""
 
     model_config = SettingsConfigDict(
         frozen=True,
@@ -798,7 +798,7 @@ def _source(name: str) -> str | None:
 
 
 def default_text(field: FieldInfo) -> str:
-    """A setting's default as the help and the README show it."""
+    """A setting's default as the help and the documentation show it."""
     if field.is_required():
         return "(required)"
     if field.default_factory is not None:

@@ -19,7 +19,7 @@ DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_
 POOLS: dict[str, dict[str, Any]] = yaml.safe_load(
     (ROOT / "deployments" / "work_pools.yaml").read_text()
 )
-#: The fleet (README, "Many buckets"): its run, and the deployment it submits one run to per
+#: The fleet (docs/guides/fleets.md): its run, and the deployment it submits one run to per
 #: target of its targets file.
 FLEET, FLEET_CHILD = "s3-housekeeping-fleet", "s3-housekeeping-fleet-child"
 #: One environment's s3_housekeeping runs: every deployment but the fleet's.

@@ -26,7 +26,7 @@ from tests.chaos.scenarios import Expect
 from tests.chaos.targets import Identity, ObjectState
 from tests.support.fault_proxy import Exchange
 
-#: The exit codes each report status allows (README, "Exit codes").
+#: The exit codes each report status allows (docs/reference/exit-codes.md).
 EXIT_CODES_BY_STATUS: dict[str, frozenset[int]] = {
     "completed": frozenset({0}),
     "partial_failure": frozenset({7}),
@@ -40,7 +40,7 @@ PRECONDITION_FAILED = "PreconditionFailed"
 #: The tool's own folder in the bucket (an executing run's lease): the run may write there.
 TOOL_FOLDER = ".s3-housekeeping/"
 LOCK_KEY = f"{TOOL_FOLDER}lock.json"
-#: What a run refused by a guard says (README, "Exit codes"): it deleted nothing.
+#: What a run refused by a guard says (docs/reference/exit-codes.md): it deleted nothing.
 REFUSED = "refused"
 
 

@@ -13,7 +13,7 @@ from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENTS = [spec["name"] for spec in deployment_specs()]
-#: The fleet's run and its child deployment (README, "Many buckets").
+#: The fleet's run and its child deployment (docs/guides/fleets.md).
 FLEET, FLEET_CHILD = "s3-housekeeping-fleet", "s3-housekeeping-fleet-child"
 #: One environment's s3_housekeeping runs: every deployment but the fleet's.
 ENVIRONMENT_SPECS = [

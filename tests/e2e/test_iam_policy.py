@@ -613,9 +613,9 @@ class TestCommand:
         assert f"the policy is for the role {role}" in result.stderr
         assert "the policy is for that role" in " ".join(usage.stdout.split())
 
-    def test_readme_example_is_what_the_command_prints_when_run(self, plain: Cli) -> None:
-        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-        section = readme.split("### Least-privilege IAM policy\n")[1].split("\n## ")[0]
+    def test_the_guides_example_is_what_the_command_prints_when_run(self, plain: Cli) -> None:
+        guide = (Path(__file__).resolve().parents[2] / "docs/guides/real-aws.md").read_text()
+        section = guide.split("## Least-privilege IAM policy\n")[1].split("\n## ")[0]
         command = section.split("```bash\n")[1].split("```")[0].replace("\\\n", " ")
         words = shlex.split(command)
         example = section.split("```json\n")[1].split("```")[0]

@@ -1,5 +1,5 @@
-"""The command line: its `run` options come from the settings model, and so do the README's tables;
-exceptions become the exit codes of DESIGN.md."""
+"""The command line: its `run` options come from the settings model, and so do the tables of the
+settings page (docs/reference/settings.md); exceptions become the exit codes of DESIGN.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devtools.readme import with_tables
+from devtools.reference import SETTINGS_PAGE, with_tables
 from flows.cli import (
     add_run_options,
     as_operator,
@@ -36,9 +36,6 @@ from tasks.errors import (
     SafetyRefusal,
 )
 from tasks.settings import RunSettings, environment_variables, load_settings, parameters
-
-ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -183,10 +180,10 @@ class TestOperatorOptions:
 
 
 class TestReference:
-    def test_readme_holds_the_tables_the_settings_command_prints_when_compared(self) -> None:
-        text = README.read_text()
+    def test_settings_page_holds_the_tables_it_prints_when_compared(self) -> None:
+        text = SETTINGS_PAGE.read_text()
 
-        assert with_tables(text, reference_tables()) == text, "run `make readme`"
+        assert with_tables(text, reference_tables()) == text, "run `make reference`"
 
     def test_settings_command_prints_every_setting_when_run(
         self, capsys: pytest.CaptureFixture[str]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import importlib
 import io
 import json
 import uuid
@@ -179,9 +178,10 @@ def parquet_schema(fields: Sequence[str]) -> str:
 
 def parquet_body(rows: Sequence[Row]) -> bytes:
     """Rows (mappings, every field of VERSIONS_FIELDS present) as a Parquet data file."""
-    # Imported by name: pyarrow is optional, and absent where the Parquet tests are skipped.
-    pa = importlib.import_module("pyarrow")
-    pq = importlib.import_module("pyarrow.parquet")
+    # Imported here, not at the top: only the Parquet tests pay for loading pyarrow (the
+    # `parquet` extra, which `make install` installs).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     types = {
         "Bucket": pa.string(),

@@ -1,6 +1,7 @@
 """Hypothesis strategies for run settings: values the rules accept, and values that break exactly
 one rule each. The rules are written here from AWS's documentation (and the bounds from the
-README), not read from tasks/aws_names.py, so a property test compares two independent accounts.
+settings page, docs/reference/settings.md), not read from tasks/aws_names.py, so a property test
+compares two independent accounts.
 """
 
 from __future__ import annotations
@@ -496,7 +497,7 @@ def invalid_locations() -> dict[str, st.SearchStrategy[Broken]]:
 
 # --- numbers and as_of ---------------------------------------------------------------------------
 
-#: Numeric settings: (values outside their bounds, values inside), as the README states them.
+#: Numeric settings: (values outside their bounds, values inside), as the settings page states them.
 NUMBERS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "older_than_days": (
         st.integers(max_value=0) | st.integers(min_value=36501),

@@ -11,6 +11,9 @@ from tasks.errors import ConfigError
 from tasks.fleet_targets import FLEET_DECIDES, Target, load_targets, read_targets
 from tests.support.exceptions import exception_chain
 
+#: The guide whose targets file example must stay valid.
+FLEET_GUIDE = "docs/guides/fleets.md"
+
 #: The fleet of the module's docstring: defaults, a named cross-account target with a group,
 #: one with a credentials block.
 FLEET = """\
@@ -569,11 +572,11 @@ def test_load_targets_names_the_file_when_it_is_missing(tmp_path: Path) -> None:
     assert caught.value.problems == [f"{path}: No such file or directory"]
 
 
-def test_the_readme_example_is_a_valid_targets_file_when_read() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("<!-- targets-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_fleet_guides_example_is_a_valid_targets_file_when_read() -> None:
+    guide = (Path(__file__).resolve().parents[2] / FLEET_GUIDE).read_text()
+    example = guide.split("<!-- targets-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
 
-    targets = read_targets(example, "README.md")
+    targets = read_targets(example, FLEET_GUIDE)
 
     assert [t.name for t in targets.targets] == [
         "build-cache-prod/tmp/",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,11 +38,6 @@ if TYPE_CHECKING:
 
 SOURCE = "inventoried-bucket"
 DESTINATION = "inventory-reports"
-
-needs_pyarrow = pytest.mark.skipif(
-    importlib.util.find_spec("pyarrow") is None,
-    reason="pyarrow is not installed: Parquet inventories are read only where it is",
-)
 
 
 @pytest.fixture
@@ -536,7 +530,6 @@ class TestMalformedRows:
             objects(s3, read_inventory(s3, report.manifest_uri, SOURCE))
 
 
-@needs_pyarrow
 class TestParquet:
     ROWS = (
         row("p/with space+plus", VersionId="v2", Size="7", ETag="abc"),

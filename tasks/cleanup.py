@@ -44,7 +44,7 @@ from tasks.s3.manifest import (
 from tasks.s3.plan_index import is_index
 from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
-from tasks.s3.saved_plan import load_plan
+from tasks.s3.saved_plan import load_plan, verify_entries
 from tasks.s3.selection import Selection, listing
 from tasks.s3.still_selected import still_selected
 from tasks.settings import RunSettings
@@ -469,6 +469,10 @@ def make_plan(
     plan = replace(plan, manifest=plan_file.location, copy=copy)
     if file_sha256(copy) != plan.sha256:
         raise changed_since_checked(plan)
+    if inventory is not None:
+        # Rows are the inventory's word: checked line by line as a saved plan is (a row
+        # repeated, within a data file or across two, would be planned twice).
+        verify_entries(copy, target)
     return plan
 
 

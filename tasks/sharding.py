@@ -63,7 +63,7 @@ from tasks.s3.manifest import (
     read_objects,
 )
 from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
-from tasks.s3.plan_index import Part, is_index, write_index
+from tasks.s3.plan_index import Part, PlanIndex, is_index, write_index
 from tasks.s3.saved_plan import load_index, load_parts, load_plan
 from tasks.s3.selection import Selection, inventory_listing
 
@@ -318,6 +318,17 @@ def plan_in_shards(
     index_name = request.name.removesuffix(".jsonl.gz") + INDEX_SUFFIX
     index = plan_store.new_plan_file(request.location, target.bucket, index_name, scratch)
     totals = write_index(index.path, target, parts)
+    if inventory is not None:
+        # Rows are the inventory's word: every part is read and checked as a saved plan's are
+        # before the first is applied (a row repeated across data files is in two parts).
+        folder = scratch / "parts"
+        folder.mkdir(exist_ok=True)
+        with translated_aws_errors(f"plan '{index.location}'"):
+            load_parts(
+                PlanIndex(target, parts, totals),
+                lambda part: plan_store.fetch(s3, part.location, folder),
+                request.max_plan_age,
+            )
     with translated_aws_errors(f"plan '{index.location}'"):
         plan_store.keep(s3, index)
     summary = PlanSummary(

@@ -11,7 +11,7 @@ import pytest
 
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, SafetyRefusal
 from tests.support.audit import audit_requests
 from tests.support.inventory import (
     CREATED,
@@ -139,6 +139,30 @@ class TestVerifiedWholeBeforeTheFirstDelete:
         assert audit.of("DeleteObjects") == []
         assert aws.s3.head_object(Bucket=BUCKET, Key="logs/00500-young.gz")["ETag"]
         assert aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/")["KeyCount"] == 1000
+
+    def test_refuses_a_row_repeated_in_two_data_files_and_deletes_nothing(
+        self, aws: AwsClients, as_of: datetime
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        aws.s3.create_bucket(Bucket=REPORTS)
+        old = as_of - timedelta(days=90)
+        bulk_put(BUCKET, ["logs/a.gz", "logs/b.gz"], old)
+        rows = [
+            row(key, LastModifiedDate=stamp(old), Size="0") for key in ("logs/a.gz", "logs/b.gz")
+        ]
+        written = put_inventory(aws.s3, REPORTS, BUCKET, [rows, rows[:1]])
+
+        with audit_requests() as audit, pytest.raises(SafetyRefusal, match="more than once"):
+            s3_housekeeping(
+                bucket=BUCKET,
+                prefix="logs/",
+                as_of=as_of,
+                inventory=written.manifest_uri,
+                dry_run=False,
+                create_bucket=False,
+            )
+
+        assert audit.of("DeleteObjects") == []
 
 
 class TestVersionsFromAnInventory:

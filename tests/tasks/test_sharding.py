@@ -236,6 +236,22 @@ class TestTheRunsSide:
         assert plan.summary.target.inventory_created == isoformat(CREATED)
         assert audit.of("ListObjectsV2") == []
 
+    def test_refuses_a_row_repeated_in_two_data_files_before_any_part_is_applied(
+        self, aws: AwsClients, tmp_path: Path
+    ) -> None:
+        aws.s3.create_bucket(Bucket=BUCKET)
+        old = "2025-06-01T12:00:00.000Z"
+        rows = [row("data/a", LastModifiedDate=old), row("data/b", LastModifiedDate=old)]
+        written = put_inventory(
+            aws.s3, BUCKET, BUCKET, [rows, rows[1:]], destination_prefix="inventories"
+        )
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        target = PlanTarget(**{**TARGET.__dict__, "inventory": written.manifest_uri})
+
+        with pytest.raises(SafetyRefusal, match="more than once"):
+            planned_on_threads(self.request(tmp_path, target), scratch)
+
     def test_reads_every_data_file_in_one_shard_when_planned_for_versions(
         self, aws: AwsClients, tmp_path: Path
     ) -> None:

@@ -69,7 +69,15 @@ OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is what it is here, invalid input (exit 1): argparse's own 2
-    is the credentials code."""
+    is the credentials code; and only whole option names are read, as a tool that deletes
+    must: argparse would take `--exec` for `--execute`, `--no-create` for `--no-create-bucket`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The default, not a keyword of build_parser's: argparse makes every subcommand's parser
+        # with this class and without the parent's allow_abbrev (Python 3.11).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)

@@ -114,6 +114,24 @@ class TestExitCodes:
         assert result.code == 1
         assert "secret 'no/such/secret' was not found" in result.stderr
 
+    def test_exit_1_and_nothing_deleted_when_execute_is_abbreviated(
+        self, cli: Cli, moto_http: LocalAws, bucket: str
+    ) -> None:
+        result = cli(*args(bucket, "--exec"))
+
+        assert result.code == 1, result.stderr
+        assert "unrecognized arguments: --exec" in result.stderr
+        assert keys(moto_http, bucket) == OLD | KEPT
+
+    def test_exit_1_when_iam_policy_is_given_pieces_of_options(self, cli: Cli) -> None:
+        result = cli(
+            "iam-policy", "--bucket", "b-bucket", "--prefix", "p/", "--exec", "--no-create"
+        )
+
+        assert result.code == 1, result.stderr
+        assert "unrecognized arguments: --exec --no-create" in result.stderr
+        assert result.stdout == ""
+
     def test_exit_2_when_no_credentials_are_found(self, cli: Cli, bucket: str) -> None:
         result = cli(*args(bucket), env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
         assert result.code == 2, result.stderr

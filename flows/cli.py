@@ -55,6 +55,11 @@ def utf8_text(text: str) -> str:
     return text
 
 
+def utf8_path(text: str) -> Path:
+    """argparse type for a file the run names to Prefect (a fleet's targets): UTF-8 only."""
+    return Path(utf8_text(text))
+
+
 #: How the command line reads a setting's value, by the setting's type (choices are Literals,
 #: switches are booleans).
 OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
@@ -67,7 +72,15 @@ OPTION_TYPES: dict[Any, Callable[[str], Any]] = {
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is what it is here, invalid input (exit 1): argparse's own 2
-    is the credentials code."""
+    is the credentials code; and only whole option names are read, as a tool that deletes
+    must: argparse would take `--exec` for `--execute`, `--no-create` for `--no-create-bucket`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The default, not a keyword of build_parser's: argparse makes every subcommand's parser
+        # with this class and without the parent's allow_abbrev (Python 3.11).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -121,24 +134,28 @@ def add_fleet_command(commands: Any) -> None:
         "The exit code is the worst target's (99, then 1-5, then 7, then 6, then 0); the "
         "report says which target had it.",
     )
-    fleet.add_argument("--targets", type=Path, required=True, help="the targets file (YAML)")
+    # Text options become the fleet's flow parameters: bytes that are not UTF-8 cannot travel.
+    fleet.add_argument("--targets", type=utf8_path, required=True, help="the targets file (YAML)")
     fleet.add_argument(
         "--execute", action="store_true", help="delete (default: every child is a dry run)"
     )
-    fleet.add_argument("--group", help="only the targets of this schedule group")
+    fleet.add_argument("--group", type=utf8_text, help="only the targets of this schedule group")
     fleet.add_argument(
         "--child-deployment",
+        type=utf8_text,
         help="run each target as a run of this deployment (FLOW/DEPLOYMENT), on its work "
         "pool's workers (default: in this process)",
     )
-    fleet.add_argument("--run-key", help="the children's idempotency key prefix")
+    fleet.add_argument("--run-key", type=utf8_text, help="the children's idempotency key prefix")
     fleet.add_argument("--concurrency", type=int, help="children at once (default 4)")
     fleet.add_argument(
         "--require-approval",
         action="store_true",
         help="plan every target, then ask once in the Prefect UI before deleting",
     )
-    fleet.add_argument("--notify-topic-arn", help="an SNS topic for the fleet's notice")
+    fleet.add_argument(
+        "--notify-topic-arn", type=utf8_text, help="an SNS topic for the fleet's notice"
+    )
     fleet.add_argument("--report-json", type=Path, help="write the fleet's report to this file")
 
 

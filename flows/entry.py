@@ -17,7 +17,7 @@ def main() -> int:
     try:
         with ExitStack() as held:
             run_api = None
-            if arguments[:1] and arguments[0] in RUNS and not {"-h", "--help"} & set(arguments):
+            if arguments[:1] and arguments[0] in RUNS and not asks_for_help(arguments):
                 from flows.temporary_api import api_for_a_run
 
                 configure_environment()
@@ -30,3 +30,10 @@ def main() -> int:
         # object Prefect, pydantic and botocore made (0.4 s here) and free nothing the end of
         # the process does not; frozen, they are skipped. Exit handlers still run.
         gc.freeze()
+
+
+def asks_for_help(arguments: list[str]) -> bool:
+    """Whether the command line holds -h, --help or a piece of it (--h, --hel): the command
+    then prints its help or refuses the piece (it reads whole option names only), and runs
+    nothing that needs an API."""
+    return any(word == "-h" or (len(word) > 2 and "--help".startswith(word)) for word in arguments)

@@ -15,7 +15,7 @@ from pydantic import Field
 from flows.fleet_children import RunChild, in_process, on_work_pool
 from tasks.approval import request_fleet_approval
 from tasks.aws_names import sns_topic_problems
-from tasks.errors import ConfigError, FleetFailure, SafetyRefusal
+from tasks.errors import ConfigError, FleetFailure, SafetyRefusal, shown_text
 from tasks.fleet_targets import Target, load_targets
 from tasks.record.artifacts import publish_fleet_report
 from tasks.record.fleet_notice import announce_fleet
@@ -32,7 +32,9 @@ def read_targets(path: str, group: str | None, notify_topic_arn: str | None) -> 
         raise ConfigError("invalid fleet parameters", [f"notify_topic_arn: {p}" for p in problems])
     chosen = list(load_targets(Path(path)).in_group(group))
     if not chosen:
-        raise ConfigError(f"no target of '{path}' is in group '{group}'")
+        raise ConfigError(
+            f"no target of '{shown_text(path)}' is in group '{shown_text(str(group))}'"
+        )
     return chosen
 
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
+from uuid import UUID
 
+from tasks.errors import ConfigError
 from tasks.fleet_targets import Target
 from tasks.record.artifacts import OUTCOME_KEY
 from tasks.record.fleet_report import COUNTS, EXIT_BY_STATUS, UNEXPECTED, TargetOutcome
@@ -47,18 +49,25 @@ def in_process() -> RunChild:
 def on_work_pool(deployment: str, run_key: str, timeout_s: float) -> RunChild:
     """Children as runs of `deployment`, taken by its work pool's workers.
 
-    Each is submitted with an idempotency key made of `run_key`, the target and the phase:
-    a fleet run given the same key (a retry, a re-run) finds the run already made and waits
-    for it instead of starting the target again. A child not finished within `timeout_s` is
-    reported failed, still running where it is.
+    Each is submitted with an idempotency key made of the deployment's id, `run_key`, the
+    target and the phase: a fleet run given the same key (a retry, a re-run) finds the run
+    already made and waits for it instead of starting the target again. Only a run of this
+    deployment is found: Prefect keeps one run per flow and key, and every deployment of
+    s3-housekeeping is of one flow, so another fleet's child on another deployment, given
+    the same run key, would otherwise be taken for this one's. A child not finished within
+    `timeout_s` is reported failed, still running where it is.
+
+    Raises:
+        ConfigError: there is no deployment of that name.
     """
+    deployment_id = deployment_named(deployment)
 
     def run(target: Target, overrides: dict[str, Any]) -> TargetOutcome:
         from prefect.deployments import run_deployment
 
         phase = "apply" if overrides.get("plan") else ("dry-run" if overrides["dry_run"] else "run")
-        key = idempotency_key(run_key, target.name, phase)
-        made = child_run_with_key(key)
+        key = idempotency_key(run_key, target.name, phase, deployment_id)
+        made = child_run_with_key(key, deployment_id)
         if made is not None:
             child = finished_run(made, timeout_s)
         else:
@@ -75,21 +84,44 @@ def on_work_pool(deployment: str, run_key: str, timeout_s: float) -> RunChild:
     return run
 
 
-def idempotency_key(run_key: str, target: str, phase: str) -> str:
-    """The key of a target's child in one phase of one fleet run; each part escaped, so that
-    no two (run key, target) pairs make the same key."""
-    parts = (quote(run_key, safe=""), quote(target, safe=""), phase)
+def deployment_named(name: str) -> UUID:
+    """The id of the deployment FLOW/DEPLOYMENT.
+
+    Raises:
+        ConfigError: there is none of that name.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_deployment_by_name(name).id
+        except ObjectNotFound:
+            raise ConfigError(f"child deployment '{name}' not found") from None
+
+
+def idempotency_key(run_key: str, target: str, phase: str, deployment_id: UUID) -> str:
+    """The key of a target's child in one phase of one fleet run on one deployment; each part
+    escaped, so that no two (run key, target) pairs make the same key."""
+    parts = (str(deployment_id), quote(run_key, safe=""), quote(target, safe=""), phase)
     return "s3-housekeeping-fleet/" + "/".join(parts)
 
 
-def child_run_with_key(key: str) -> Any:
-    """The id of the flow run already made with this idempotency key, if any."""
+def child_run_with_key(key: str, deployment_id: UUID) -> Any:
+    """The id of the run of the deployment already made with this idempotency key, if any."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterIdempotencyKey,
+    )
 
     with get_client(sync_client=True) as client:
         found = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])),
+            flow_run_filter=FlowRunFilter(
+                idempotency_key=FlowRunFilterIdempotencyKey(any_=[key]),
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+            ),
             limit=1,
         )
     return found[0].id if found else None

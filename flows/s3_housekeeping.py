@@ -29,6 +29,7 @@ from tasks.cleanup import (
     plan_cleanup_task,
     plan_request,
 )
+from tasks.dask_runner import dask_runner
 from tasks.errors import PartialFailure, SafetyRefusal, attach_report
 from tasks.locking import bucket_concurrency, lock_bucket_task
 from tasks.operator_limits import check_this_flow_run
@@ -175,8 +176,6 @@ def run_in_shards(
     """The plan and the apply spread over a Dask cluster's workers (tasks/sharding.py), with
     the same guards, approval, lock and report as in one process. Parts are applied as they
     are planned unless a guard or a person must see the whole plan first."""
-    from prefect_dask.task_runners import DaskTaskRunner  # an optional extra (dask)
-
     requests: Counter[str] = Counter()
     applier: PartApplier | None = None
     with ExitStack() as held:
@@ -187,7 +186,7 @@ def run_in_shards(
                 held.callback(lock.release)
                 held.enter_context(bucket_concurrency(settings))
                 run_id = lock.lease.run_id
-            runner = held.enter_context(DaskTaskRunner(address=settings.dask_address))
+            runner = held.enter_context(dask_runner(settings.dask_address))
             aws = settings.aws()
             applier = PartApplier(
                 runner,

@@ -203,6 +203,21 @@ class FleetFailure(HousekeepingError):
         self.report = report
 
 
+def shown_text(text: str) -> str:
+    """Text from outside (a file's content, a path) as a message may show it: every character
+    that is not printable (controls, line breaks, invisible format characters such as bidi
+    controls, and lone surrogates, which no UTF-8 output can carry) as a \\uXXXX escape.
+    What is left prints on a terminal and travels in Prefect's state messages."""
+    return "".join(
+        character
+        if character.isprintable()
+        else (
+            f"\\u{ord(character):04x}" if ord(character) <= 0xFFFF else f"\\U{ord(character):08x}"
+        )
+        for character in text
+    )
+
+
 def attach_report(error: BaseException, report: Any) -> None:
     """Attach the run's report to the exception that ends it: the command writes it
     (--report-json), and the hooks announce its counts."""

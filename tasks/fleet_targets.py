@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from tasks.aws_names import CONTROL_CHARACTERS
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, shown_text
 from tasks.settings import RunSettings, load_settings, parameters
 
 #: The settings a fleet run decides for all its targets: a targets file may not set them.
@@ -32,6 +34,9 @@ QUOTED = re.compile(r"\s*'([^']*)'|\s*\"([^\"]*)\"")
 YAML_TOKEN = re.compile(r"<[a-z ]+>")
 MERGE_TAG = "tag:yaml.org,2002:merge"
 NULL_TAG = "tag:yaml.org,2002:null"
+#: How deep a targets file may nest lists and mappings, aliases followed (it needs four:
+#: the file, its targets, a target, a value). Reading deeper ones recurses past Python's limit.
+MAX_DEPTH = 20
 #: How many targets a problem of the defaults names before it counts the rest.
 TARGETS_NAMED = 3
 OVERLAP = (
@@ -97,8 +102,9 @@ def load_targets(path: Path) -> Targets:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        shown = shown_text(str(path))
         raise ConfigError(
-            f"cannot read targets file '{path}'", [f"{path}: {reason or type(exc).__name__}"]
+            f"cannot read targets file '{shown}'", [f"{shown}: {reason or type(exc).__name__}"]
         ) from None
     return read_targets(text, str(path))
 
@@ -111,15 +117,16 @@ def read_targets(text: str, source: str = "targets file") -> Targets:
         source: what to call the file in the error.
 
     Raises:
-        ConfigError: "invalid targets file 'SOURCE'", listing every problem by its line.
+        ConfigError: "invalid targets file 'SOURCE'", listing every problem by its line; what
+            the file or its name hold is shown escaped where it would not print.
     """
     reader = _Reader()
     targets = reader.read(text)
     if reader.problems:
         ordered = sorted(reader.problems, key=lambda problem: problem[0])
         raise ConfigError(
-            f"invalid targets file '{source}'",
-            [f"line {line}: {message}" for line, message in ordered],
+            f"invalid targets file '{shown_text(source)}'",
+            [shown_text(f"line {line}: {message}") for line, message in ordered],
         )
     return Targets(source, targets)
 
@@ -158,6 +165,10 @@ class _Reader:
 
     def read(self, text: str) -> tuple[Target, ...]:
         """The file's targets, valid or not (yaml.compose's steps, then safe construction)."""
+        too_deep = _too_deep(text)
+        if too_deep is not None:
+            self.problems.append(too_deep)
+            return ()
         try:
             self.loader = yaml.SafeLoader(text)
         except yaml.YAMLError as exc:
@@ -245,9 +256,10 @@ class _Reader:
         settings = {key: value.value for key, value in given.items() if key not in TARGET_ONLY}
         merged = {key: value.value for key, value in defaults.items()} | settings
         missing = [key for key in REQUIRED if merged.get(key) is None and key not in unreadable]
-        name, named = _name(given.get("name"), merged, found, known="name" in unreadable)
+        known = "name" in unreadable
+        name, named = _name(given.get("name"), merged, found, known)
         group = _group(given.get("group"), found)
-        label = f"targets[{index}]" + (f" ({name})" if name else "")
+        label = _label(index, name, given.get("name"), merged, known)
         found += [(_line(node), f"{key}: required in every target") for key in missing]
         # What the file left out or could not give, the environment may have filled in.
         incomplete = [key for key in REQUIRED if merged.get(key) is None]
@@ -394,6 +406,21 @@ def _name(
     return None, False
 
 
+def _label(
+    index: int, name: str | None, given: _Value | None, merged: dict[str, Any], known: bool
+) -> str:
+    """How problems call a target: its place, and its name, or the one it was given or would
+    have had when that is not a valid one, shown escaped where it would not print."""
+    shown = name
+    if shown is None and given is not None and isinstance(given.value, str):
+        shown = given.value.strip()
+    elif shown is None and given is None and not known:
+        bucket, prefix = merged.get("bucket"), merged.get("prefix")
+        if isinstance(bucket, str) and isinstance(prefix, str):
+            shown = f"{bucket}/{prefix}"
+    return f"targets[{index}]" + (f" ({shown_text(shown)})" if shown else "")
+
+
 def _group(given: _Value | None, found: list[Problem]) -> str | None:
     if given is None:
         return None
@@ -451,7 +478,49 @@ def _shown(key: str) -> str:
 
 
 def _printable(text: str) -> bool:
-    return not CONTROL_CHARACTERS.search(text)
+    """No control characters, no invisible format characters (a bidi control makes a name
+    read as another), no lone surrogates (no UTF-8 output can carry them)."""
+    if CONTROL_CHARACTERS.search(text):
+        return False
+    return not any(unicodedata.category(character) in ("Cf", "Cs") for character in text)
+
+
+def _too_deep(text: str) -> Problem | None:
+    """Where the file nests lists and mappings deeper than MAX_DEPTH, aliases followed (an
+    alias holds as many levels as its anchor's node); None when it does not, or when it is
+    not YAML (the reading reports that). PyYAML parses without recursion, but composes and
+    constructs by recursion: this looks at the events first."""
+    open_nodes: list[tuple[str | None, list[int]]] = []  # each one's anchor, deepest child
+    anchored: dict[str, int] = {}  # an anchor's levels, 0 for a scalar
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, CollectionStartEvent):
+                open_nodes.append((event.anchor, [0]))
+                if len(open_nodes) > MAX_DEPTH:
+                    return _line(event), f"nested deeper than {MAX_DEPTH} lists and mappings"
+                continue
+            if isinstance(event, CollectionEndEvent):
+                anchor, deepest = open_nodes.pop()
+                levels = deepest[0] + 1
+            elif isinstance(event, AliasEvent):
+                levels = anchored.get(str(event.anchor), 0)
+                if len(open_nodes) + levels > MAX_DEPTH:
+                    message = f"nested deeper than {MAX_DEPTH} lists and mappings (by aliases)"
+                    return _line(event), message
+                anchor = None
+            elif isinstance(event, NodeEvent):  # a scalar
+                anchor, levels = event.anchor, 0
+            else:
+                continue
+            if anchor is not None:
+                anchored[anchor] = levels
+            if open_nodes:
+                parent = open_nodes[-1][1]
+                parent[0] = max(parent[0], levels)
+    except yaml.YAMLError:
+        return None
+    return None
+    return None
 
 
 def _line(node: Any) -> int:

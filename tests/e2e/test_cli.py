@@ -114,6 +114,24 @@ class TestExitCodes:
         assert result.code == 1
         assert "secret 'no/such/secret' was not found" in result.stderr
 
+    def test_exit_1_and_nothing_deleted_when_execute_is_abbreviated(
+        self, cli: Cli, moto_http: LocalAws, bucket: str
+    ) -> None:
+        result = cli(*args(bucket, "--exec"))
+
+        assert result.code == 1, result.stderr
+        assert "unrecognized arguments: --exec" in result.stderr
+        assert keys(moto_http, bucket) == OLD | KEPT
+
+    def test_exit_1_when_iam_policy_is_given_pieces_of_options(self, cli: Cli) -> None:
+        result = cli(
+            "iam-policy", "--bucket", "b-bucket", "--prefix", "p/", "--exec", "--no-create"
+        )
+
+        assert result.code == 1, result.stderr
+        assert "unrecognized arguments: --exec --no-create" in result.stderr
+        assert result.stdout == ""
+
     def test_exit_2_when_no_credentials_are_found(self, cli: Cli, bucket: str) -> None:
         result = cli(*args(bucket), env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
         assert result.code == 2, result.stderr
@@ -191,3 +209,47 @@ class TestExitCodes:
         assert report["status"] == "partial_failure"
         assert (report["deleted"], report["failed_by_code"]) == (2, {"AccessDenied": 1})
         assert keys(moto_http, bucket) == KEPT | {denied}
+
+
+class TestFleetTargetsFile:
+    @pytest.mark.parametrize(
+        ("text", "said"),
+        [
+            pytest.param(
+                'targets:\n  - bucket: some-bucket\n    prefix: "tmp/\\ud800"\n',
+                "line 3: targets[1] (some-bucket/tmp/\\ud800): prefix: must be UTF-8 text",
+                id="lone-surrogate-in-prefix",
+            ),
+            pytest.param(
+                "targets: " + "[" * 10_000 + "]" * 10_000 + "\n",
+                "line 1: nested deeper than 20 lists and mappings",
+                id="nested-10000-deep",
+            ),
+        ],
+    )
+    def test_exit_1_naming_the_problem_when_the_file_would_break_the_reader(
+        self, cli: Cli, tmp_path: Path, text: str, said: str
+    ) -> None:
+        targets = tmp_path / "fleet.yaml"
+        targets.write_text(text)
+
+        result = cli("fleet", "--targets", str(targets))
+
+        assert result.code == 1, result.stderr
+        assert said in result.stderr
+        assert "unexpected error" not in result.stderr
+
+    @pytest.mark.parametrize(
+        "option", ["--targets", "--group", "--child-deployment", "--run-key", "--notify-topic-arn"]
+    )
+    def test_exit_1_naming_the_option_when_its_value_is_not_utf8(
+        self, cli: Cli, tmp_path: Path, option: str
+    ) -> None:
+        targets = tmp_path / "fleet.yaml"
+        targets.write_text("targets:\n  - {bucket: some-bucket, prefix: tmp/}\n")
+        given = {"--targets": str(targets), option: f"{tmp_path}/\udcff"}
+
+        result = cli("fleet", *[word for pair in given.items() for word in pair])
+
+        assert result.code == 1, result.stderr
+        assert f"argument {option}: must be UTF-8 text" in result.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -262,6 +263,40 @@ def test_a_run_refused_by_another_runs_lock_writes_its_report_and_sends_no_work(
     assert keys(moto_http, bucket) == old | remaining | {LOCK_KEY}
     sent = Counter(e.operation for e in proxy.exchanges[before:])
     assert sent["DeleteObjects"] == sent["ListObjectsV2"] == 0
+
+
+@pytest.mark.parametrize("answers", [False, True], ids=["closed-port", "silent-port"])
+def test_a_run_exits_3_naming_the_scheduler_when_no_scheduler_answers_there(
+    answers: bool,
+    moto_http: LocalAws,
+    proxy: FaultProxy,
+    prefect_api: PrefectServer,
+    tmp_path: Path,
+) -> None:
+    bucket = f"dask-gone-{uuid.uuid4().hex[:8]}"
+    moto_http.client("s3").create_bucket(Bucket=bucket)
+    old = {f"data/old-{n}" for n in range(5)}
+    bulk_put(bucket, sorted(old), OLD)
+    environment = {
+        **client_environment(proxy, prefect_api, tmp_path),
+        "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s",
+    }
+    with socket.socket() as port:
+        port.bind(("127.0.0.1", 0))
+        if answers:  # accepts connections (the kernel's backlog) and never says a word
+            port.listen(8)
+        address = f"tcp://127.0.0.1:{port.getsockname()[1]}"
+        if not answers:
+            port.close()
+        started = time.monotonic()
+        run = Cli(environment)(*run_arguments(bucket, address, tmp_path / "report.json"))
+        took_s = time.monotonic() - started
+
+    assert run.code == 3, run.stderr[-3000:]
+    assert f"s3-housekeeping: Dask scheduler {address} unreachable: " in run.stderr
+    assert took_s < 60
+    # The bucket's lock, taken before the cluster is reached, was given back.
+    assert keys(moto_http, bucket) == old
 
 
 def test_every_planned_object_is_accounted_for_and_a_rerun_finishes_when_a_worker_dies(

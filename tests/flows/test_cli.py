@@ -21,6 +21,7 @@ from flows.cli import (
     execute,
     flow_parameters,
     main,
+    parse_as_of,
     reference_tables,
     summary_line,
 )
@@ -128,6 +129,108 @@ class TestRunOptions:
         for name, field in parameters().items():
             if name != "dry_run":
                 assert help_text(name, field) in shown, name
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser (argparse keeps them in its subparsers action)."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+#: What a subcommand needs on its command line before any other option.
+REQUIRED = {"fleet": ["--targets", "fleet.yaml"]}
+
+
+def value_for(action: argparse.Action) -> list[str]:
+    """A value the option's type accepts, as typed; none for a switch."""
+    if action.nargs == 0:
+        return []
+    if action.choices:
+        return [str(next(iter(action.choices)))]
+    typed = {int: "7", float: "1.5", parse_as_of: "2024-01-02T03:04:05+00:00"}
+    return [typed.get(action.type, "some-value")]  # type: ignore[arg-type]
+
+
+def long_options() -> list[tuple[str, str, argparse.Action]]:
+    """(subcommand, option, action) for every long option of every subcommand but --help."""
+    return [
+        (name, option, action)
+        for name, parser in subcommands().items()
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction)
+        for option in action.option_strings
+        if option.startswith("--")
+    ]
+
+
+class TestWholeOptionNames:
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            pytest.param(["run", "--bucket", "b-bucket", "--prefix", "p/", "--exec"], id="run"),
+            pytest.param(["run", "--older", "30"], id="run-older"),
+            pytest.param(["fleet", "--targets", "fleet.yaml", "--exec"], id="fleet"),
+            pytest.param(["fleet", "--target", "fleet.yaml"], id="fleet-target"),
+            pytest.param(["demo", "--report", "report.json"], id="demo"),
+            pytest.param(["settings", "--he"], id="settings"),
+            pytest.param(
+                ["iam-policy", "--bucket", "b-bucket", "--prefix", "p/", "--exec", "--no-create"],
+                id="iam-policy",
+            ),
+            pytest.param(["--he"], id="no-command"),
+        ],
+    )
+    def test_usage_error_exit_1_when_an_option_is_abbreviated(
+        self,
+        argv: list[str],
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.chdir(tmp_path)  # where a command that did run would write its files
+
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+
+        assert exited.value.code == 1
+        assert re.search(r"^s3-housekeeping( [a-z-]+)?: error: ", capsys.readouterr().err, re.M)
+
+    def test_every_piece_of_every_option_is_refused_when_it_is_not_an_option_itself(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        parsers = subcommands()
+        accepted = []
+        for name, option, action in long_options():
+            spelled = set(parsers[name]._option_string_actions)
+            for end in range(3, len(option)):
+                piece = option[:end]
+                if piece in spelled:
+                    continue
+                argv = [name, *REQUIRED.get(name, []), piece, *value_for(action)]
+                try:
+                    build_parser().parse_args(argv)
+                except SystemExit as exited:
+                    assert exited.code == 1
+                else:
+                    accepted.append(argv)
+
+        capsys.readouterr()
+        assert accepted == []
+
+    @pytest.mark.parametrize(
+        ("name", "option", "action"),
+        long_options(),
+        ids=lambda value: value if isinstance(value, str) else "",
+    )
+    def test_an_option_is_read_when_spelled_in_full(
+        self, name: str, option: str, action: argparse.Action
+    ) -> None:
+        argv = [name, *REQUIRED.get(name, []), option, *value_for(action)]
+
+        parsed = build_parser().parse_args(argv)
+
+        assert getattr(parsed, action.dest) != action.default
 
 
 class TestOperatorOptions:

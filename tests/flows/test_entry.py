@@ -95,3 +95,18 @@ def test_a_command_that_runs_no_flow_starts_no_api(
 
     assert code == 0, output[-3000:]
     assert temporary_apis(children) == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("run", "--hel"), ("fleet", "--targets", "fleet.yaml", "--h"), ("demo", "--he")],
+    ids=lambda arguments: " ".join(arguments),
+)
+def test_an_abbreviated_help_is_a_usage_error_that_starts_no_api(
+    environment: dict[str, str], arguments: tuple[str, ...]
+) -> None:
+    code, children, output = entry(environment, *arguments)
+
+    assert code == 1, output[-3000:]
+    assert f"unrecognized arguments: {arguments[-1]}" in output
+    assert temporary_apis(children) == []

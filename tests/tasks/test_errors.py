@@ -32,6 +32,7 @@ from tasks.errors import (
     SafetyRefusal,
     error_code,
     is_transient,
+    shown_text,
     translate_aws_error,
     translated_aws_errors,
 )
@@ -418,3 +419,23 @@ def test_comes_back_whole_when_pickled_as_a_dask_worker_sends_it(
     assert str(again) == str(error)
     assert again.exit_code == error.exit_code
     assert again.__dict__ == error.__dict__
+
+
+class TestShownText:
+    @pytest.mark.parametrize(
+        ("text", "shown"),
+        [
+            pytest.param("tmp/\ud800", "tmp/\\ud800", id="lone-surrogate"),
+            pytest.param("a\nb\x00", "a\\u000ab\\u0000", id="controls"),
+            pytest.param("admin\u202egpj.exe", "admin\\u202egpj.exe", id="bidi-override"),
+            pytest.param("tag\U000e0041", "tag\\U000e0041", id="invisible-above-ffff"),
+        ],
+    )
+    def test_escapes_what_would_not_print_when_shown(self, text: str, shown: str) -> None:
+        assert shown_text(text) == shown
+        shown_text(text).encode("utf-8")
+
+    def test_keeps_printable_text_as_written_when_shown(self) -> None:
+        assert (
+            shown_text("Données/日本/émoji 🧹 and a space") == "Données/日本/émoji 🧹 and a space"
+        )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from textwrap import dedent
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasks.errors import ConfigError
 from tasks.fleet_targets import FLEET_DECIDES, Target, load_targets, read_targets
@@ -585,3 +589,199 @@ def test_the_fleet_guides_example_is_a_valid_targets_file_when_read() -> None:
         "ml-data-prod/experiments/tmp/",
     ]
     assert [t.name for t in targets.in_group("hourly")] == ["build-cache-prod/ci/artifacts/"]
+
+
+# --- files made to break the reader, and text that would not print ---------------------------
+
+
+def deep_list(levels: int) -> str:
+    return "targets: " + "[" * levels + "]" * levels + "\n"
+
+
+def deep_map(levels: int) -> str:
+    return "targets: " + "{a: " * levels + "1" + "}" * levels + "\n"
+
+
+def alias_chain(links: int) -> str:
+    """Lists of one alias each, every one a level deeper than the one it names."""
+    anchors = "".join(f"  a{n}: &a{n} [*a{n - 1}]\n" for n in range(1, links))
+    return (
+        f"defaults:\n  a0: &a0 [1]\n{anchors}"
+        f"targets:\n  - {{bucket: some-bucket, prefix: a/, region: *a{links - 1}}}\n"
+    )
+
+
+def merge_chain(links: int) -> str:
+    """Mappings that each merge the one before: PyYAML follows merges by recursion."""
+    merges = "".join(f"m{n}: &m{n} {{<<: *m{n - 1}}}\n" for n in range(1, links))
+    return (
+        f"m0: &m0 {{region: us-east-1}}\n{merges}"
+        f"targets:\n  - {{<<: *m{links - 1}, bucket: some-bucket, prefix: a/}}\n"
+    )
+
+
+def printable_lines(error: ConfigError) -> bool:
+    """Every line of the message prints: UTF-8, no control or invisible character."""
+    text = str(error)
+    text.encode("utf-8")
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+class TestNesting:
+    @pytest.mark.parametrize(
+        ("text", "problem"),
+        [
+            pytest.param(
+                deep_list(10_000), "line 1: nested deeper than 20 lists and mappings", id="lists"
+            ),
+            pytest.param(
+                deep_map(10_000), "line 1: nested deeper than 20 lists and mappings", id="maps"
+            ),
+            pytest.param(
+                alias_chain(3000),
+                "line 20: nested deeper than 20 lists and mappings (by aliases)",
+                id="aliases",
+            ),
+            pytest.param(
+                merge_chain(3000),
+                "line 20: nested deeper than 20 lists and mappings (by aliases)",
+                id="merges",
+            ),
+        ],
+    )
+    def test_config_error_with_its_line_when_a_file_nests_thousands_of_levels(
+        self, text: str, problem: str, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "fleet.yaml"
+        path.write_text(text)
+
+        with pytest.raises(ConfigError) as caught:
+            load_targets(path)
+
+        assert caught.value.problems == [problem]
+
+    def test_the_file_is_read_as_usual_when_nesting_stays_within_the_limit(self) -> None:
+        error = refusal(alias_chain(15))
+
+        assert not [problem for problem in error.problems if "nested deeper" in problem]
+        assert error.problems[-1] == (
+            "line 18: targets[1] (some-bucket/a/): region: Input should be a valid string"
+        )
+
+
+class TestTextShownBack:
+    def test_label_and_message_show_the_prefix_escaped_when_it_holds_a_lone_surrogate(
+        self,
+    ) -> None:
+        error = refusal("""\
+            targets:
+              - bucket: some-bucket
+                prefix: "tmp/\\ud800"
+            """)
+
+        assert error.problems == [
+            "line 3: targets[1] (some-bucket/tmp/\\ud800): prefix: must be UTF-8 text (it holds "
+            "bytes that are not UTF-8)"
+        ]
+        assert printable_lines(error)
+
+    @pytest.mark.parametrize(
+        ("name", "shown"),
+        [
+            pytest.param("\\ud800x", "\\ud800x", id="lone-surrogate"),
+            pytest.param("admin\\u202eexe.txt", "admin\\u202eexe.txt", id="bidi-override"),
+            pytest.param("two\\nlines", "two\\u000alines", id="line-break"),
+        ],
+    )
+    def test_a_name_is_refused_and_shown_escaped_when_it_would_not_print(
+        self, name: str, shown: str
+    ) -> None:
+        error = refusal(f"""\
+            targets:
+              - name: "{name}"
+                bucket: some-bucket
+                prefix: a/
+            """)
+
+        assert error.problems == [
+            f"line 2: targets[1] ({shown}): name: must be a non-empty line of text"
+        ]
+        assert printable_lines(error)
+
+    def test_the_file_s_name_is_shown_escaped_when_it_is_not_utf8(self, tmp_path: Path) -> None:
+        path = tmp_path / os.fsdecode(b"fleet-\xff.yaml")
+        path.write_text("targets: []\n")
+
+        with pytest.raises(ConfigError) as caught:
+            load_targets(path)
+
+        assert "fleet-\\udcff.yaml" in str(caught.value)
+        assert printable_lines(caught.value)
+
+
+#: Pieces of targets files: structure, settings, and what breaks readers and terminals.
+FRAGMENTS = (
+    "defaults:",
+    "targets:",
+    "\n",
+    "\n  - ",
+    "\n    ",
+    "bucket: some-bucket",
+    "prefix: tmp/",
+    "name: ",
+    "group: ",
+    "region: ",
+    "older_than_days: ",
+    "dry_run: ",
+    "<<: ",
+    "&a ",
+    "*a",
+    "!!python/object:os.system ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    ": ",
+    '"',
+    "'",
+    "\\ud800",
+    "\\udfff",
+    "\\u202e",
+    "\\x00",
+    "\\N",
+    "\t",
+    "#",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "\u202e",
+    "\ufeff",
+    "2024-13-45",
+    "1e999",
+)
+
+
+def yamlish() -> st.SearchStrategy[str]:
+    fragment = st.one_of(
+        st.sampled_from(FRAGMENTS),
+        st.text(max_size=4),
+        st.integers(0, 2000).map(lambda n: "[" * n),
+        st.integers(0, 2000).map(lambda n: "{a: " * n),
+    )
+    return st.lists(fragment, max_size=30).map("".join)
+
+
+class TestAnyText:
+    @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+    @given(text=yamlish())
+    def test_only_a_printable_config_error_leaves_load_targets_when_given_any_text(
+        self, text: str
+    ) -> None:
+        with TemporaryDirectory() as folder:
+            path = Path(folder) / "fleet.yaml"
+            path.write_text(text, encoding="utf-8")
+            try:
+                load_targets(path)
+            except ConfigError as error:
+                assert printable_lines(error)

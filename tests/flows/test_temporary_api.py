@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.local_aws import LocalAws
 from devtools.processes import BIN
 from flows.temporary_api import SWITCH, TemporaryApi, finish, use_temporary_api
+from tasks.locking import SHORT_LIVED_API
+from tests.support.fault_proxy import FaultProxy, FaultRule
+from tests.support.moto_backend import bulk_put
 
 BUCKET = "temporary-api"
 READY = re.compile(
@@ -274,8 +278,68 @@ class TestItsPassword:
             during = dict(environ)
             finish(api, environ)
 
-        assert during == {"PREFECT_API_URL": api.api_url, "PREFECT_API_AUTH_STRING": api.auth}
+        assert during == {
+            "PREFECT_API_URL": api.api_url,
+            "PREFECT_API_AUTH_STRING": api.auth,
+            SHORT_LIVED_API: api.api_url,
+        }
         assert environ == {"PREFECT_API_AUTH_STRING": "me:exported-for-another-server"}
+
+
+@pytest.fixture
+def old_objects(moto_http: LocalAws) -> tuple[str, list[str]]:
+    """A bucket of 3,000 objects under tmp/ older than the default 30 days (3 delete batches)."""
+    bucket = "killed-holding-the-bucket"
+    moto_http.client("s3").create_bucket(Bucket=bucket)
+    keys = [f"tmp/old-{n:05d}" for n in range(3000)]
+    bulk_put(bucket, keys, datetime.now(UTC) - timedelta(days=40))
+    return bucket, keys
+
+
+class TestAKilledRun:
+    def test_the_next_run_takes_the_bucket_over_when_the_killed_runs_lease_expires(
+        self,
+        environment: dict[str, str],
+        moto_http: LocalAws,
+        old_objects: tuple[str, list[str]],
+        tmp_path: Path,
+    ) -> None:
+        # Deletes held 1 s each, one batch at a time: the run is killed while it holds the
+        # bucket (its lease in the bucket; before, also a concurrency slot in the database of
+        # the Prefect home both runs share, which the killed run's API took to its grave).
+        bucket, keys = old_objects
+        slow = FaultRule("DeleteObjects", "slow", delay_s=1.0)
+        with FaultProxy(moto_http.endpoint_url, rules=[slow]) as proxy:
+            env = {
+                **environment,
+                "AWS_ENDPOINT_URL": proxy.url,
+                "LOCK_EXPIRY_MINUTES": "1",
+                "DELETE_CONCURRENCY": "1",
+            }
+            arguments = [str(BIN / "s3-housekeeping"), "run", "--no-create-bucket", "--execute"]
+            arguments += ["--bucket", bucket, "--prefix", "tmp/", "--max-deletions", "100000"]
+            with (tmp_path / "killed.log").open("wb") as log:
+                killed = subprocess.Popen(
+                    arguments, env=env, stdout=log, stderr=log, start_new_session=True
+                )
+            try:
+                assert proxy.wait_for("DeleteObjects", 1, COMMAND_TIMEOUT_S), (
+                    tmp_path / "killed.log"
+                ).read_text()
+            finally:
+                os.killpg(killed.pid, signal.SIGKILL)  # no handler, no hook, no cleanup runs
+                killed.wait(COMMAND_TIMEOUT_S)
+            assert proxy.wait_idle(60)
+            proxy.rules = []
+
+            rerun = run(
+                env, "--execute", "--bucket", bucket, "--prefix", "tmp/", "--lock-wait-minutes", "2"
+            )
+
+        assert rerun.code == 0, rerun.stderr[-3000:]
+        assert "it crashed or was killed" in rerun.stdout + rerun.stderr
+        listed = moto_http.client("s3").list_objects_v2(Bucket=bucket, Prefix="tmp/")
+        assert listed["KeyCount"] == 0, f"{listed['KeyCount']} of {len(keys)} left"
 
 
 class TestFallingBack:

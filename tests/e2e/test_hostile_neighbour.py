@@ -395,6 +395,7 @@ class TestARunBesideAPlantedLocalApi:
         password = auth.split(":", 1)[1]
 
         assert password not in paused.said
+        assert password not in paused.warned
 
 
 @dataclass

@@ -147,7 +147,12 @@ def serve(port: int, home: Path, with_local_aws: bool, keys_in_blocks: bool = Fa
         say("Local commands (s3-housekeeping run ...) use this server while it runs.")
         say("Press Ctrl-C to stop everything.")
         address = home / API_URL_FILE
-        address.write_text(api_url + "\n")
+        # Private like the password: a command trusts the address only if nobody else could
+        # have written it (flows/local_api.py), whatever this process's umask.
+        address.unlink(missing_ok=True)  # one a killed serve left keeps its old mode
+        descriptor = os.open(address, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(api_url + "\n")
         stack.callback(address.unlink, missing_ok=True)
         try:
             while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -48,15 +49,27 @@ TRIMMED_START = {
 
 class TemporaryApi:
     """Prefect's API app (uvicorn, `prefect.server.api.server:create_app`) in a child process
-    on a socket this process bound, so no other process can take its port in between."""
+    on a socket this process bound, so no other process can take its port in between.
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, started: float) -> None:
+    It serves the caller's PREFECT_HOME database (saved blocks, paused runs) on loopback,
+    where any local user could call it: it wants a password made for this run alone, which
+    only the child (PREFECT_SERVER_API_AUTH_STRING) and this process's Prefect client
+    (PREFECT_API_AUTH_STRING) are given, in their environments. It is never logged. Prefect
+    asks none for its health check (GET /health), which `wait_ready` polls.
+    """
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, started: float, auth: str
+    ) -> None:
         self.process = process
         self.api_url = f"http://127.0.0.1:{port}/api"
         self.started = started
+        self.auth = auth
         self.attached = False
         #: What pointing Prefect at it changed, undone when the run ends.
         self.settings = ExitStack()
+        #: The client's PREFECT_API_AUTH_STRING before this API's replaced it.
+        self.replaced_auth: str | None = None
 
     @classmethod
     def start(cls, environ: MutableMapping[str, str]) -> TemporaryApi:
@@ -66,8 +79,16 @@ class TemporaryApi:
             listener.bind(("127.0.0.1", 0))
             listener.listen(128)
             port = int(listener.getsockname()[1])
-            environment = {**TRIMMED_START, **environ, **SERVER_ENVIRONMENT}
+            auth = f"run:{secrets.token_urlsafe(32)}"
+            environment = {
+                **TRIMMED_START,
+                **environ,
+                **SERVER_ENVIRONMENT,
+                "PREFECT_SERVER_API_AUTH_STRING": auth,
+            }
+            # A client's settings are no business of the server (a password among them).
             environment.pop("PREFECT_API_URL", None)
+            environment.pop("PREFECT_API_AUTH_STRING", None)
             process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
                 [sys.executable, "-m", __name__, str(listener.fileno())],
                 env=environment,
@@ -80,7 +101,7 @@ class TemporaryApi:
             )
         finally:
             listener.close()
-        api = cls(process, port, time.monotonic())
+        api = cls(process, port, time.monotonic(), auth)
         # Covers what a `finally` cannot: an exit from deep inside (SystemExit in a thread's
         # callback, an interpreter shutting down). Prefect sends its logs and events before
         # atexit handlers run (threading's own exit hooks come first).
@@ -177,7 +198,14 @@ def use_temporary_api(api: TemporaryApi, environ: MutableMapping[str, str] = os.
             problem,
         )
         return False
+    from tasks.locking import SHORT_LIVED_API
+
     environ["PREFECT_API_URL"] = api.api_url
+    api.replaced_auth = environ.get("PREFECT_API_AUTH_STRING")
+    environ["PREFECT_API_AUTH_STRING"] = api.auth
+    # No bucket's concurrency slot through it: it dies with the run, and a killed run's slot
+    # would stay taken in the database the next runs share (tasks/locking.py).
+    environ[SHORT_LIVED_API] = api.api_url
     # Prefect read its settings when imported; its threads (logs, events) read them from here.
     refresh_global_settings_context()
     # Heartbeats let a server notice a run whose process died; this API dies with the process.
@@ -200,7 +228,14 @@ def finish(api: TemporaryApi, environ: MutableMapping[str, str] = os.environ) ->
         _drain_prefect_workers()
         api.settings.close()
         if environ.get("PREFECT_API_URL") == api.api_url:
+            from tasks.locking import SHORT_LIVED_API
+
             del environ["PREFECT_API_URL"]
+            environ.pop(SHORT_LIVED_API, None)
+            if api.replaced_auth is None:
+                environ.pop("PREFECT_API_AUTH_STRING", None)
+            else:
+                environ["PREFECT_API_AUTH_STRING"] = api.replaced_auth
             from prefect.context import refresh_global_settings_context
 
             refresh_global_settings_context()

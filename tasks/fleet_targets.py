@@ -17,6 +17,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from tasks.aws_names import CONTROL_CHARACTERS
 from tasks.errors import ConfigError, shown_text
+from tasks.s3.private_files import check_input_file
 from tasks.settings import RunSettings, load_settings, parameters
 
 #: The settings a fleet run decides for all its targets: a targets file may not set them.
@@ -106,6 +107,7 @@ def load_targets(path: Path) -> Targets:
         raise ConfigError(
             f"cannot read targets file '{shown}'", [f"{shown}: {reason or type(exc).__name__}"]
         ) from None
+    check_input_file(path, "targets file")  # read first: a missing file is said as such
     return read_targets(text, str(path))
 
 

@@ -1,9 +1,10 @@
-"""An executing run's hold on its bucket: the lease in the bucket, and where a Prefect server is
-present, the bucket's global concurrency limit too."""
+"""An executing run's hold on its bucket: the lease in the bucket, and where a long-lived Prefect
+server is present, the bucket's global concurrency limit too."""
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,6 +30,12 @@ logger = logging.getLogger(__name__)
 #: The shortest wait for the slot: the lease already keeps other runs out, so the slot is free
 #: unless a run left it behind, and a busy server may take seconds to hand it out.
 SLOT_GRACE_S = 60.0
+#: The address of a Prefect API that dies with this process, set while a run uses one: the
+#: command's own temporary API (flows/temporary_api.py). Such an API keeps a slot's lease in its
+#: memory, so a slot taken through it by a run that is killed stays taken in the database it
+#: shares with the next runs' APIs, and nothing ever frees it. Whoever sets this (the command,
+#: or a local user in its environment) only leaves the slot out: the lease still holds.
+SHORT_LIVED_API = "S3_HOUSEKEEPING_SHORT_LIVED_API_URL"
 
 
 @task(name="lock-bucket", cache_policy=NO_CACHE)
@@ -78,15 +85,18 @@ def concurrency_limit_name(bucket: str) -> str:
 
 @contextmanager
 def bucket_concurrency(settings: RunSettings) -> Iterator[None]:
-    """Hold the bucket's global concurrency limit (one slot of one) while a Prefect server is
-    configured (PREFECT_API_URL): the UI's Concurrency page then shows which run holds which
-    bucket. A run without a server (a temporary local API) relies on the lease alone.
+    """Hold the bucket's global concurrency limit (one slot of one) while a long-lived Prefect
+    server is configured (PREFECT_API_URL): the UI's Concurrency page then shows which run
+    holds which bucket, and the server frees the slot of a killed run when its lease expires.
+    A run through an API that dies with it (Prefect's own temporary one, or the command's:
+    SHORT_LIVED_API) relies on the bucket's lease alone.
 
     Raises:
         SafetyRefusal: another run holds the slot past `lock_wait_minutes`.
     """
-    if not PREFECT_API_URL.value():
-        yield  # a temporary local API: no other run could see the limit
+    api_url = PREFECT_API_URL.value()
+    if not api_url or api_url == os.environ.get(SHORT_LIVED_API):
+        yield  # nothing would free the slot of a run killed now
         return
     from prefect.client.orchestration import get_client
     from prefect.concurrency.sync import concurrency

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.s3.manifest import PlannedObject, isoformat
+from tasks.s3.private_files import private_folder
 
 FORMAT = "s3-housekeeping/journal-v1"
 
@@ -34,7 +35,7 @@ class Journal:
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(path.parent)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._file = os.fdopen(descriptor, "w", encoding="utf-8")
         self._lock = threading.Lock()

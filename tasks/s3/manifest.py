@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import IO, Any, cast
 
 from tasks.errors import ConfigError, SafetyRefusal
+from tasks.s3.private_files import private_folder
 
 #: A JSON string as `json.dumps(..., ensure_ascii=False)` writes it (the C encoder's).
 _json_string = json.encoder.encode_basestring
@@ -163,7 +164,7 @@ class ManifestWriter:
     def __init__(self, path: Path, target: PlanTarget) -> None:
         self.path = path
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(path.parent)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             self._file = _open(path, "w")
         except OSError as exc:

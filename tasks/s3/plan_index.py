@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import PlanTarget, PlanTotals
+from tasks.s3.private_files import private_folder
 
 FORMAT = "s3-housekeeping/plan-index-v1"
 #: An index's file name ends so; a part is a plan file of its own (.jsonl.gz).
@@ -37,7 +38,7 @@ def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTo
     """Write the index (header, one line a part, the totals last; readable by its owner only)
     and return the totals of the whole plan."""
     totals = totals_of(parts)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(path.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as index:
         index.write(json.dumps({"format": FORMAT, **target.as_header()}) + "\n")

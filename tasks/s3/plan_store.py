@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from tasks.errors import NOT_FOUND_ERROR_CODES, ConfigError, error_code
+from tasks.s3.private_files import check_plan_file
 from tasks.s3.uris import is_s3_uri, parse_s3_uri
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def fetch(s3: S3Client, location: str, scratch: Path) -> Path:
         path = Path(location)
         if not path.is_file():
             raise ConfigError(f"plan '{location}' was not found")
+        check_plan_file(path)
         copy = scratch / (path.name or "plan")
         shutil.copyfile(path, copy)
         return copy

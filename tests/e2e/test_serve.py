@@ -113,6 +113,7 @@ def test_serve_starts_everything_then_stops_it_all_when_interrupted(tmp_path: Pa
         assert auth not in output.text
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
         assert stat.S_IMODE((home / "api-auth").stat().st_mode) == 0o600
+        assert stat.S_IMODE((home / API_URL_FILE).stat().st_mode) == 0o600
         assert refused_without_password(f"{api}/deployments/filter") == 401
         # Only the UI's own page may call the API from a browser.
         evil = urllib.request.Request(  # noqa: S310 - loopback test server

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.local_aws import LocalAws
 from devtools.processes import BIN
-from flows.temporary_api import SWITCH, TemporaryApi, use_temporary_api
+from flows.temporary_api import SWITCH, TemporaryApi, finish, use_temporary_api
+from tasks.locking import SHORT_LIVED_API
+from tests.support.fault_proxy import FaultProxy, FaultRule
+from tests.support.moto_backend import bulk_put
 
 BUCKET = "temporary-api"
 READY = re.compile(
@@ -202,6 +206,140 @@ class TestARunWithoutAServer:
             time.sleep(0.1)
         assert not alive(pid)
         assert not answers(api_url)
+
+
+def status(api_url: str, method: str, path: str, auth: str | None = None) -> int:
+    """The HTTP status of one call to the API, with a password or without."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{api_url}{path}", method=method)  # noqa: S310 - loopback
+    if method == "POST":
+        request.data = b"{}"
+        request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporaryApi]:
+    """A temporary API, up: its health check answered, as a run waits for it."""
+    home = tmp_path_factory.mktemp("password-home")
+    api = TemporaryApi.start({**os.environ, "PREFECT_HOME": str(home)})
+    try:
+        assert api.wait_ready(COMMAND_TIMEOUT_S) is None  # its health check needs no password
+        yield api
+    finally:
+        api.stop()
+
+
+class TestItsPassword:
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("POST", "/block_documents/filter"),
+            ("POST", "/flow_runs/00000000-0000-4000-8000-000000000000/resume"),
+            ("GET", "/admin/version"),
+        ],
+        ids=["read-blocks", "resume-a-run", "version"],
+    )
+    def test_refuses_a_call_when_it_comes_without_the_runs_password(
+        self, api: TemporaryApi, method: str, path: str
+    ) -> None:
+        assert status(api.api_url, method, path) == 401
+        assert status(api.api_url, method, path, auth="run:guessed") == 401
+
+    def test_answers_the_run_when_it_gives_the_password(self, api: TemporaryApi) -> None:
+        assert status(api.api_url, "POST", "/block_documents/filter", auth=api.auth) == 200
+
+    def test_makes_a_new_password_when_another_run_starts(
+        self, api: TemporaryApi, tmp_path: Path
+    ) -> None:
+        other = TemporaryApi.start({**os.environ, "PREFECT_HOME": str(tmp_path)})
+        other.stop()
+
+        assert other.auth != api.auth
+        assert len(api.auth) > 40
+
+    def test_gives_the_client_its_password_then_the_exported_one_back_when_the_run_ends(
+        self, tmp_path: Path
+    ) -> None:
+        api = TemporaryApi.start({**os.environ, "PREFECT_HOME": str(tmp_path)})
+        environ = {"PREFECT_API_AUTH_STRING": "me:exported-for-another-server"}
+
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            assert use_temporary_api(api, environ)
+            during = dict(environ)
+            finish(api, environ)
+
+        assert during == {
+            "PREFECT_API_URL": api.api_url,
+            "PREFECT_API_AUTH_STRING": api.auth,
+            SHORT_LIVED_API: api.api_url,
+        }
+        assert environ == {"PREFECT_API_AUTH_STRING": "me:exported-for-another-server"}
+
+
+@pytest.fixture
+def old_objects(moto_http: LocalAws) -> tuple[str, list[str]]:
+    """A bucket of 3,000 objects under tmp/ older than the default 30 days (3 delete batches)."""
+    bucket = "killed-holding-the-bucket"
+    moto_http.client("s3").create_bucket(Bucket=bucket)
+    keys = [f"tmp/old-{n:05d}" for n in range(3000)]
+    bulk_put(bucket, keys, datetime.now(UTC) - timedelta(days=40))
+    return bucket, keys
+
+
+class TestAKilledRun:
+    def test_the_next_run_takes_the_bucket_over_when_the_killed_runs_lease_expires(
+        self,
+        environment: dict[str, str],
+        moto_http: LocalAws,
+        old_objects: tuple[str, list[str]],
+        tmp_path: Path,
+    ) -> None:
+        # Deletes held 1 s each, one batch at a time: the run is killed while it holds the
+        # bucket (its lease in the bucket; before, also a concurrency slot in the database of
+        # the Prefect home both runs share, which the killed run's API took to its grave).
+        bucket, keys = old_objects
+        slow = FaultRule("DeleteObjects", "slow", delay_s=1.0)
+        with FaultProxy(moto_http.endpoint_url, rules=[slow]) as proxy:
+            env = {
+                **environment,
+                "AWS_ENDPOINT_URL": proxy.url,
+                "LOCK_EXPIRY_MINUTES": "1",
+                "DELETE_CONCURRENCY": "1",
+            }
+            arguments = [str(BIN / "s3-housekeeping"), "run", "--no-create-bucket", "--execute"]
+            arguments += ["--bucket", bucket, "--prefix", "tmp/", "--max-deletions", "100000"]
+            with (tmp_path / "killed.log").open("wb") as log:
+                killed = subprocess.Popen(
+                    arguments, env=env, stdout=log, stderr=log, start_new_session=True
+                )
+            try:
+                assert proxy.wait_for("DeleteObjects", 1, COMMAND_TIMEOUT_S), (
+                    tmp_path / "killed.log"
+                ).read_text()
+            finally:
+                os.killpg(killed.pid, signal.SIGKILL)  # no handler, no hook, no cleanup runs
+                killed.wait(COMMAND_TIMEOUT_S)
+            assert proxy.wait_idle(60)
+            proxy.rules = []
+
+            rerun = run(
+                env, "--execute", "--bucket", bucket, "--prefix", "tmp/", "--lock-wait-minutes", "2"
+            )
+
+        assert rerun.code == 0, rerun.stderr[-3000:]
+        assert "it crashed or was killed" in rerun.stdout + rerun.stderr
+        listed = moto_http.client("s3").list_objects_v2(Bucket=bucket, Prefix="tmp/")
+        assert listed["KeyCount"] == 0, f"{listed['KeyCount']} of {len(keys)} left"
 
 
 class TestFallingBack:

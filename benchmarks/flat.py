@@ -84,7 +84,7 @@ EXECUTE = f"{S3HK} --execute"
 DASK_DRY_RUN = f"{DRY_RUN} --dask-address"
 DASK_OVERHEAD = f"{S3HK} --dask-address (empty prefix)"
 DASK_EXECUTE = f"{EXECUTE} --dask-address"
-#: The names of the Prefect tasks a run on Dask submits per shard (tasks/sharding.py).
+#: The names of the Prefect tasks a run on Dask submits per shard (tasks/execution/shards.py).
 SHARD_TASKS = ("plan-shard", "apply-shard")
 #: The product's default LIST_CONCURRENCY (tasks/settings.py), for the table only.
 DEFAULT_LIST_CONCURRENCY = 8

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -17,32 +16,16 @@ from flows.parameters import setting_parameters
 from tasks.approval import request_approval
 from tasks.aws import AwsClients, create_clients
 from tasks.buckets import ensure_bucket_task
-from tasks.cleanup import (
-    Guards,
-    PlanRequest,
-    apply_cleanup_task,
-    check_guards,
-    deletes_while_listing,
-    deleting,
-    journal_file,
-    new_plan_location,
-    plan_cleanup_task,
-    plan_request,
-)
-from tasks.dask_runner import dask_runner
+from tasks.cleanup import Guards, check_guards, deletes_while_listing, plan_request
 from tasks.errors import PartialFailure, SafetyRefusal, attach_report
-from tasks.locking import bucket_concurrency, lock_bucket_task
+from tasks.execution.executor import Executor, executor_for
+from tasks.locking import bucket_held
 from tasks.operator_limits import check_this_flow_run
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.record.report import RunReport
-from tasks.s3.deletion import DeletePipeline
 from tasks.s3.progress import Progress
 from tasks.secrets_manager import expected_owner, fetch_secret
 from tasks.settings import RunSettings, load_settings
-from tasks.sharding import PartApplier, plan_in_shards, saved_in_shards
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 
 @task(name="validate-config", cache_policy=NO_CACHE)
@@ -92,167 +75,65 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             converge=settings.converge_baseline,
         )
         report.record_bucket(bucket)
-
-        shown = ProgressArtifact()
-        progress = Progress(listeners=[shown])
-        scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
         owner_from = "parameter" if settings.expected_bucket_owner else "secret"
         request = plan_request(settings, owner, bucket.exists, owner_from)
-        if settings.dask_address:
-            return run_in_shards(settings, clients, request, scratch, owner, report)
-        # The delete consumer; a dry run cuts it. It starts while the listing goes on unless
-        # a guard or a person must see the whole plan first.
-        deletes = None
+        scratch = Path(run.enter_context(TemporaryDirectory(prefix="s3-housekeeping-")))
+        shown = ProgressArtifact()
+        progress = Progress(listeners=[shown])
+        # Deletes start while the listing goes on unless a guard or a person must see the
+        # whole plan first, or it comes from a file; a dry run cuts them off.
         streaming = deletes_while_listing(settings)
+        executor: Executor | None = None
         try:
-            if not settings.dry_run:  # the bucket's lock first: another run's is a refusal
-                deletes = run.enter_context(
-                    consumer(clients.s3, settings, request, scratch, owner, progress, report)
-                )
+            # The bucket's lock first (another run's is a refusal), held to the last delete.
+            lock = (
+                None
+                if settings.dry_run
+                else run.enter_context(bucket_held(clients.s3, settings, owner))
+            )
+            executor = run.enter_context(
+                executor_for(settings, clients, request, scratch, progress, lock)
+            )
+            report.journal = executor.journal
             if streaming:
                 shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
-            plan = plan_cleanup_task(
-                clients.s3, request, scratch, deletes if streaming else None, progress
-            )
+            plan = executor.plan(streaming)
             report.record_plan(plan)
+            report.workers, report.notes = sorted(executor.workers), report.notes + executor.notes
             publish_plan(plan, settings.dry_run, settings.older_than_days)
             check_guards(plan, Guards.of(settings))
-            if deletes is None:
+            if settings.dry_run:
                 report.record_dry_run()
-                return finish(report, clients)
+                return finish(report, clients, executor)
             if settings.require_approval and plan.matched:
                 request_approval(plan, settings.approval_timeout_minutes * 60)
             if not streaming:
                 shown.start(f"Deleting {plan.matched} planned objects")
-            result = apply_cleanup_task(plan, deletes, sent_while_planning=streaming)
+            result = executor.apply(plan, streamed=streaming)
         except SafetyRefusal as refusal:
             report.record_refusal(refusal)
-            refusal.report = finish(report, clients)
+            refusal.report = finish(report, clients, executor)
             raise
         except BaseException as error:  # a signal too: the run was cancelled or terminated
-            if deletes is not None:  # deletes may have been sent: say which, and how many
-                matched_so_far = progress.snapshot().matched  # if the plan did not finish
-                report.record_failure(deletes.settle(), error, matched_so_far)
-                cut_short = new_plan_location(request)
-                if report.manifest is None and Path(cut_short).is_file():
-                    report.manifest = cut_short  # a plan cut short: what it held is on disk
-                attach_report(error, finish(report, clients))
+            if executor is not None and not settings.dry_run:  # deletes may have been sent
+                matched_so_far, cut_short = executor.planned_so_far()
+                report.record_failure(executor.settled(), error, matched_so_far)
+                report.manifest = report.manifest or cut_short  # what a cut plan held
+                attach_report(error, finish(report, clients, executor))
             raise
         report.record_apply(result)
         if result.failed:
-            raise PartialFailure(result.failed, result.planned, finish(report, clients))
-        return finish(report, clients)
+            raise PartialFailure(result.failed, result.planned, finish(report, clients, executor))
+        return finish(report, clients, executor)
 
 
-@contextmanager
-def consumer(
-    s3: S3Client,
-    settings: RunSettings,
-    request: PlanRequest,
-    scratch: Path,
-    owner: str | None,
-    progress: Progress,
-    report: RunReport,
-) -> Iterator[DeletePipeline]:
-    """An executing run's delete consumer, holding the bucket from planning to the last delete
-    (across an approval wait), with its journal. The lock is released last."""
-    with ExitStack() as held:
-        lock = lock_bucket_task(s3, settings, owner)
-        held.callback(lock.release)
-        held.enter_context(bucket_concurrency(settings))
-        journal = journal_file(request, scratch)
-        report.journal = journal.location
-        yield held.enter_context(deleting(s3, settings, request, journal, owner, progress, lock))
-
-
-def run_in_shards(
-    settings: RunSettings,
-    clients: AwsClients,
-    request: PlanRequest,
-    scratch: Path,
-    owner: str | None,
-    report: RunReport,
-) -> RunReport:
-    """The plan and the apply spread over a Dask cluster's workers (tasks/sharding.py), with
-    the same guards, approval, lock and report as in one process. Parts are applied as they
-    are planned unless a guard or a person must see the whole plan first."""
-    requests: Counter[str] = Counter()
-    applier: PartApplier | None = None
-    with ExitStack() as held:
-        try:
-            run_id = ""
-            if not settings.dry_run:
-                lock = lock_bucket_task(clients.s3, settings, owner)
-                held.callback(lock.release)
-                held.enter_context(bucket_concurrency(settings))
-                run_id = lock.lease.run_id
-            runner = held.enter_context(dask_runner(settings.dask_address))
-            aws = settings.aws()
-            applier = PartApplier(
-                runner,
-                aws,
-                request.target,
-                run_id,
-                settings.delete_concurrency,
-                settings.delete_throttle_budget_minutes * 60,
-                request.max_plan_age if settings.plan else None,
-            )
-            streaming = deletes_while_listing(settings)
-            if settings.plan:
-                plan = saved_in_shards(clients.s3, settings.plan, request, scratch)
-                left = sum(part.matched for part in plan.parts)
-                if left < plan.summary.matched:
-                    report.notes.append(
-                        f"{plan.summary.matched - left} planned objects are in parts an "
-                        f"earlier apply of this plan finished; this run applies the {left} left"
-                    )
-            else:
-                plan = plan_in_shards(
-                    runner,
-                    aws,
-                    request,
-                    scratch,
-                    clients.s3,
-                    settings.list_concurrency,
-                    on_part=applier.submit if streaming else None,
-                )
-            requests.update(plan.requests)
-            report.record_plan(plan.summary)
-            report.workers = sorted(plan.workers)
-            publish_plan(plan.summary, settings.dry_run, settings.older_than_days)
-            check_guards(plan.summary, Guards.of(settings))
-            if settings.dry_run:
-                report.record_dry_run()
-                return finish(report, clients, requests)
-            if settings.require_approval and plan.summary.matched:
-                request_approval(plan.summary, settings.approval_timeout_minutes * 60)
-            if not streaming:
-                for part in plan.parts:
-                    applier.submit(part)
-            result, workers, applied = applier.results()
-        except SafetyRefusal as refusal:
-            report.record_refusal(refusal)
-            refusal.report = finish(report, clients, requests)
-            raise
-        except BaseException as error:  # a worker's error, or the run was stopped
-            if applier is not None and not settings.dry_run:  # parts may have been applied
-                report.record_failure(applier.settled(), error)
-                attach_report(error, finish(report, clients, requests))
-            raise
-    requests.update(applied)
-    report.workers = sorted(set(report.workers) | workers)
-    report.record_apply(result)
-    if result.failed:
-        raise PartialFailure(result.failed, result.planned, finish(report, clients, requests))
-    return finish(report, clients, requests)
-
-
-def finish(
-    report: RunReport, clients: AwsClients, elsewhere: Counter[str] | None = None
-) -> RunReport:
-    """Close the report with the run's request counts (and those its shards sent from other
+def finish(report: RunReport, clients: AwsClients, executor: Executor | None) -> RunReport:
+    """Close the report with the run's request counts (and those its workers sent from other
     machines), log it, and publish it as an artifact."""
-    report.close(dict(Counter(clients.requests.snapshot()) + (elsewhere or Counter())))
+    elsewhere = executor.requests if executor is not None else Counter[str]()
+    if executor is not None:
+        report.workers = sorted(set(report.workers) | executor.workers)
+    report.close(dict(Counter(clients.requests.snapshot()) + elsewhere))
     get_run_logger().info(
         "Run finished (%s): %s", report.status, report.message, extra={"report": report.to_dict()}
     )

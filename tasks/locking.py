@@ -126,3 +126,20 @@ def bucket_concurrency(settings: RunSettings) -> Iterator[None]:
                 reason=f"another run holds the Prefect concurrency limit '{name}'",
             ) from None
         yield
+
+
+@contextmanager
+def bucket_held(s3: S3Client, settings: RunSettings, owner: str | None) -> Iterator[BucketLock]:
+    """An executing run's hold on its bucket, from planning to the last delete (across an
+    approval wait): the lease, then the concurrency slot; given back in the reverse order,
+    the lease last.
+
+    Raises:
+        BucketLocked: another run holds the bucket (exit 6; nothing was deleted).
+    """
+    lock = lock_bucket_task(s3, settings, owner)
+    try:
+        with bucket_concurrency(settings):
+            yield lock
+    finally:
+        lock.release()

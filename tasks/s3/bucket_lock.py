@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -42,6 +42,9 @@ class Lease:
     prefix: str
     since: str
     expiry_s: float
+    #: The run is stopping: its workers must send no further delete (it gives the lease back
+    #: once they have stopped).
+    stopping: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class BucketLock:
         self.took_over: HeldLease | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        #: The renewals and the stopping mark write the lease one at a time, each on the last
+        #: ETag the other left.
+        self._writing = threading.Lock()
 
     def acquire(self) -> None:
         """Take the lease, waiting up to `wait_s` for its holder to give it back.
@@ -168,6 +174,25 @@ class BucketLock:
         if self._lost is not None:
             raise LockLost(self.bucket, self._lost)
 
+    def stop_deleting(self) -> None:
+        """Say in the lease that this run is stopping: its workers elsewhere (LeaseWatch) send
+        no further batch, while the lease still keeps other runs out until it is released."""
+        with self._writing:
+            self.lease = replace(self.lease, stopping=True)  # the renewals write it so too
+            if self._etag is None or self._lost is not None:
+                return
+            try:
+                marked = self._write(IfMatch=self._etag)
+            except ClientError as exc:
+                marked = False
+                logger.warning("Could not mark the lock of bucket '%s': %s", self.bucket, exc)
+        if not marked:
+            logger.warning(
+                "The lock of bucket '%s' does not say this run is stopping: its workers stop "
+                "once it is given back or expires",
+                self.bucket,
+            )
+
     def release(self) -> None:
         """Give the lease back (only if it is still this run's)."""
         self._stop.set()
@@ -199,7 +224,9 @@ class BucketLock:
     def _keep_renewed(self) -> None:
         while not self._stop.wait(self.lease.expiry_s / 3):
             try:
-                if not self._write(IfMatch=self._etag):
+                with self._writing:
+                    renewed = self._write(IfMatch=self._etag)
+                if not renewed:
                     self._lost = "another run took it over"
                     logger.error("The lock of bucket '%s' was taken by another run", self.bucket)
                     return
@@ -259,10 +286,16 @@ def new_lease(run_id: str, prefix: str, expiry_s: float) -> Lease:
     return Lease(run_id, prefix, isoformat(datetime.now(UTC)), expiry_s)
 
 
+#: How often a worker reads its run's lease again: a run stopping waits at most about this long
+#: for its workers' deletes to stop, before it gives the bucket back.
+WATCH_EVERY_S = 5.0
+
+
 class LeaseWatch:
     """A shard's check, on another machine, that its run still holds the bucket: it reads the
     lease object again at most every `every_s` seconds (the run renews it every third of its
-    expiry) and stops the deletes once it names another run, or no run."""
+    expiry) and stops the deletes once it names another run, or no run, or says its run is
+    stopping."""
 
     def __init__(
         self,
@@ -270,7 +303,7 @@ class LeaseWatch:
         bucket: str,
         run_id: str,
         owner: str | None = None,
-        every_s: float = 30.0,
+        every_s: float = WATCH_EVERY_S,
     ) -> None:
         self.reader = BucketLock(s3, bucket, new_lease(run_id, "", 0.0), owner)
         self.bucket, self.run_id, self.every_s = bucket, run_id, every_s
@@ -293,6 +326,8 @@ class LeaseWatch:
                 raise LockLost(self.bucket, "its lease is gone")
             if held.lease.run_id != self.run_id:
                 raise LockLost(self.bucket, f"run {held.lease.run_id} holds it")
+            if held.lease.stopping:
+                raise LockLost(self.bucket, "its run is stopping")
             if held.expired:
                 raise LockLost(self.bucket, f"not renewed for {held.idle_s:.0f} s")
             self._checked = now

@@ -143,7 +143,7 @@ class TestOnePath:
             (
                 "tasks.s3.deletion.",
                 "tasks.cleanup.apply_cleanup",
-                "flows.s3_housekeeping.consumer",
+                "tasks.execution.local.InThisProcess.apply",
                 "tasks.cleanup.deleting",
                 "tasks.cleanup.journal_file",
                 "tasks.s3.journal.",

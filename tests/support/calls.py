@@ -29,22 +29,34 @@ def product_calls(inside: Callable[[str], bool] = lambda name: False) -> Iterato
     """The names of the product's functions called in the block, by any thread started in it,
     except those called (directly or not) from a function for which `inside(name)` is true:
     what a block does outside a part of the product."""
-    called: set[str] = set()
+    with product_calls_split(inside) as (outside, _):
+        yield outside
+
+
+@contextmanager
+def product_calls_split(
+    inside: Callable[[str], bool],
+) -> Iterator[tuple[set[str], set[str]]]:
+    """As `product_calls`, and every product function called in the block as well: (those
+    called outside the part `inside` names, all of them)."""
+    outside: set[str] = set()
+    every: set[str] = set()
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
         if event != "call" or not is_product(frame):
             return
+        every.add(function_name(frame))
         caller: FrameType | None = frame
         while caller is not None:
             if is_product(caller) and inside(function_name(caller)):
                 return
             caller = caller.f_back
-        called.add(function_name(frame))
+        outside.add(function_name(frame))
 
     sys.setprofile(profile)
     threading.setprofile(profile)
     try:
-        yield called
+        yield outside, every
     finally:
         sys.setprofile(None)
         threading.setprofile(None)

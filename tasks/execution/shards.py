@@ -64,6 +64,7 @@ from tasks.s3.manifest import (
 )
 from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
 from tasks.s3.plan_index import Part, PlanIndex, is_index, write_index
+from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_index, load_parts, load_plan
 from tasks.s3.selection import Selection, inventory_listing
 
@@ -390,6 +391,17 @@ class PartApplier:
         self.futures.append(self.runner.submit(apply_part_task, {"order": order}))
         self.parts.append(part)
 
+    def wait(self, timeout_s: float) -> bool:
+        """Wait until every part sent has ended (applied, or stopped by its lease watch), at
+        most `timeout_s`; whether they all have."""
+        deadline = time.monotonic() + timeout_s
+        for future in self.futures:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            future.wait(timeout=remaining)
+        return all(future.wrapped_future.done() for future in self.futures)
+
     def settled(self) -> ApplyResult:
         """The outcomes known when the run stops early: those of the parts applied; a part
         sent and not finished counts as planned with no outcome (the report calls its objects
@@ -404,14 +416,26 @@ class PartApplier:
             total = merged(total, known or ApplyResult(planned=part.matched))
         return total
 
-    def results(self) -> tuple[ApplyResult, set[str], Counter[str]]:
+    def results(
+        self, progress: Progress | None = None
+    ) -> tuple[ApplyResult, set[str], Counter[str]]:
         """Wait for every part sent: one outcome per planned object, summed over the parts;
-        the workers that applied them and the requests they sent."""
+        the workers that applied them and the requests they sent. Parts are read as they end,
+        so a part's error stops the run at once, not after the parts sent before it.
+        `progress` counts each part's outcomes as it is read."""
         total = ApplyResult()
         workers: set[str] = set()
         requests: Counter[str] = Counter()
-        for future in self.futures:
+        pending = list(self.futures)
+        while pending:
+            future = next((f for f in pending if f.wrapped_future.done()), None)
+            if future is None:
+                time.sleep(POLL_S)
+                continue
+            pending.remove(future)
             applied = future.result()
+            if progress is not None:
+                progress.add(planned=applied.result.planned, deleted=applied.result.deleted)
             total = merged(total, applied.result)
             workers.add(applied.worker)
             requests.update(applied.requests)

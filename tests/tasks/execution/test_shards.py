@@ -19,12 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.aws import AwsClients, AwsSettings
 from tasks.cleanup import PlanRequest, plan_cleanup
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
-from tasks.s3.deletion import ApplyResult
-from tasks.s3.listing import Shard
-from tasks.s3.manifest import PlanTarget, isoformat, read_objects
-from tasks.s3.plan_index import Part
-from tasks.sharding import (
+from tasks.execution.shards import (
     ApplyOrder,
     PartApplier,
     PartPlan,
@@ -36,6 +31,11 @@ from tasks.sharding import (
     plan_part,
     saved_in_shards,
 )
+from tasks.s3.bucket_lock import BucketLock, LockLost, new_lease
+from tasks.s3.deletion import ApplyResult
+from tasks.s3.listing import Shard
+from tasks.s3.manifest import PlanTarget, isoformat, read_objects
+from tasks.s3.plan_index import Part
 from tests.support.audit import audit_requests
 from tests.support.inventory import CREATED, VERSIONS_FIELDS, put_inventory, row
 from tests.support.moto_backend import backdate_versions, bulk_put

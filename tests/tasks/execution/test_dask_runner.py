@@ -13,8 +13,8 @@ import dask
 import pytest
 
 from devtools.dask_cluster import dask_cluster
-from tasks.dask_runner import CONNECT_TIMEOUT, dask_runner
 from tasks.errors import ConfigError, NetworkError
+from tasks.execution.dask_runner import CONNECT_TIMEOUT, dask_runner
 
 CONNECT_S = 2
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from deployments.blocks import BlockAction, apply_block, block_settings, describe
-from tasks.operator_limits import OPEN_JOB_VARIABLES
+from tasks.guards.operator_limits import OPEN_JOB_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = ROOT / "prefect.yaml"
@@ -80,7 +80,7 @@ def credentials_blocks(specs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     Raises:
         ConfigError: a fleet's targets file is missing or invalid (every problem, with its line).
     """
-    from tasks.fleet_targets import load_targets
+    from tasks.fleet.targets import load_targets
 
     blocks: dict[str, str] = {}
     for spec in specs:
@@ -104,7 +104,7 @@ def pool_environments(path: Path = WORK_POOLS_YAML) -> dict[str, dict[str, str]]
 def locked_template(env: Mapping[str, str]) -> dict[str, Any]:
     """A process pool's base job template whose flow runs get exactly `env`, started as the
     operator set them: no job variable is left to a deployment or a run but the open ones
-    (tasks/operator_limits.py; none as shipped).
+    (tasks/guards/operator_limits.py; none as shipped).
 
     Every other variable of Prefect's own template is fixed: its value is written into the job
     configuration (`env`, and Prefect's default for the others: the worker's own command, a

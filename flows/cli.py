@@ -20,7 +20,7 @@ from flows.parameters import help_text, value_type
 from flows.prefect_environment import RUNS, configure_environment
 from flows.temporary_api import TemporaryApi, api_for_a_run, use_temporary_api
 from tasks.errors import ConfigError
-from tasks.iam_policy import iam_policy
+from tasks.record.iam_policy import iam_policy
 from tasks.settings import (
     Parameter,
     RunSettings,

@@ -13,13 +13,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows.fleet_children import RunChild, in_process, on_work_pool
-from tasks.approval import request_fleet_approval
 from tasks.aws_names import sns_topic_problems
 from tasks.errors import ConfigError, FleetFailure, SafetyRefusal, shown_text
-from tasks.fleet_targets import Target, load_targets
+from tasks.fleet.notice import announce_fleet
+from tasks.fleet.report import FleetReport, TargetOutcome
+from tasks.fleet.targets import Target, load_targets
+from tasks.guards.approval import request_fleet_approval
 from tasks.record.artifacts import publish_fleet_report
-from tasks.record.fleet_notice import announce_fleet
-from tasks.record.fleet_report import FleetReport, TargetOutcome
 
 #: Children at once by default: each mostly waits on S3, and each holds its own bucket.
 DEFAULT_CONCURRENCY = 4

@@ -12,9 +12,9 @@ from urllib.parse import quote
 from uuid import UUID
 
 from tasks.errors import ConfigError
-from tasks.fleet_targets import Target
+from tasks.fleet.report import COUNTS, EXIT_BY_STATUS, UNEXPECTED, TargetOutcome
+from tasks.fleet.targets import Target
 from tasks.record.artifacts import OUTCOME_KEY
-from tasks.record.fleet_report import COUNTS, EXIT_BY_STATUS, UNEXPECTED, TargetOutcome
 from tasks.record.report import RunReport
 
 if TYPE_CHECKING:

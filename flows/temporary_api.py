@@ -198,13 +198,13 @@ def use_temporary_api(api: TemporaryApi, environ: MutableMapping[str, str] = os.
             problem,
         )
         return False
-    from tasks.locking import SHORT_LIVED_API
+    from tasks.guards.locking import SHORT_LIVED_API
 
     environ["PREFECT_API_URL"] = api.api_url
     api.replaced_auth = environ.get("PREFECT_API_AUTH_STRING")
     environ["PREFECT_API_AUTH_STRING"] = api.auth
     # No bucket's concurrency slot through it: it dies with the run, and a killed run's slot
-    # would stay taken in the database the next runs share (tasks/locking.py).
+    # would stay taken in the database the next runs share (tasks/guards/locking.py).
     environ[SHORT_LIVED_API] = api.api_url
     # Prefect read its settings when imported; its threads (logs, events) read them from here.
     refresh_global_settings_context()
@@ -228,7 +228,7 @@ def finish(api: TemporaryApi, environ: MutableMapping[str, str] = os.environ) ->
         _drain_prefect_workers()
         api.settings.close()
         if environ.get("PREFECT_API_URL") == api.api_url:
-            from tasks.locking import SHORT_LIVED_API
+            from tasks.guards.locking import SHORT_LIVED_API
 
             del environ["PREFECT_API_URL"]
             environ.pop(SHORT_LIVED_API, None)

@@ -79,7 +79,7 @@ class OperatorLimit:
     """Marks a setting only the operator may set: read from the worker's environment alone,
     which the work pool fixes (deployments/work_pools.yaml). It is never a flow parameter
     (`load_settings` refuses it as one), and a run or deployment whose job variables set it is
-    refused (tasks/operator_limits.py)."""
+    refused (tasks/guards/operator_limits.py)."""
 
 
 @dataclass(frozen=True)

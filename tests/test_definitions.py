@@ -160,7 +160,7 @@ def test_fleet_is_a_dry_run_of_the_child_deployment_on_a_pool_of_its_own_when_de
 def test_example_targets_validate_within_the_childrens_limits_when_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks.fleet_targets import load_targets
+    from tasks.fleet.targets import load_targets
 
     fleet, child = by_name(FLEET), by_name(FLEET_CHILD)
     path = ROOT / fleet["parameters"]["targets"]
@@ -182,7 +182,7 @@ def test_example_targets_validate_within_the_childrens_limits_when_read(
 
 
 def test_fleet_runs_are_held_to_the_childrens_limits_when_their_pools_are_read() -> None:
-    from tasks.operator_limits import limit_variables
+    from tasks.guards.operator_limits import limit_variables
 
     fleet_pool = POOLS[by_name(FLEET)["work_pool"]["name"]]
     child_pool = POOLS[by_name(FLEET_CHILD)["work_pool"]["name"]]

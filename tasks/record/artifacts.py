@@ -18,7 +18,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.record.fleet_report import COUNTS, FleetReport
+from tasks.fleet.report import COUNTS, FleetReport
 from tasks.record.lifecycle import NOTE, lifecycle_rule
 from tasks.record.report import RunReport
 from tasks.s3.manifest import PlanSummary

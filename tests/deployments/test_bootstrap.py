@@ -12,7 +12,7 @@ from prefect.utilities.templating import find_placeholders
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from deployments.bootstrap import locked_template
-from tasks.operator_limits import OPEN_JOB_VARIABLES
+from tasks.guards.operator_limits import OPEN_JOB_VARIABLES
 
 POOL_ENV = {"ENVIRONMENT": "prod", "MAX_DELETIONS_CEILING": "100", "ENFORCE_APPROVAL": "true"}
 #: Every job variable of Prefect's own process pool that the operator does not leave open, read
@@ -87,7 +87,7 @@ class TestLockedTemplate:
 class TestWorkerConfiguration:
     # Prefect's worker merges a run's `env` over the pool's whatever the template says (a flow
     # run posted straight to the API is not checked against its pool): the server's schema and
-    # the flow's own check (tasks/operator_limits.py) refuse it instead.
+    # the flow's own check (tasks/guards/operator_limits.py) refuse it instead.
     @pytest.mark.parametrize("name", [name for name in CLOSED if name != "env"])
     def test_a_variable_a_run_sets_changes_nothing_the_worker_starts_when_locked(
         self, name: str

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.locking import concurrency_limit_name
+from tasks.guards.locking import concurrency_limit_name
 from tasks.s3.bucket_lock import LOCK_KEY
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 

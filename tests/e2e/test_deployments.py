@@ -7,7 +7,7 @@ import json
 import pytest
 
 from deployments.bootstrap import ROOT, deployment_specs, pool_environments
-from tasks.fleet_targets import load_targets
+from tasks.fleet.targets import load_targets
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e

@@ -40,7 +40,7 @@ from tasks.aws import AwsSettings
 from tasks.cleanup import PlanRequest
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.execution.shards import ShardOrder, journal_beside, plan_part, saved_in_shards
-from tasks.fleet_targets import load_targets
+from tasks.fleet.targets import load_targets
 from tasks.s3.listing import Shard
 from tasks.s3.manifest import PlanTarget, isoformat
 from tasks.s3.plan_index import write_index

@@ -20,7 +20,7 @@ import pytest
 
 from deployments.local_aws import LOCAL_ACCOUNT_ID
 from devtools.prefect_server import PrefectServer
-from tasks.iam_policy import LOCK_KEY_PREFIX
+from tasks.record.iam_policy import LOCK_KEY_PREFIX
 from tests.e2e.conftest import Cli, CliResult
 from tests.support.servers import moto_server_process
 

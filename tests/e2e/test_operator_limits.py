@@ -15,7 +15,7 @@ import pytest
 from prefect.workers.process import ProcessWorker
 
 from deployments.local_aws import seed_objects
-from tasks.operator_limits import OPEN_JOB_VARIABLES
+from tasks.guards.operator_limits import OPEN_JOB_VARIABLES
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from flows.fleet_children import (
     outcome_row,
 )
 from tasks.errors import ConfigError
-from tasks.fleet_targets import Target
+from tasks.fleet.targets import Target
 
 #: How Prefect words a failed flow run's state message.
 FAILED = "Flow run encountered an exception: "

@@ -154,7 +154,7 @@ class TestOnePath:
     @staticmethod
     def lock(name: str) -> bool:
         """The bucket's lock, which only an executing run takes."""
-        return name.startswith(("tasks.s3.bucket_lock.", "tasks.locking."))
+        return name.startswith(("tasks.s3.bucket_lock.", "tasks.guards.locking."))
 
     @pytest.mark.parametrize(
         "guards",

@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.local_aws import LocalAws
 from devtools.processes import BIN
 from flows.temporary_api import SWITCH, TemporaryApi, finish, use_temporary_api
-from tasks.locking import SHORT_LIVED_API
+from tasks.guards.locking import SHORT_LIVED_API
 from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import bulk_put
 

@@ -67,7 +67,7 @@ SHARED_ENGINE = {
     "tasks.s3.deletion.DeletePipeline._delete_batch",
     "tasks.s3.journal.Journal.sending",
     "tasks.s3.listing.list_shard",
-    "tasks.locking.bucket_held",
+    "tasks.guards.locking.bucket_held",
     "tasks.cleanup.check_guards",
 }
 #: The report's fields that say what a run did (not where, nor how long).

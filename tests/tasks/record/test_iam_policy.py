@@ -1,5 +1,5 @@
-"""Tests for tasks.iam_policy: each configuration's exact actions, and resources that name only
-what the run touches."""
+"""Tests for tasks.record.iam_policy: each configuration's exact actions, and resources that name
+only what the run touches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from tasks.iam_policy import LOCK_KEY_PREFIX, PolicyDocument, iam_policy
+from tasks.record.iam_policy import LOCK_KEY_PREFIX, PolicyDocument, iam_policy
 from tasks.s3.bucket_lock import LOCK_FOLDER, LOCK_KEY
 from tasks.settings import RunSettings, load_settings
 
@@ -377,7 +377,7 @@ class TestDocument:
         )
 
     def test_module_imports_neither_prefect_nor_boto3_when_read(self) -> None:
-        source = Path(__file__).resolve().parents[2] / "tasks" / "iam_policy.py"
+        source = Path(__file__).resolve().parents[3] / "tasks" / "record" / "iam_policy.py"
         imported = {
             node.module or ""
             for node in ast.walk(ast.parse(source.read_text()))

@@ -12,7 +12,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from tasks.errors import SafetyRefusal
-from tasks.record.fleet_report import FleetReport, TargetOutcome
+from tasks.fleet.report import FleetReport, TargetOutcome
 from tasks.s3.manifest import PlanSummary
 
 logger = logging.getLogger(__name__)

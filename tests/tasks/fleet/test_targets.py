@@ -1,4 +1,4 @@
-"""Tests for tasks.fleet_targets: a fleet's targets file, read whole and refused whole, by line."""
+"""Tests for tasks.fleet.targets: a fleet's targets file, read whole and refused whole, by line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import ConfigError
-from tasks.fleet_targets import FLEET_DECIDES, Target, load_targets, read_targets
+from tasks.fleet.targets import FLEET_DECIDES, Target, load_targets, read_targets
 from tests.support.exceptions import exception_chain
 
 #: The guide whose targets file example must stay valid.
@@ -577,7 +577,7 @@ def test_load_targets_names_the_file_when_it_is_missing(tmp_path: Path) -> None:
 
 
 def test_the_fleet_guides_example_is_a_valid_targets_file_when_read() -> None:
-    guide = (Path(__file__).resolve().parents[2] / FLEET_GUIDE).read_text()
+    guide = (Path(__file__).resolve().parents[3] / FLEET_GUIDE).read_text()
     example = guide.split("<!-- targets-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
 
     targets = read_targets(example, FLEET_GUIDE)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tasks.record.fleet_notice import fleet_event_name, fleet_summary, notify_fleet
-from tasks.record.fleet_report import FleetReport, TargetOutcome
+from tasks.fleet.notice import fleet_event_name, fleet_summary, notify_fleet
+from tasks.fleet.report import FleetReport, TargetOutcome
 from tests.support.sns import received
 
 

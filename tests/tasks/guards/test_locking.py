@@ -10,10 +10,10 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from tasks import locking
 from tasks.aws import AwsClients
 from tasks.errors import SafetyRefusal
-from tasks.locking import (
+from tasks.guards import locking
+from tasks.guards.locking import (
     SHORT_LIVED_API,
     bucket_concurrency,
     concurrency_limit_name,

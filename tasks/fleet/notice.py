@@ -9,7 +9,7 @@ from typing import Any
 from tasks.aws import AwsSettings, create_sns_client
 from tasks.aws_names import CONTROL_CHARACTERS
 from tasks.errors import error_code
-from tasks.record.fleet_report import FleetReport
+from tasks.fleet.report import FleetReport
 from tasks.record.notifications import SUBJECT_MAX_CHARS, topic_region
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks.errors import PermissionDeniedError, SafetyRefusal
-from tasks.record.fleet_report import FleetReport, TargetOutcome, worst
+from tasks.fleet.report import FleetReport, TargetOutcome, worst
 from tasks.record.report import RunReport
 
 

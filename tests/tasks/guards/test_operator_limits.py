@@ -8,7 +8,12 @@ import pytest
 from prefect.workers.process import ProcessWorker
 
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.operator_limits import OPEN_JOB_VARIABLES, check_job_variables, limit_variables, set_in
+from tasks.guards.operator_limits import (
+    OPEN_JOB_VARIABLES,
+    check_job_variables,
+    limit_variables,
+    set_in,
+)
 from tasks.settings import (
     RunSettings,
     is_operator_limit,

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from prefect import flow
 
-from tasks.approval import approval_request, request_approval
 from tasks.cleanup import PlanSummary
 from tasks.errors import SafetyRefusal
+from tasks.guards.approval import approval_request, request_approval
 from tasks.s3.manifest import PlannedObject, PlanTarget
 from tests.support.approval import resume_when_paused
 
@@ -104,8 +104,8 @@ class TestDecision:
 
 
 def test_fleet_request_tables_every_target_and_escapes_prefixes_when_published() -> None:
-    from tasks.approval import fleet_approval_request
-    from tasks.record.fleet_report import FleetReport, TargetOutcome
+    from tasks.fleet.report import FleetReport, TargetOutcome
+    from tasks.guards.approval import fleet_approval_request
 
     plans = [
         TargetOutcome(

@@ -15,10 +15,11 @@ from flows.hooks import announce_outcome, announced_if_stopped
 from flows.parameters import setting_parameters
 from tasks.aws import AwsClients, create_clients
 from tasks.buckets import ensure_bucket_task
-from tasks.cleanup import Guards, check_guards, deletes_while_listing, plan_request
+from tasks.cleanup import deletes_while_listing, plan_request
 from tasks.errors import PartialFailure, SafetyRefusal, attach_report
 from tasks.execution.executor import Executor, executor_for
 from tasks.guards.approval import request_approval
+from tasks.guards.limits import Guards, check_guards
 from tasks.guards.locking import bucket_held
 from tasks.guards.operator_limits import check_this_flow_run
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report

@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 
 from tasks.collector import startup_objects_frozen
 from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
+from tasks.guards.limits import Guards
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.confirmation import confirmed
@@ -53,26 +54,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Guards:
-    """Blast-radius limits, checked against the whole plan before the first delete."""
-
-    max_deletions: int | None = None
-    max_delete_bytes: int | None = None
-    max_delete_percent: float | None = None
-
-    @classmethod
-    def of(cls, settings: RunSettings) -> Guards:
-        return cls(settings.max_deletions, settings.max_delete_bytes, settings.max_delete_percent)
-
-    @property
-    def any(self) -> bool:
-        return any(
-            limit is not None
-            for limit in (self.max_deletions, self.max_delete_bytes, self.max_delete_percent)
-        )
 
 
 @dataclass(frozen=True)
@@ -304,34 +285,6 @@ def record_plan(
         manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes, lost))
     summary = tally.summary(str(path), target, selection.scanned, lost)
     return replace(summary, sha256=file_sha256(path))
-
-
-def check_guards(plan: PlanSummary, guards: Guards) -> None:
-    """The blast-radius limits, checked before the first delete (and in dry runs alike).
-
-    Raises:
-        SafetyRefusal: the plan is larger than a limit; nothing has been deleted.
-    """
-    if guards.max_deletions is not None and plan.matched > guards.max_deletions:
-        raise SafetyRefusal("max_deletions", plan.matched, guards.max_deletions)
-    if guards.max_delete_bytes is not None and plan.matched_bytes > guards.max_delete_bytes:
-        raise SafetyRefusal(
-            "max_delete_bytes",
-            plan.matched_bytes,
-            guards.max_delete_bytes,
-            reason=f"the plan holds {plan.matched_bytes} bytes and the limit is "
-            f"{guards.max_delete_bytes}",
-        )
-    if guards.max_delete_percent is not None and plan.scanned:
-        percent = 100 * plan.matched / plan.scanned
-        if percent > guards.max_delete_percent:
-            raise SafetyRefusal(
-                "max_delete_percent",
-                round(percent, 2),
-                guards.max_delete_percent,
-                reason=f"the plan holds {percent:.2f}% of the {plan.scanned} objects listed "
-                f"and the limit is {guards.max_delete_percent}%",
-            )
 
 
 def apply_cleanup(

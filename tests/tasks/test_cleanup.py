@@ -13,7 +13,7 @@ import pytest
 
 from deployments.local_aws import backdate
 from tasks.aws import AwsClients, AwsSettings, create_clients
-from tasks.cleanup import Guards, PlanRequest, check_guards, plan_cleanup, plan_cleanup_task
+from tasks.cleanup import PlanRequest, plan_cleanup, plan_cleanup_task
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.manifest import PlanSummary, PlanTarget, isoformat, read_objects, read_target
 from tests.support.audit import audit_requests
@@ -150,38 +150,6 @@ class TestManifest:
         assert set(rows[0]) == {"key", "etag", "size", "last_modified", "storage_class"}
         assert all(row["etag"].startswith('"') for row in rows)
         assert read_target(path).cutoff == isoformat(cutoff)
-
-
-class TestGuards:
-    def test_refuses_when_plan_exceeds_max_deletions(
-        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
-    ) -> None:
-        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
-
-        with pytest.raises(SafetyRefusal) as refused:
-            check_guards(plan, Guards(max_deletions=2))
-        assert (refused.value.planned, refused.value.limit, refused.value.exit_code) == (3, 2, 6)
-        check_guards(plan, Guards(max_deletions=3))  # at the limit is allowed
-        check_guards(plan, Guards())
-
-    def test_refuses_when_plan_exceeds_max_delete_bytes(
-        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
-    ) -> None:
-        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
-
-        with pytest.raises(SafetyRefusal, match="max_delete_bytes: the plan holds 12 bytes"):
-            check_guards(plan, Guards(max_delete_bytes=11))
-        check_guards(plan, Guards(max_delete_bytes=12))
-
-    def test_refuses_when_plan_exceeds_max_delete_percent_of_listed(
-        self, aws: AwsClients, seeded: dict[str, datetime], cutoff: datetime, tmp_path: Path
-    ) -> None:
-        plan = plan_cleanup(aws.s3, make_target(cutoff), cutoff, tmp_path / "plan.jsonl")
-
-        # 3 of the 5 objects listed under temp/: 60%.
-        with pytest.raises(SafetyRefusal, match=r"60.00% of the 5 objects listed"):
-            check_guards(plan, Guards(max_delete_percent=59.9))
-        check_guards(plan, Guards(max_delete_percent=60))
 
 
 class TestApply:

@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN = $(UV) run --locked --all-extras
 
-.PHONY: demo serve deploy test lint typecheck deps docs pytest install clean reference
+.PHONY: demo serve deploy test check lint typecheck deps docs pytest install clean reference
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -49,6 +49,11 @@ pytest: install
 	$(RUN) pytest -n 2 --dist loadscope
 
 test: lint typecheck deps docs pytest
+
+# The inner loop: lint, types and the tests that start no server (no Prefect API, no moto over
+# HTTP, no e2e test: tests/conftest.py marks the others `server`), in under two minutes here.
+check: lint typecheck
+	$(RUN) pytest -n 2 -m "not server" -q
 
 # The settings reference page's tables (docs/reference/settings.md), made from tasks/settings.py
 # (a test checks they match).

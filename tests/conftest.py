@@ -39,6 +39,18 @@ AWS_ENV_TO_CLEAR = (
 )
 
 
+#: Fixtures that start a server (a Prefect API, moto over HTTP): a test using one, or marked
+#: e2e, is a `server` test; `make check` runs the others.
+SERVER_FIXTURES = frozenset({"prefect_harness", "moto_http", "served"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the machine; fake credentials; no instance metadata lookups."""

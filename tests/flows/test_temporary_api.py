@@ -32,6 +32,9 @@ READY = re.compile(
 #: database.
 COMMAND_TIMEOUT_S = 240
 
+#: Every test starts the command's temporary API, a server process.
+pytestmark = pytest.mark.server
+
 
 @dataclass(frozen=True)
 class Command:

@@ -93,6 +93,7 @@ class TestAddressNotUsable:
             connect(None)
 
 
+@pytest.mark.server  # a Dask scheduler and worker
 class TestReachableScheduler:
     def test_runner_is_connected_when_entered(self, tmp_path: Path) -> None:
         with (

@@ -274,6 +274,27 @@ class TestTrustedOnlyForWhatCanBeChecked:
         assert "cut short" in str(refused)
 
     @pytest.mark.parametrize(
+        ("raw", "error"),
+        [
+            pytest.param('"9999…"', SafetyRefusal, id="digits-as-text"),
+            pytest.param("9999…", ConfigError, id="digits-as-a-number"),
+        ],
+    )
+    def test_refuses_a_created_at_of_5000_digits_instead_of_crashing(
+        self, tmp_path: Path, raw: str, error: type[Exception]
+    ) -> None:
+        # Past Python's 4300-digit limit, int() and json's number parser raise ValueError.
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")])
+        lines = path.read_text().splitlines()
+        header = json.loads(lines[0])
+        header["created_at"] = "CREATED"
+        lines[0] = json.dumps(header).replace('"CREATED"', raw.replace("9999…", "9" * 5000))
+        path.write_text("\n".join(lines) + "\n")
+
+        with pytest.raises(error):
+            load_plan(path, TARGET, MAX_AGE, now=NOW)
+
+    @pytest.mark.parametrize(
         ("line", "field", "value"),
         [
             pytest.param(1, "size", "10", id="size-text"),

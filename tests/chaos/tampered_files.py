@@ -133,9 +133,14 @@ class PlanIndexFile:
         self.path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
     def overstate_count(self, pick: random.Random) -> None:
-        """A part said to hold one object more than its file does (the totals agree)."""
-        self.lines[pick.choice(self.planned_parts())]["matched"] += 1
-        self.save()
+        """A part said to hold one object more than its file does (the totals agree), or the
+        totals alone one more than the parts'."""
+        if pick.random() < 0.5:
+            self.totals["matched"] += 1
+            self.save(consistent=False)
+        else:
+            self.lines[pick.choice(self.planned_parts())]["matched"] += 1
+            self.save()
 
     def truncate(self, pick: random.Random) -> None:
         """Cut mid-line: what is left cannot be read as JSON Lines."""

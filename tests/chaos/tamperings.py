@@ -187,8 +187,9 @@ def row_removed_totals_kept(file: TamperedFile, bucket: BucketView, pick: random
 
 
 def count_edited(file: TamperedFile, bucket: BucketView, pick: random.Random) -> None:
-    """A count the file states is one more (a plan's totals, an index's part count and its
-    totals, an inventory manifest's size of the data file), the rows untouched."""
+    """A count the file states is one more (a plan's totals, an index's part count with its
+    totals or its totals alone, an inventory manifest's size of the data file), the rows
+    untouched."""
     file.overstate_count(pick)
 
 

@@ -10,7 +10,9 @@ scheduler and two workers) is started once for the cluster's cases.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -22,10 +24,17 @@ import pytest
 
 from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
+from tests.chaos.interludes import PlanLines
 from tests.chaos.oracle import Verdict, check_expectations, judge
 from tests.chaos.plan_sources import LAYOUTS, RUNNERS, SMALL, UNTAMPERED, Bench, Executed, fleet
 from tests.chaos.scenarios import Expect
 from tests.chaos.summary import Summary, TamperFigures
+from tests.chaos.tampered_files import (
+    InventoryDataFile,
+    PlanFile,
+    PlanIndexFile,
+    data_file_rows,
+)
 from tests.chaos.tamperings import (
     CASES,
     QUICK,
@@ -36,6 +45,7 @@ from tests.chaos.tamperings import (
     TamperCase,
 )
 from tests.chaos.targets import MotoTarget
+from tests.support.inventory import FAKE_ETAG, put_inventory, row
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -47,9 +57,18 @@ PARALLEL = int(os.environ.get("CHAOS_PARALLEL", "3"))
 CaseId = tuple[str, int]
 
 
+def longest_first(case: TamperCase) -> int:
+    """A fleet (every target planned, then applied), the cluster's two runs, the waits for
+    approval, then two runs, then one."""
+    order: dict[str, int] = {"fleet": 0, "live": 2, "saved-approved": 2, "inventory": 4}
+    return order.get(case.source, 1 if case.source.startswith("cluster") else 3)
+
+
 def matrix() -> Iterator[Any]:
-    """The cases and seeds, in the order they are judged."""
-    for case in CASES:
+    """The cases and seeds, in the order they start and are judged: the longest first (a
+    test judged before its run started would wait for the runs ahead of it, past the tests'
+    timeout)."""
+    for case in sorted(CASES, key=longest_first):
         if case.slow and not FULL:
             continue
         marks = []
@@ -62,13 +81,6 @@ def matrix() -> Iterator[Any]:
 
 class KnownFinding(Exception):
     """The run showed its case's known finding (and only an xfail on this passes)."""
-
-
-def longest_first(case: TamperCase) -> int:
-    """A fleet (every target planned, then applied), the cluster's two runs, the waits for
-    approval, then two runs, then one."""
-    order: dict[str, int] = {"fleet": 0, "live": 2, "saved-approved": 2, "inventory": 4}
-    return order.get(case.source, 1 if case.source.startswith("cluster") else 3)
 
 
 def _params(item: pytest.Item) -> dict[str, Any]:
@@ -219,6 +231,54 @@ class TestTheMatrixAsData:
         everywhere = {"live", "saved", "saved-digest", "saved-approved", "cluster", "fleet"}
 
         assert all(everywhere <= set(tampering.expected) for tampering in TAMPERINGS)
+
+
+def plan_file(path: Path, keys: list[str]) -> Path:
+    line = {"etag": '"e"', "size": 2, "last_modified": "2026-01-01T00:00:00Z"}
+    objects = [{**line, "key": key, "storage_class": "STANDARD"} for key in keys]
+    totals = {"end": True, "scanned": len(keys) + 5, "matched": len(keys), "matched_bytes": 6}
+    PlanLines({"format": "s3-housekeeping/plan-v1", "prefix": "tmp/"}, objects, totals).write(path)
+    return path
+
+
+class TestTheTamperedFiles:
+    """The editing handles change what they say and nothing else."""
+
+    def test_totals_are_the_lines_when_a_plan_is_saved_consistent(self, tmp_path: Path) -> None:
+        file = PlanFile(plan_file(tmp_path / "plan.jsonl.gz", ["tmp/a", "tmp/b", "tmp/c"]))
+        del file.lines[0]
+
+        file.save()
+
+        totals = PlanLines.read(file.path).totals
+        assert (totals["matched"], totals["matched_bytes"], totals["scanned"]) == (2, 4, 7)
+
+    def test_an_index_is_cut_mid_line_when_truncated(self, tmp_path: Path) -> None:
+        part = {"location": "p", "sha256": "0" * 64, "scanned": 1, "matched": 1}
+        records = [{"format": "x"}, *({"part": part} for _ in range(4)), {"end": part}]
+        whole = "".join(json.dumps(record) + "\n" for record in records)
+        path = tmp_path / "plan.index.jsonl"
+        cuts = set()
+        for seed in range(30):
+            path.write_text(whole)
+            PlanIndexFile(path).truncate(random.Random(seed))  # noqa: S311 - a test's choice
+            cuts.add(path.read_bytes()[-1:])
+
+        assert b"\n" not in cuts
+
+    def test_an_inventory_data_file_keeps_its_rows_when_saved_unedited(
+        self, moto_target: MotoTarget
+    ) -> None:
+        s3 = moto_target.client()
+        s3.create_bucket(Bucket="tamper-files-inventory")
+        rows = [row(key, Size="3", ETag=FAKE_ETAG) for key in ("tmp/a b", "tmp/c+d", "tmp/é")]
+        written = put_inventory(s3, "tamper-files-inventory", "source", [rows])
+        before = s3.get_object(Bucket="tamper-files-inventory", Key=written.data_keys[0])
+
+        InventoryDataFile(s3, written, 0, vouch=True, other=b"").save()
+
+        after = s3.get_object(Bucket="tamper-files-inventory", Key=written.data_keys[0])
+        assert data_file_rows(after["Body"].read()) == data_file_rows(before["Body"].read())
 
 
 def expect(expected: Expected) -> Expect:

@@ -450,35 +450,59 @@ def parts_of(index: Path) -> Plan:
 
 
 def cluster(bench: Bench) -> Executed:
-    """A dry run on the Dask cluster writes an index and its parts; a part (vouched for in the
-    index, for cluster-vouched) or the index is edited; then `run --execute --plan INDEX
-    --dask-address`. The workers go straight to the S3 server: no proxy sees their requests."""
+    """A plan made on the Dask cluster: an index and its parts. A dry run writes them, then a
+    part (vouched for in the index, but for cluster) or the index is edited, before the apply
+    (`run --execute --plan INDEX --dask-address`) or while it waits for approval
+    (cluster-approved); or an executing run makes them and a part is edited while it waits
+    for approval (cluster-live). The workers go straight to the S3 server: no proxy sees
+    their requests."""
     assert bench.dask_address is not None
     on_dask = ["--dask-address", bench.dask_address]
-    index = Path(dry_run(bench, *on_dask)["manifest"])
-    pick = random.Random(bench.seed)  # noqa: S311 - a test's choice
     source = bench.source
-    file = (
-        PlanIndexFile(index)
-        if source == "cluster-index"
-        else PlanPart(index, pick, vouch=source == "cluster-vouched")
-    )
-
-    def files() -> bytes:
-        parts = sorted((index.parent / index.name.replace(".index.jsonl", ".parts")).glob("*"))
-        return b"".join(path.read_bytes() for path in [index, *parts])
-
-    bench.tamper(file, files=files)
-    plan = parts_of(index)
-    before = bench.snapshot()
     report_path = bench.workdir / "report.json"
-    done = command(
-        *bench.arguments(),
-        *("--execute", "--plan", str(index), *on_dask, "--report-json", str(report_path)),
-        env=bench.env,
-    )
-    evidence = bench.evidence(done.returncode, done.stderr, report_at(report_path), plan, before)
-    return Executed(evidence, [], round(time.monotonic() - bench.started, 1))
+    arguments = [*bench.arguments(), "--execute", *on_dask, "--report-json", str(report_path)]
+    if source == "cluster-live":
+        index = None
+    else:
+        index = Path(dry_run(bench, *on_dask)["manifest"])
+        arguments += ["--plan", str(index)]
+    shown: dict[str, Plan] = {}
+
+    def edit() -> None:
+        found = index or next((bench.plans / bench.filled.bucket).glob("*.index.jsonl"))
+        shown["plan"] = parts_of(found)  # as the run read it (or made it)
+        pick = random.Random(bench.seed)  # noqa: S311 - a test's choice
+        file = (
+            PlanIndexFile(found)
+            if source == "cluster-index"
+            else PlanPart(found, pick, vouch=source != "cluster")
+        )
+        parts = found.parent / found.name.replace(".index.jsonl", ".parts")
+        bench.tamper(
+            file,
+            files=lambda: b"".join(p.read_bytes() for p in [found, *sorted(parts.glob("*"))]),
+        )
+
+    problems = []
+    if source in ("cluster-approved", "cluster-live"):
+        before = bench.snapshot()
+        matches = of_bucket(bench.filled.bucket)
+        answered = approved(bench, [*arguments, *APPROVAL], bench.env, matches, edit)
+        code, stderr = answered.code, answered.stderr
+        if not answered.paused:
+            problems.append(f"the run never waited for approval (exit {code})")
+        plan = shown.get("plan")
+    else:
+        edit()
+        # As tampered: the run reads the index and its parts from their files.
+        assert index is not None
+        plan = parts_of(index)
+        before = bench.snapshot()
+        done = command(*arguments, env=bench.env)
+        code, stderr = done.returncode, done.stderr
+    fresh = source == "cluster-live"
+    evidence = bench.evidence(code, stderr, report_at(report_path), plan, before, fresh=fresh)
+    return Executed(evidence, problems, round(time.monotonic() - bench.started, 1))
 
 
 RUNNERS: dict[str, Callable[[Bench], Executed]] = {
@@ -491,6 +515,8 @@ RUNNERS: dict[str, Callable[[Bench], Executed]] = {
     "cluster": cluster,
     "cluster-vouched": cluster,
     "cluster-index": cluster,
+    "cluster-approved": cluster,
+    "cluster-live": cluster,
 }
 LAYOUTS: dict[str, Layout] = {"saved": BATCHES, "inventory": BATCHES, "inventory-vouched": BATCHES}
 

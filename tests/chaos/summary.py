@@ -41,6 +41,12 @@ class RunFigures:
         return not self.problems
 
 
+def first_of(problems: list[str], shown: int = 3) -> str:
+    """The first problems, and how many more (a wrong run can name hundreds of objects)."""
+    more = len(problems) - shown
+    return "; ".join(problems[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
 @dataclass(frozen=True)
 class TamperFigures:
     """One run of the tamper matrix: a plan source, a tampering, a seed."""
@@ -219,17 +225,20 @@ class Summary:
                 f"{row['expected_exit_code']} | {codes} | {row['planned']} | {row['deleted']} | "
                 f"{row['skipped']} | {row['wrongly_deleted']} | {row['unaccounted']} |"
             )
-        findings = sorted(
-            {(run.source, run.tampering, run.finding) for run in self.tampered if run.finding}
-        )
+        findings: dict[str, set[str]] = {}
+        for run in self.tampered:
+            if run.finding:
+                findings.setdefault(run.finding, set()).add(f"{run.source} x {run.tampering}")
         if findings:
             lines += ["", "Known findings (xfail, strict):", ""]
-            lines += [f"- {source} x {name}: {finding}" for source, name, finding in findings]
+            lines += [
+                f"- {finding} ({', '.join(sorted(cases))})" for finding, cases in findings.items()
+            ]
         problems = [run for run in self.tampered if run.problems]
         if problems:
             lines += ["", "What the oracle found:", ""]
             lines += [
-                f"- {run.source} x {run.tampering}, seed {run.seed}: {'; '.join(run.problems)}"
+                f"- {run.source} x {run.tampering}, seed {run.seed}: {first_of(run.problems)}"
                 for run in problems
             ]
         return "\n".join(lines) + "\n"

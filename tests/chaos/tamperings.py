@@ -37,6 +37,8 @@ Source = Literal[
     "cluster",
     "cluster-vouched",
     "cluster-index",
+    "cluster-approved",
+    "cluster-live",
     "fleet",
 ]
 SOURCES: dict[Source, str] = {
@@ -55,12 +57,24 @@ SOURCES: dict[Source, str] = {
     "run --execute --plan INDEX --dask-address",
     "cluster-index": "the index of a plan made on Dask edited, then run --execute --plan INDEX "
     "--dask-address",
+    "cluster-approved": "run --execute --plan INDEX --dask-address --require-approval: a part "
+    "edited (and vouched for in the index) while it waits",
+    "cluster-live": "run --execute --dask-address --require-approval: a part of the plan its "
+    "workers made edited (and vouched for in the index) while it waits",
     "fleet": "fleet --execute --require-approval: one target's plan edited while it waits",
 }
 #: Sources whose outcome the seed cannot change: any edit is caught by a digest, or made while
 #: the run waits for approval to a plan it already holds. One seed each.
 SEED_FREE: frozenset[Source] = frozenset(
-    {"live", "saved-digest", "saved-approved", "cluster", "fleet"}
+    {
+        "live",
+        "saved-digest",
+        "saved-approved",
+        "cluster",
+        "cluster-approved",
+        "cluster-live",
+        "fleet",
+    }
 )
 
 
@@ -233,6 +247,8 @@ DAMAGED = invalid("was changed or damaged")
 EVERYWHERE: dict[Source, Expected] = {
     "live": APPLIED,
     "saved-approved": APPLIED,
+    "cluster-approved": APPLIED,
+    "cluster-live": APPLIED,
     "saved-digest": refused("plan_digest"),
     "cluster": refused("plan_digest"),
     "fleet": refused("plan_digest"),
@@ -360,11 +376,28 @@ QUICK: frozenset[tuple[Source, str]] = frozenset(
         ("cluster", "size-changed"),
         ("cluster-vouched", "young-dated-old"),
         ("cluster-index", "swapped"),
+        ("cluster-approved", "young-dated-old"),
+        ("cluster-live", "truncated"),
         ("fleet", "young-dated-old"),
     }
 )
+#: A part of a plan made on Dask is read again by the worker that applies it, and refused
+#: there if its SHA-256 is not the index's: changed while the run waits for approval, it is
+#: refused after the other parts were sent, and the run reports the refusal alone.
+CHANGED_WHILE_APPROVED = Finding(
+    "a part of a plan made on Dask changed while the run waits for approval: its worker "
+    "refuses it (plan_digest) and the other parts are applied, but the run ends 'refused by "
+    "plan_digest ...; nothing was deleted' (exit 6, report deleted 0) after deleting their "
+    "objects: run_in_shards records a worker's SafetyRefusal as the whole run's, without the "
+    "outcomes of the parts applied",
+    "wrongly_deleted",
+)
 #: Known wrong behaviours of the tool, by case: the case is xfail(strict) on its finding.
-FINDINGS: dict[tuple[Source, str], Finding] = {}
+FINDINGS: dict[tuple[Source, str], Finding] = {
+    (source, tampering.name): CHANGED_WHILE_APPROVED
+    for source in ("cluster-approved", "cluster-live")
+    for tampering in TAMPERINGS
+}
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,9 @@ class Summary:
             "objects_deleted": sum(run.deleted for run in runs),
             "planned_objects_skipped_as_changed": sum(run.skipped for run in runs),
             "objects_wrongly_deleted": sum(run.wrongly_deleted for run in runs),
+            "of_which_in_runs_with_known_findings": sum(
+                run.wrongly_deleted for run in runs if run.finding is not None
+            ),
             "planned_objects_unaccounted_for": sum(run.unaccounted for run in runs),
             "planned_objects_misreported": sum(run.misreported for run in runs),
         }

@@ -61,7 +61,8 @@ SOURCES: dict[Source, str] = {
     "edited (and vouched for in the index) while it waits",
     "cluster-live": "run --execute --dask-address --require-approval: a part of the plan its "
     "workers made edited (and vouched for in the index) while it waits",
-    "fleet": "fleet --execute --require-approval: one target's plan edited while it waits",
+    "fleet": "fleet --execute --require-approval: a target's plan edited while it waits (a "
+    "target a case, and one untampered)",
 }
 #: Sources whose outcome the seed cannot change: any edit is caught by a digest, or made while
 #: the run waits for approval to a plan it already holds. One seed each.

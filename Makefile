@@ -100,10 +100,13 @@ bench-startup: bench-install
 	$(BENCH_RUN) python -m benchmarks.startup $(STARTUP_ARGS)
 
 # The fault-injection matrix (tests/chaos): every scenario with CHAOS_SEEDS seeds through a
-# fault-injecting S3 proxy; prints its summary and writes it to test-output/chaos/ (summary.json,
-# summary.md). `make test` runs one seed of each but the slow ones (held answers, runs killed
-# and run again once their lock expires, two runs at once, an undelete between plan and apply,
-# some plan tamperings: each is proven by a test of its own in the suite).
+# fault-injecting S3 proxy; and the tamper matrix: every way a plan is made and applied (a live
+# listing, a saved plan, an S3 Inventory, a cluster's index and parts, a fleet's plans) x every
+# way its files can be edited, each seed editing another line, row, part or cut. Prints their
+# summary and writes it to test-output/chaos/ (summary.json, summary.md). `make test` runs one
+# seed of each but the slow ones (held answers, runs killed and run again once their lock
+# expires, two runs at once, an undelete between plan and apply, some plan tamperings: each is
+# proven by a test of its own in the suite), and of the tamper matrix one case a source.
 CHAOS_SEEDS ?= 5
 
 .PHONY: chaos

@@ -65,10 +65,17 @@ class Plan:
     etags: dict[str, str]
     complete: bool
     entries: dict[Identity, str] = field(default_factory=dict)
+    #: How many object lines the file holds (None: one an entry); more than the entries when
+    #: a line names an object a second time.
+    lines: int | None = None
 
     @property
     def versions(self) -> str:
         return str(self.header.get("versions", "current"))
+
+    @property
+    def line_count(self) -> int:
+        return len(self.entries) if self.lines is None else self.lines
 
 
 def read_plan(path: Path) -> Plan:
@@ -92,7 +99,8 @@ def read_plan(path: Path) -> Plan:
         ]
         for entry in objects
     }
-    return Plan(header, {entry["key"]: entry["etag"] for entry in objects}, complete, entries)
+    etags = {entry["key"]: entry["etag"] for entry in objects}
+    return Plan(header, etags, complete, entries, lines=len(objects))
 
 
 def client_outcomes(exchanges: Sequence[Exchange]) -> dict[str, str | None]:
@@ -224,6 +232,10 @@ def _check_plan_is_the_selection(run: RunEvidence, verdict: Verdict) -> None:
         and old_enough(state, run.cutoff, run.versions)
     }
     planned = set(run.plan.entries)
+    if run.plan.line_count != len(planned):
+        verdict.fail(
+            f"the run's own plan names {len(planned)} objects in {run.plan.line_count} lines"
+        )
     if planned - eligible:
         verdict.fail(f"planned but not eligible: {sorted(planned - eligible, key=str)[:5]}")
     if eligible - planned:
@@ -299,13 +311,16 @@ def _check_report(
     # A plan cut short by a failure still lists what was planned: the report owes each an
     # outcome (a code for those never sent, too).
     complete = "" if run.plan is None or run.plan.complete else " (cut short)"
-    if report["matched"] != len(planned):
-        verdict.fail(f"report matched {report['matched']}, the plan{complete} holds {len(planned)}")
-    verdict.unaccounted = abs(len(planned) - (deleted + skipped + failed))
+    # Counted by line: a file that names an object twice (refused, or a failed run's rows cut
+    # short) owes an outcome to each line. The run's own plan may not (see below).
+    lines = run.plan.line_count if run.plan is not None else 0
+    if report["matched"] != lines:
+        verdict.fail(f"report matched {report['matched']}, the plan{complete} holds {lines}")
+    verdict.unaccounted = abs(lines - (deleted + skipped + failed))
     if verdict.unaccounted:
         verdict.fail(
             f"outcomes {deleted} deleted + {skipped} skipped + {failed} failed "
-            f"!= {len(planned)} planned{complete}"
+            f"!= {lines} planned{complete}"
         )
     # Changed: rewritten since planning, or for a version, no longer one the mode may delete
     # (its key was undeleted: the version is current again).

@@ -134,3 +134,28 @@ def test_refused_rival_is_wrong_when_it_sent_a_delete() -> None:
     check_rivals(verdict, winner, loser)
 
     assert verdict.problems == [f"the refused run sent DeleteObject {LOCK_KEY!r}"]
+
+
+def test_outcomes_are_counted_by_plan_line_when_a_failed_run_planned_a_row_twice() -> None:
+    # A damaged inventory whose rows name one object twice: the run stopped before sending
+    # anything, with an outcome (never sent) for each line it had planned.
+    before = {"tmp/a": state(), "tmp/b": state()}
+    planned: dict[Identity, str] = {"tmp/a": '"e"', "tmp/b": '"e"'}
+    plan = Plan({"versions": "current"}, dict(planned), False, planned, lines=3)
+    failed = report(status="failed", matched=3, failed=3, failed_by_code={"NotSent": 3})
+    run = evidence(before, before, code=1, report=failed, plan=plan)
+
+    verdict = judge(run)
+
+    assert (verdict.problems, verdict.unaccounted) == ([], 0)
+
+
+def test_own_plan_is_wrong_when_it_names_an_object_twice() -> None:
+    before = {"tmp/a": state(), "tmp/b": state()}
+    planned: dict[Identity, str] = {"tmp/a": '"e"', "tmp/b": '"e"'}
+    plan = Plan({"versions": "current"}, dict(planned), True, planned, lines=3)
+    run = evidence(before, {}, plan=plan, fresh_plan=True, report=report(matched=3, deleted=3))
+
+    verdict = judge(run)
+
+    assert "the run's own plan names 2 objects in 3 lines" in verdict.problems

@@ -11,7 +11,13 @@ from types import TracebackType
 from tasks.aws import AwsClients
 from tasks.cleanup import PlanRequest
 from tasks.execution.dask_runner import dask_runner
-from tasks.execution.shards import PartApplier, ShardedPlan, plan_in_shards, saved_in_shards
+from tasks.execution.shards import (
+    PartApplier,
+    ShardedPlan,
+    check_unchanged,
+    plan_in_shards,
+    saved_in_shards,
+)
 from tasks.s3.bucket_lock import WATCH_EVERY_S, BucketLock
 from tasks.s3.deletion import ApplyResult
 from tasks.s3.manifest import PlanSummary
@@ -100,6 +106,8 @@ class OnACluster:
     def apply(self, plan: PlanSummary, streamed: bool) -> ApplyResult:
         applier = self._applied()
         if not streamed and self._planned is not None:
+            # The parts a guard or a person saw are read again before the first is sent.
+            check_unchanged(self.clients.s3, self._planned.parts, self.scratch)
             for part in self._planned.parts:
                 applier.submit(part)
         result, workers, requests = applier.results(self.progress)

@@ -39,7 +39,7 @@ from tasks.cleanup import (
     send,
     with_inventory,
 )
-from tasks.errors import ConfigError, translated_aws_errors
+from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
 from tasks.s3 import plan_store
 from tasks.s3.bucket_lock import LeaseWatch
 from tasks.s3.deletion import ApplyResult, DeleteTarget
@@ -426,14 +426,22 @@ class PartApplier:
         total = ApplyResult()
         workers: set[str] = set()
         requests: Counter[str] = Counter()
-        pending = list(self.futures)
+        pending = dict(zip(self.futures, self.parts, strict=True))
         while pending:
             future = next((f for f in pending if f.wrapped_future.done()), None)
             if future is None:
                 time.sleep(POLL_S)
                 continue
-            pending.remove(future)
-            applied = future.result()
+            part = pending.pop(future)
+            try:
+                applied = future.result()
+            except SafetyRefusal as refusal:
+                # Refused by its worker before any of its objects was sent (changed since it
+                # was checked): those objects fail by the guard's name; the others stand.
+                refused = ApplyResult(planned=part.matched)
+                refused.failed_by_code[refusal.guard] = part.matched
+                total = merged(total, refused)
+                continue
             if progress is not None:
                 progress.add(planned=applied.result.planned, deleted=applied.result.deleted)
             total = merged(total, applied.result)
@@ -477,6 +485,32 @@ def saved_in_shards(
         sha256=file_sha256(copy),
     )
     return ShardedPlan(summary, parts)
+
+
+def check_unchanged(s3: S3Client, parts: list[Part], scratch: Path) -> None:
+    """Every part is still the file that was checked (and shown to a person): read again just
+    before the first is sent, since parts live where every worker can read them, not in the
+    run's private folder.
+
+    Raises:
+        SafetyRefusal: a part's SHA-256 is no longer the one planned; nothing has been deleted.
+    """
+    folder = scratch / "unchanged"
+    folder.mkdir(exist_ok=True)
+    for part in parts:
+        with translated_aws_errors(f"plan '{part.location}'"):
+            copy = plan_store.fetch(s3, part.location, folder)
+        try:
+            if file_sha256(copy) != part.sha256:
+                raise SafetyRefusal(
+                    "plan_digest",
+                    0,
+                    0,
+                    reason=f"the plan's part '{part.location}' changed after it was checked: "
+                    f"its SHA-256 is no longer {part.sha256}",
+                )
+        finally:
+            copy.unlink(missing_ok=True)
 
 
 def already_applied(s3: S3Client, part: Part, scratch: Path) -> bool:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.local_aws import LocalAws
+from deployments.local_aws import LocalAws, backdate
 from devtools.processes import BIN
 from flows.temporary_api import SWITCH, TemporaryApi, finish, use_temporary_api
 from tasks.guards.locking import SHORT_LIVED_API
+from tasks.s3.bucket_lock import LOCK_KEY
 from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import bulk_put
 
@@ -300,7 +301,7 @@ def old_objects(moto_http: LocalAws) -> tuple[str, list[str]]:
 
 
 class TestAKilledRun:
-    def test_the_next_run_takes_the_bucket_over_when_the_killed_runs_lease_expires(
+    def test_the_next_run_takes_the_bucket_over_when_the_killed_runs_lease_has_expired(
         self,
         environment: dict[str, str],
         moto_http: LocalAws,
@@ -334,6 +335,9 @@ class TestAKilledRun:
                 killed.wait(COMMAND_TIMEOUT_S)
             assert proxy.wait_idle(60)
             proxy.rules = []
+            # Its lease as a minute without renewal leaves it: expired (measured on the
+            # server's clock), so the next run takes it over at once instead of in a minute.
+            backdate(bucket, LOCK_KEY, datetime.now(UTC) - timedelta(minutes=2))
 
             rerun = run(
                 env, "--execute", "--bucket", bucket, "--prefix", "tmp/", "--lock-wait-minutes", "2"

@@ -18,6 +18,8 @@ def resume_when_paused(
     from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
     from prefect.client.schemas.objects import StateType as Type
 
+    done_before: list[bool] = []
+
     def answer() -> None:
         with get_client(sync_client=True) as client:
             for _ in range(120):
@@ -27,10 +29,14 @@ def resume_when_paused(
                     )
                 )
                 if paused:
-                    if before is not None:
+                    if before is not None and not done_before:
                         before()
-                    client.resume_flow_run(paused[0].id, run_input=run_input)
-                    return
+                        done_before.append(True)
+                    # A run is PAUSED before its input's schema is saved: an answer sent in
+                    # between is refused (ABORT) while the run goes on waiting. Answer again.
+                    outcome = client.resume_flow_run(paused[0].id, run_input=run_input)
+                    if outcome.status.value == "ACCEPT":
+                        return
                 time.sleep(0.5)
 
     thread = threading.Thread(target=answer, daemon=True)

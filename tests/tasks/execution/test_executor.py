@@ -68,7 +68,7 @@ SHARED_ENGINE = {
     "tasks.s3.journal.Journal.sending",
     "tasks.s3.listing.list_shard",
     "tasks.guards.locking.bucket_held",
-    "tasks.cleanup.check_guards",
+    "tasks.guards.limits.check_guards",
 }
 #: The report's fields that say what a run did (not where, nor how long).
 OUTCOME = (

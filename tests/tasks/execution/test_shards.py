@@ -26,6 +26,7 @@ from tasks.execution.shards import (
     ShardedPlan,
     ShardOrder,
     apply_part,
+    check_unchanged,
     journal_beside,
     plan_in_shards,
     plan_part,
@@ -454,6 +455,47 @@ class TestASavedIndexIsVerifiedWhole:
         again = saved_in_shards(aws.s3, plan.summary.manifest, request, tmp_path / "again")
 
         assert (again.summary.matched, len(again.parts)) == (len(filled), len(plan.parts))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestAPartChangedSinceItWasChecked:
+    def test_is_refused_before_any_part_is_sent_when_read_again(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        plan = planned_on_threads(TestTheRunsSide().request(tmp_path), tmp_path / "scratch")
+        last = [part for part in plan.parts if part.matched][-1]
+        check_unchanged(aws.s3, plan.parts, tmp_path)
+        Path(last.location).write_bytes(Path(last.location).read_bytes() + b"\n")
+
+        with pytest.raises(SafetyRefusal, match="changed after it was checked"):
+            check_unchanged(aws.s3, plan.parts, tmp_path)
+
+    def test_its_objects_fail_by_the_guard_and_the_other_parts_stand_when_its_worker_refuses_it(
+        self, aws: AwsClients, filled: set[str], tmp_path: Path
+    ) -> None:
+        (tmp_path / "scratch").mkdir()
+        plan = planned_on_threads(TestTheRunsSide().request(tmp_path), tmp_path / "scratch")
+        parts = [part for part in plan.parts if part.matched]
+        changed = parts[0]
+        Path(changed.location).write_bytes(Path(changed.location).read_bytes() + b"\n")
+
+        with BucketLock(aws.s3, BUCKET, new_lease("run-holding", "data/", 600)):
+            result = all_applied_on_threads(parts)
+
+        assert (result.planned, result.deleted) == (len(filled), len(filled) - changed.matched)
+        assert result.failed_by_code == Counter({"plan_digest": changed.matched})
+
+
+@flow
+def all_applied_on_threads(parts: list[Part]) -> ApplyResult:
+    """Parts applied by Prefect's thread pool, every outcome read (as a run that goes on)."""
+    with ThreadPoolTaskRunner(max_workers=2) as runner:
+        applier = PartApplier(runner, AWS, TARGET, "run-holding", 4, 60)
+        for part in parts:
+            applier.submit(part)
+        result, _, _ = applier.results()
+        return result
 
 
 @flow

@@ -92,9 +92,17 @@ def translated_dask_errors(address: str, timeout_s: float) -> Iterator[None]:
 
 
 def reason(exc: BaseException) -> str:
-    """The first cause of a connection error, e.g. "Connection refused"."""
-    while (cause := exc.__cause__ or exc.__context__) is not None:
-        exc = cause
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    """What a connection error came to, e.g. "Connection refused".
+
+    distributed retries until its deadline and chains the last attempt's error: a refusal
+    when the last attempt was refused, a cancellation when the deadline cut it short.
+    """
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(cause)
+    for error in reversed(chain):
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror
+    if isinstance(chain[-1], (asyncio.CancelledError, TimeoutError)):
+        return "no connection made"
+    return str(chain[-1]) or type(chain[-1]).__name__

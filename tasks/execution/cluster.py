@@ -11,6 +11,7 @@ from types import TracebackType
 from tasks.aws import AwsClients
 from tasks.cleanup import PlanRequest
 from tasks.execution.dask_runner import dask_runner
+from tasks.execution.executor import PlannedSoFar
 from tasks.execution.shards import (
     PartApplier,
     ShardedPlan,
@@ -126,8 +127,8 @@ class OnACluster:
                 logger.warning("Parts still running on the cluster after the run stopped")
         return applier.settled()
 
-    def planned_so_far(self) -> tuple[int, str | None]:
-        return 0, None  # the parts planned are in the index only once every shard is done
+    def planned_so_far(self) -> PlannedSoFar:
+        return PlannedSoFar()  # the parts planned are in the index only once every shard is done
 
     def _applied(self) -> PartApplier:
         if self._applier is None:

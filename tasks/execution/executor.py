@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +24,17 @@ from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
     from tasks.cleanup import PlanRequest
+
+
+@dataclass(frozen=True)
+class PlannedSoFar:
+    """What a plan cut short had read and held (the report's counts of a failed run)."""
+
+    scanned: int = 0
+    matched: int = 0
+    matched_bytes: int = 0
+    #: Where the lines it held are on disk, if they are.
+    manifest: str | None = None
 
 
 class Executor(Protocol):
@@ -53,8 +65,8 @@ class Executor(Protocol):
         known (a planned object with none is unconfirmed, or never sent)."""
         ...
 
-    def planned_so_far(self) -> tuple[int, str | None]:
-        """When the plan did not finish: how many objects it held, and where it is on disk."""
+    def planned_so_far(self) -> PlannedSoFar:
+        """When the plan did not finish: what it had read and held, and where it is on disk."""
         ...
 
 

@@ -16,6 +16,7 @@ from tasks.cleanup import (
     new_plan_location,
     plan_cleanup_task,
 )
+from tasks.execution.executor import PlannedSoFar
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.deletion import ApplyResult, DeletePipeline
 from tasks.s3.manifest import PlanSummary
@@ -87,7 +88,13 @@ class InThisProcess:
     def settled(self) -> ApplyResult:
         return self._deletes.settle() if self._deletes is not None else ApplyResult()
 
-    def planned_so_far(self) -> tuple[int, str | None]:
+    def planned_so_far(self) -> PlannedSoFar:
         location = new_plan_location(self.request)
+        counted = self.progress.snapshot()
         # A plan cut short: what it held is on disk (its lines are written before they go).
-        return self.progress.snapshot().matched, location if Path(location).is_file() else None
+        return PlannedSoFar(
+            scanned=counted.listed,
+            matched=counted.matched,
+            matched_bytes=counted.matched_bytes,
+            manifest=location if Path(location).is_file() else None,
+        )

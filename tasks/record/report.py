@@ -145,14 +145,21 @@ class RunReport:
             self.message = f"deleted {result.deleted} of {result.planned} planned objects"
 
     def record_failure(
-        self, result: ApplyResult | None, error: BaseException, matched_so_far: int = 0
+        self,
+        result: ApplyResult | None,
+        error: BaseException,
+        scanned_so_far: int = 0,
+        matched_so_far: int = 0,
+        matched_bytes_so_far: int = 0,
     ) -> None:
         """A run that failed after it began to plan: every outcome known so far, and for each
         planned object without one, why (Unconfirmed: handed to the deletes with no answer
-        read, the server may have acted; NotSent: never sent). `matched_so_far` counts the
-        objects planned when the plan itself did not finish."""
+        read, the server may have acted; NotSent: never sent). The `_so_far` counts are what
+        a plan that did not finish had read and held."""
         self.status = "failed"
+        self.scanned = max(self.scanned, scanned_so_far)
         self.matched = max(self.matched, matched_so_far)
+        self.matched_bytes = max(self.matched_bytes, matched_bytes_so_far)
         if result is not None:
             self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
             self.already_gone = result.already_gone

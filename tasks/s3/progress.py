@@ -23,6 +23,7 @@ class ProgressSnapshot:
     planned: int
     elapsed_s: float
     finished: bool = False
+    matched_bytes: int = 0
 
     @property
     def rate(self) -> float:
@@ -51,6 +52,7 @@ class Progress:
     interval_s: float = 0.5
     listed: int = 0
     matched: int = 0
+    matched_bytes: int = 0
     deleted: int = 0
     planned: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -60,11 +62,19 @@ class Progress:
     _last_publish: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, listed: int = 0, matched: int = 0, deleted: int = 0, planned: int = 0) -> None:
+    def add(
+        self,
+        listed: int = 0,
+        matched: int = 0,
+        deleted: int = 0,
+        planned: int = 0,
+        matched_bytes: int = 0,
+    ) -> None:
         """Count more work done; publish if the interval has passed."""
         with self._lock:
             self.listed += listed
             self.matched += matched
+            self.matched_bytes += matched_bytes
             self.deleted += deleted
             self.planned += planned
             now = time.monotonic()
@@ -83,6 +93,7 @@ class Progress:
             return ProgressSnapshot(
                 listed=self.listed,
                 matched=self.matched,
+                matched_bytes=self.matched_bytes,
                 deleted=self.deleted,
                 planned=self.planned,
                 elapsed_s=time.monotonic() - self.started,

@@ -137,7 +137,9 @@ class Selection:
         for listed in self.listed:
             self.scanned += 1
             selected = is_selected(listed, prefix, self.cutoff, versions)
-            self.progress.add(listed=1, matched=int(selected))
+            self.progress.add(
+                listed=1, matched=int(selected), matched_bytes=listed.size if selected else 0
+            )
             if versions != "current":
                 self._lost.see(listed, selected)
             if selected:

@@ -103,8 +103,8 @@ def fleet(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("fleet")
-    # Workers look for runs every second (10 by default): a freed one takes the next child soon.
-    env = {**worker_environment(prefect_api.api_url, home), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    # Workers look for runs every second (worker_environment): a freed one takes the next soon.
+    env = worker_environment(prefect_api.api_url, home)
     pool_env = {
         **pool_environments()[POOL],
         "ALLOWED_TARGETS": ",".join(f"{bucket}/tmp/" for bucket in BUCKETS),

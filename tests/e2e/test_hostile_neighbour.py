@@ -53,7 +53,7 @@ from tests.support.neighbour import (
     shared_folder,
 )
 
-pytestmark = [pytest.mark.e2e, as_root]
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, as_root]
 
 #: The password this user exported for some server of theirs: it must reach no other one.
 USERS_PASSWORD = "me:exported-for-my-own-server"

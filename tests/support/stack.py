@@ -196,6 +196,8 @@ def worker_environment(api_url: str, home: Path) -> dict[str, str]:
         # Relative to the flow run's directory (the checkout): the UI then shows no machine path.
         "MANIFEST_DIR": "test-output/manifests",
         "TASK_RETRIES": "0",
+        # A run is picked up within a second, not Prefect's ten.
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
 
 

@@ -17,6 +17,7 @@ from tasks.s3.progress import Progress
 from tasks.settings import RunSettings, load_settings
 from tests.support.faults import fail_calls_after
 from tests.support.moto_backend import bulk_put
+from tests.support.plans import readable_lines
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -25,10 +26,10 @@ BUCKET = "in-this-process-bucket"
 
 @pytest.fixture
 def filled(aws: AwsClients, as_of: datetime) -> None:
-    """3000 old objects in three folders."""
+    """3000 old objects of 7 bytes in three folders."""
     aws.s3.create_bucket(Bucket=BUCKET)
     keys = [f"data/day-{day}/k{n:04d}" for day in (1, 2, 3) for n in range(1000)]
-    bulk_put(BUCKET, keys, as_of - timedelta(days=90))
+    bulk_put(BUCKET, keys, as_of - timedelta(days=90), body=b"7 bytes")
 
 
 def settings_for(as_of: datetime, dry_run: bool) -> RunSettings:
@@ -83,6 +84,10 @@ def test_names_the_plan_on_disk_and_what_it_held_when_the_listing_fails_midway(
     ):
         here.plan(streaming=True)
 
-    matched, location = here.planned_so_far()
-    assert matched == 1000 and location is not None and Path(location).is_file()
-    assert here.settled().planned <= matched
+    cut = here.planned_so_far()
+    assert cut.matched == 1000 and cut.manifest is not None and Path(cut.manifest).is_file()
+    # What it had read, and the bytes of what it held: a report that adds up.
+    assert cut.scanned >= cut.matched
+    held = [line for line in readable_lines(Path(cut.manifest)) if "key" in line]
+    assert cut.matched_bytes == sum(line["size"] for line in held) == 7 * 1000
+    assert here.settled().planned <= cut.matched

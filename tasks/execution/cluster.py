@@ -11,7 +11,6 @@ from types import TracebackType
 from tasks.aws import AwsClients
 from tasks.cleanup import PlanRequest
 from tasks.execution.dask_runner import dask_runner
-from tasks.execution.executor import PlannedSoFar
 from tasks.execution.shards import (
     PartApplier,
     ShardedPlan,
@@ -21,7 +20,7 @@ from tasks.execution.shards import (
 )
 from tasks.s3.bucket_lock import WATCH_EVERY_S, BucketLock
 from tasks.s3.deletion import ApplyResult
-from tasks.s3.manifest import PlanSummary
+from tasks.s3.manifest import PlannedSoFar, PlanSummary
 from tasks.s3.progress import Progress
 from tasks.settings import RunSettings
 

@@ -11,30 +11,18 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tasks.aws import AwsClients
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.deletion import ApplyResult
-from tasks.s3.manifest import PlanSummary
+from tasks.s3.manifest import PlannedSoFar, PlanSummary
 from tasks.s3.progress import Progress
 from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
     from tasks.cleanup import PlanRequest
-
-
-@dataclass(frozen=True)
-class PlannedSoFar:
-    """What a plan cut short had read and held (the report's counts of a failed run)."""
-
-    scanned: int = 0
-    matched: int = 0
-    matched_bytes: int = 0
-    #: Where the lines it held are on disk, if they are.
-    manifest: str | None = None
 
 
 class Executor(Protocol):

@@ -16,10 +16,9 @@ from tasks.cleanup import (
     new_plan_location,
     plan_cleanup_task,
 )
-from tasks.execution.executor import PlannedSoFar
 from tasks.s3.bucket_lock import BucketLock
 from tasks.s3.deletion import ApplyResult, DeletePipeline
-from tasks.s3.manifest import PlanSummary
+from tasks.s3.manifest import PlannedSoFar, PlanSummary
 from tasks.s3.progress import Progress
 from tasks.settings import RunSettings
 

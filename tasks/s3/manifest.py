@@ -88,6 +88,17 @@ class PlanTotals:
 
 
 @dataclass(frozen=True)
+class PlannedSoFar:
+    """What a plan cut short had read and held (the report's counts of a failed run)."""
+
+    scanned: int = 0
+    matched: int = 0
+    matched_bytes: int = 0
+    #: Where the lines it held are on disk, if they are.
+    manifest: str | None = None
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     """A finished plan: its totals, where its manifest is kept, and its first rows."""
 

@@ -117,11 +117,7 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
             raise
         except BaseException as error:  # a signal too: the run was cancelled or terminated
             if executor is not None and not settings.dry_run:  # deletes may have been sent
-                cut = executor.planned_so_far()
-                report.record_failure(
-                    executor.settled(), error, cut.scanned, cut.matched, cut.matched_bytes
-                )
-                report.manifest = report.manifest or cut.manifest  # what a cut plan held
+                report.record_failure(executor.settled(), error, executor.planned_so_far())
                 attach_report(error, finish(report, clients, executor))
             raise
         report.record_apply(result)

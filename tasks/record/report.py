@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from tasks.buckets import BucketResult
     from tasks.errors import SafetyRefusal
     from tasks.s3.deletion import ApplyResult
-    from tasks.s3.manifest import PlanSummary
+    from tasks.s3.manifest import PlannedSoFar, PlanSummary
     from tasks.settings import RunSettings
 
 ReportStatus = Literal["dry_run", "completed", "partial_failure", "refused", "failed", "cancelled"]
@@ -145,21 +145,18 @@ class RunReport:
             self.message = f"deleted {result.deleted} of {result.planned} planned objects"
 
     def record_failure(
-        self,
-        result: ApplyResult | None,
-        error: BaseException,
-        scanned_so_far: int = 0,
-        matched_so_far: int = 0,
-        matched_bytes_so_far: int = 0,
+        self, result: ApplyResult | None, error: BaseException, cut: PlannedSoFar | None = None
     ) -> None:
         """A run that failed after it began to plan: every outcome known so far, and for each
         planned object without one, why (Unconfirmed: handed to the deletes with no answer
-        read, the server may have acted; NotSent: never sent). The `_so_far` counts are what
-        a plan that did not finish had read and held."""
+        read, the server may have acted; NotSent: never sent). `cut`: what a plan that did not
+        finish had read and held, and where it is."""
         self.status = "failed"
-        self.scanned = max(self.scanned, scanned_so_far)
-        self.matched = max(self.matched, matched_so_far)
-        self.matched_bytes = max(self.matched_bytes, matched_bytes_so_far)
+        if cut is not None:
+            self.scanned = max(self.scanned, cut.scanned)
+            self.matched = max(self.matched, cut.matched)
+            self.matched_bytes = max(self.matched_bytes, cut.matched_bytes)
+            self.manifest = self.manifest or cut.manifest
         if result is not None:
             self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
             self.already_gone = result.already_gone

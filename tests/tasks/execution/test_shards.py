@@ -364,11 +364,22 @@ class TestASavedIndexIsVerifiedWhole:
     first part goes to a worker: its digest, its lines, and the counts the index gives it."""
 
     @pytest.fixture
+    def filled(self, aws: AwsClients) -> set[str]:
+        """The module's bucket, smaller (each test plans it anew): two folders of 150 old
+        keys and a flat part of 400, half of them old; returns the old keys under data/."""
+        aws.s3.create_bucket(Bucket=BUCKET)
+        old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(150)}
+        old |= {f"data/flat-{n:06d}" for n in range(0, 400, 2)}
+        bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
+        bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 400, 2)], AS_OF)
+        return old
+
+    @pytest.fixture
     def saved(self, filled: set[str], tmp_path: Path) -> tuple[ShardedPlan, PlanRequest]:
         (tmp_path / "scratch").mkdir()
         (tmp_path / "again").mkdir()
         request = PlanRequest(
-            TARGET, CUTOFF, str(tmp_path / "plans"), "run.jsonl.gz", shard_size=1000
+            TARGET, CUTOFF, str(tmp_path / "plans"), "run.jsonl.gz", shard_size=100
         )
         return planned_on_threads(request, tmp_path / "scratch"), request
 

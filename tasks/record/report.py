@@ -145,18 +145,17 @@ class RunReport:
             self.message = f"deleted {result.deleted} of {result.planned} planned objects"
 
     def record_failure(
-        self, result: ApplyResult | None, error: BaseException, cut: PlannedSoFar | None = None
+        self, result: ApplyResult | None, error: BaseException, cut: PlannedSoFar
     ) -> None:
         """A run that failed after it began to plan: every outcome known so far, and for each
         planned object without one, why (Unconfirmed: handed to the deletes with no answer
         read, the server may have acted; NotSent: never sent). `cut`: what a plan that did not
         finish had read and held, and where it is."""
         self.status = "failed"
-        if cut is not None:
-            self.scanned = max(self.scanned, cut.scanned)
-            self.matched = max(self.matched, cut.matched)
-            self.matched_bytes = max(self.matched_bytes, cut.matched_bytes)
-            self.manifest = self.manifest or cut.manifest
+        self.scanned = max(self.scanned, cut.scanned)
+        self.matched = max(self.matched, cut.matched)
+        self.matched_bytes = max(self.matched_bytes, cut.matched_bytes)
+        self.manifest = self.manifest or cut.manifest
         if result is not None:
             self.deleted, self.skipped_changed = result.deleted, result.skipped_changed
             self.already_gone = result.already_gone

@@ -48,16 +48,21 @@ AWS = AwsSettings(region="us-east-1")
 TARGET = PlanTarget(BUCKET, "us-east-1", "data/", isoformat(CUTOFF), isoformat(AS_OF))
 
 
+def fill(aws: AwsClients, per_folder: int, flat: int) -> set[str]:
+    """Two folders of `per_folder` old keys and a flat part of `flat` keys, half of them old,
+    under data/, and an old key beside it; returns the old keys under data/."""
+    aws.s3.create_bucket(Bucket=BUCKET)
+    old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(per_folder)}
+    old |= {f"data/flat-{n:06d}" for n in range(0, flat, 2)}
+    bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
+    bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, flat, 2)], AS_OF)
+    return old
+
+
 @pytest.fixture
 def filled(aws: AwsClients) -> set[str]:
-    """Folders and a flat part under data/, old and young, and old keys beside it; returns the
-    old keys under data/."""
-    aws.s3.create_bucket(Bucket=BUCKET)
-    old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(1100)}
-    old |= {f"data/flat-{n:06d}" for n in range(0, 8000, 2)}
-    bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
-    bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 8000, 2)], AS_OF)
-    return old
+    """Folders and a flat part under data/, old and young, and old keys beside it."""
+    return fill(aws, per_folder=1100, flat=8000)
 
 
 def plan_everything(location: Path) -> list[PartPlan]:
@@ -365,14 +370,8 @@ class TestASavedIndexIsVerifiedWhole:
 
     @pytest.fixture
     def filled(self, aws: AwsClients) -> set[str]:
-        """The module's bucket, smaller (each test plans it anew): two folders of 150 old
-        keys and a flat part of 400, half of them old; returns the old keys under data/."""
-        aws.s3.create_bucket(Bucket=BUCKET)
-        old = {f"data/day-{d}/k{n:04d}" for d in (1, 2) for n in range(150)}
-        old |= {f"data/flat-{n:06d}" for n in range(0, 400, 2)}
-        bulk_put(BUCKET, sorted(old | {"data-keep/old"}), AS_OF - timedelta(days=60))
-        bulk_put(BUCKET, [f"data/flat-{n:06d}" for n in range(1, 400, 2)], AS_OF)
-        return old
+        """The module's bucket, smaller: each test plans it anew."""
+        return fill(aws, per_folder=150, flat=400)
 
     @pytest.fixture
     def saved(self, filled: set[str], tmp_path: Path) -> tuple[ShardedPlan, PlanRequest]:

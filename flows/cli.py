@@ -8,18 +8,21 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
+from flows.output import Output
 from flows.parameters import help_text, value_type
 from flows.prefect_environment import RUNS, configure_environment
+from flows.preflight import given_environment, profile_region, s3_target, take_target
 from flows.temporary_api import TemporaryApi, api_for_a_run, use_temporary_api
-from tasks.errors import ConfigError
+from tasks.errors import HousekeepingError, MissingBucket
+from tasks.fleet.targets import load_targets
 from tasks.record.iam_policy import iam_policy
 from tasks.settings import (
     Parameter,
@@ -101,10 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_options(run)
     run.add_argument("--report-json", type=Path, help="write the run report to this file")
+    add_output_options(run)
+    run.add_argument(
+        "--list",
+        action="store_true",
+        help="print every planned key on stdout, one per line (characters a terminal cannot "
+        "show escaped as \\uXXXX), or one JSON object per planned object with --output json",
+    )
     demo = commands.add_parser(
         "demo", help="run the whole job against an embedded local AWS (moto), then stop it"
     )
     demo.add_argument("--report-json", type=Path, help="write the executing run's report here")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="instead, leave a local S3 running with objects of known ages, and print how to "
+        "point the command at it (a playground; Ctrl-C stops it)",
+    )
+    add_output_options(demo)
     commands.add_parser(
         "settings", help="print every setting: option, environment variable, default (Markdown)"
     )
@@ -157,6 +174,23 @@ def add_fleet_command(commands: Any) -> None:
         "--notify-topic-arn", type=utf8_text, help="an SNS topic for the fleet's notice"
     )
     fleet.add_argument("--report-json", type=Path, help="write the fleet's report to this file")
+    add_output_options(fleet)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--log-format and --output: words for a person, JSON for a machine."""
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="logs in words on stderr (text), or one JSON object per line (json); default: "
+        "LOG_FORMAT, else text on a terminal and json elsewhere",
+    )
+    parser.add_argument(
+        "--output",
+        choices=["text", "json"],
+        help="the summary in words on stdout (text, the default), or the report as JSON on "
+        "stdout (json, for jq); the logs then go to stderr",
+    )
 
 
 def fleet_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
@@ -176,7 +210,10 @@ def fleet_command(args: argparse.Namespace, before_run: Callable[[], object] = l
     }
     parameters = {name: value for name, value in given.items() if value is not None}
     return execute(
-        lambda: s3_housekeeping_fleet(**parameters).to_dict(), args.report_json, fleet_line
+        lambda: s3_housekeeping_fleet(**parameters).to_dict(),
+        args.report_json,
+        args.out,
+        fleet_line,
     )
 
 
@@ -191,7 +228,15 @@ def fleet_line(report: dict[str, Any]) -> str:
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """One option per flow parameter, made from the settings model; the options by setting."""
+    """One option per flow parameter, made from the settings model, and the AWS CLI's own;
+    the options by setting."""
+    parser.add_argument(
+        "target",
+        nargs="?",
+        type=s3_target,
+        metavar="s3://BUCKET/PREFIX",
+        help="the bucket and prefix to clean: the same as --bucket and --prefix",
+    )
     # Whatever DRY_RUN says, the command line deletes only when told to.
     options = {
         "dry_run": parser.add_argument(
@@ -201,6 +246,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Actio
     for name, field in parameters().items():
         if name != "dry_run":
             options[name] = add_option(parser, name, field)
+    options["create_bucket"].help = (
+        "create the bucket if it is missing, with Block Public Access, default encryption and "
+        "tags (default here: off, and a missing bucket stops the run, exit 1)"
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        type=utf8_text,
+        help="send S3 requests to this URL (an S3-compatible server), as the AWS CLI's "
+        "--endpoint-url: the run's AWS_ENDPOINT_URL_S3",
+    )
+    parser.add_argument(
+        "--profile",
+        type=utf8_text,
+        help="use this profile of the AWS config files, for its credentials and region, as the "
+        "AWS CLI's --profile: the run's AWS_PROFILE",
+    )
     return options
 
 
@@ -230,32 +291,11 @@ def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's parameters from the command line; options left out stay None (env applies).
-    The settings the operator chooses are not among them: `as_operator` gives them to the run."""
+    The settings the operator chooses are not among them: `given_environment` gives them to the
+    run. A missing bucket is created only with --create-bucket."""
     skipped = {"dry_run", *operator_chosen()}
     chosen = {name: getattr(args, name) for name in parameters() if name not in skipped}
-    return {**chosen, "dry_run": not args.execute}
-
-
-@contextmanager
-def as_operator(args: argparse.Namespace) -> Iterator[None]:
-    """This process's environment, for the length of the command, with the options of the
-    settings the operator chooses (`--dask-address`): the command's user is its own operator,
-    and gives them to the run as a work pool gives a worker's runs theirs."""
-    given = {
-        environment_variables(name)[0]: str(value)
-        for name in operator_chosen()
-        if (value := getattr(args, name, None)) is not None
-    }
-    before = {variable: os.environ.get(variable) for variable in given}
-    os.environ.update(given)
-    try:
-        yield
-    finally:
-        for variable, value in before.items():
-            if value is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = value
+    return {**chosen, "dry_run": not args.execute, "create_bucket": bool(args.create_bucket)}
 
 
 def reference_tables() -> str:
@@ -296,35 +336,44 @@ def demo_command(args: argparse.Namespace, before_run: Callable[[], object] = la
     from flows.s3_housekeeping import s3_housekeeping  # noqa: F401 - loaded before the wait
 
     before_run()
-    return execute(run_demo, args.report_json)
+    return execute(run_demo, args.report_json, args.out)
 
 
 def run_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:
     """Run the flow; `before_run` is called once its modules (and Prefect) are imported."""
     from flows.s3_housekeeping import s3_housekeeping
+    from flows.summary import list_plan, run_summary
     from flows.terminal import TerminalProgress
+    from tasks.record.report import RunReport
     from tasks.s3.progress import subscribe
 
     before_run()
 
-    if not sys.stderr.isatty():  # logs stay plain JSON lines when not on a terminal
-        return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
+    output: Output = args.out
+
+    def summarize(report: dict[str, Any]) -> str:
+        if output.listing:
+            list_plan(report, json_lines=output.report == "json", out=sys.stdout)
+        return run_summary(report) if output.for_people else summary_line(report)
+
+    def run() -> dict[str, Any]:
+        report: RunReport = s3_housekeeping(**flow_parameters(args))
+        return report.to_dict()
+
+    if not sys.stderr.isatty():  # no progress line where no one watches it
+        return execute(run, args.report_json, output, summarize)
     display = TerminalProgress(sys.stderr)
     unsubscribe = subscribe(display)
     try:
-        return execute(lambda: s3_housekeeping(**flow_parameters(args)).to_dict(), args.report_json)
+        return execute(run, args.report_json, output, summarize, before_summary=display.close)
     finally:
         unsubscribe()
         display.close()
 
 
 def iam_policy_command(args: argparse.Namespace) -> int:
-    """Print the policy of a run with these options; invalid options exit as `run` would."""
-    try:
-        settings = load_settings(flow_parameters(args))
-    except ConfigError as exc:
-        print(f"s3-housekeeping: {exc}", file=sys.stderr)
-        return exc.exit_code
+    """Print the policy of a run with these options (checked before, as `run`'s are)."""
+    settings = load_settings(flow_parameters(args))
     sys.stdout.write(json.dumps(iam_policy(settings), indent=2) + "\n")
     if settings.role_arn:
         print(
@@ -338,14 +387,18 @@ def iam_policy_command(args: argparse.Namespace) -> int:
 def execute(
     run: Callable[[], dict[str, Any]],
     report_json: Path | None,
+    output: Output | None = None,
     summarize: Callable[[dict[str, Any]], str] | None = None,
+    before_summary: Callable[[], object] = lambda: None,
 ) -> int:
-    """Run, write the report, and turn the outcome into an exit code (DESIGN.md's table)."""
+    """Run, write the report, and turn the outcome into an exit code (DESIGN.md's table).
+    The summary goes to stdout for a person (text logs), to stderr beside JSON logs; the
+    report to stdout with --output json."""
     from prefect.exceptions import ParameterTypeError
 
-    from tasks.errors import HousekeepingError
-
+    output = output or Output("json")
     report: dict[str, Any] | None = None
+    failure: str | None = None
     try:
         report = run()
         code = 0
@@ -353,19 +406,41 @@ def execute(
         code = exc.exit_code
         carried = getattr(exc, "report", None)
         report = carried.to_dict() if carried is not None else None
-        print(f"s3-housekeeping: {exc}", file=sys.stderr)
+        failure = error_text(exc)
     except ParameterTypeError as exc:
         code = EXIT_INVALID_INPUT
-        print(f"s3-housekeeping: invalid parameters: {exc}", file=sys.stderr)
+        failure = f"invalid parameters: {exc} (exit {code})"
     except Exception as exc:
         code = EXIT_UNEXPECTED
         logging.getLogger(__name__).exception("unexpected error")
-        print(f"s3-housekeeping: unexpected error ({type(exc).__name__})", file=sys.stderr)
+        failure = f"unexpected error ({type(exc).__name__}) (exit {code})"
+    before_summary()
     if report is not None:
         if report_json is not None and not write_report(report, report_json):
             code = code or EXIT_INVALID_INPUT
-        print((summarize or summary_line)(report), file=sys.stderr)
+        text = (summarize or summary_line)(report)
+        if output.report == "json":
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        else:
+            # Beside JSON logs or a listing on stdout, the summary takes stderr.
+            shown_on_stdout = output.for_people and not output.listing
+            print(text, file=sys.stdout if shown_on_stdout else sys.stderr)
+    if failure is not None:
+        if report is not None and output.for_people and output.report == "text":
+            failure = f"{report['status'].replace('_', ' ')} (exit {code})"  # said above
+        print(f"s3-housekeeping: {failure}", file=sys.stderr)
     return code
+
+
+def error_text(exc: HousekeepingError) -> str:
+    """An expected error as the command says it: its message, what to do where the command
+    line has the answer, and its exit code."""
+    if isinstance(exc, MissingBucket):
+        return (
+            f"bucket {exc.bucket} does not exist (pass --create-bucket to create it) "
+            f"(exit {exc.exit_code})"
+        )
+    return f"{exc} (exit {exc.exit_code})"
 
 
 def write_report(report: dict[str, Any], path: Path) -> bool:
@@ -382,16 +457,64 @@ def write_report(report: dict[str, Any], path: Path) -> bool:
 
 
 def summary_line(report: dict[str, Any]) -> str:
-    """One line for a person at a terminal; the JSON logs on stdout are for machines."""
+    """One line beside JSON logs (stderr), for whoever reads the command's own messages."""
     gone = report.get("already_gone", 0)
+    kept = report.get("manifest")
     return (
         f"s3-housekeeping: {report['status']}: s3://{report['bucket']}/{report['prefix']} "
         f"scanned {report['scanned']}, matched {report['matched']} "
         f"({report['matched_bytes']} bytes), deleted {report['deleted']}"
         f"{f' ({gone} already gone)' if gone else ''}, "
-        f"skipped {report['skipped_changed']}, failed {report['failed']}; "
-        f"manifest {report['manifest']}"
+        f"skipped {report['skipped_changed']}, failed {report['failed']}"
+        + (f"; plan {kept}" if kept else "; no plan was written")
     )
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line read: a usage error exits 1 here (argparse's way, SystemExit)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("run", "iam-policy"):
+        take_target(args, parser)
+    return args
+
+
+def checked(args: argparse.Namespace) -> int | None:
+    """The command's configuration, checked before anything starts (no Prefect API is found
+    or started before): None when it holds, else the exit code, the problems said on stderr.
+    Settings and a targets file are invalid input (1); a missing AWS profile, credentials (2).
+    Sets `args.out`, how the command prints, and the profile's region where none is given."""
+    try:
+        if args.command in RUNS:
+            args.out = Output.chosen(args.log_format, args.output, getattr(args, "list", False))
+        if args.command in ("run", "iam-policy"):
+            with given_environment(args):
+                region = profile_region(uses_a_block=bool(args.aws_credentials_block))
+                if region and args.region is None and not environment_value_of("region"):
+                    args.region = region
+                load_settings(flow_parameters(args))
+        elif args.command == "fleet":
+            load_targets(args.targets)
+    except HousekeepingError as exc:
+        print(f"s3-housekeeping: {error_text(exc)}", file=sys.stderr)
+        return exc.exit_code
+    return None
+
+
+def runs_a_flow(args: argparse.Namespace) -> bool:
+    """Whether the command runs a flow, and so needs a Prefect API (the playground does not)."""
+    return args.command in RUNS and not (args.command == "demo" and args.keep)
+
+
+def logs_of(args: argparse.Namespace) -> dict[str, str]:
+    """What Prefect's logging configuration must say for the command's logs (flows/output.py)."""
+    output: Output = args.out
+    return output.log_environment(os.environ.get("LOG_LEVEL"))
+
+
+def environment_value_of(name: str) -> str | None:
+    """The first environment variable of a setting that is set, if any."""
+    return next((os.environ[v] for v in environment_variables(name) if os.environ.get(v)), None)
 
 
 def main(
@@ -400,26 +523,33 @@ def main(
 ) -> int:
     """Run the command in `argv` (this process's command line when None); a run uses the API
     `run_api` gives (flows/entry.py found or started it already), else `api_for_a_run`'s."""
-    return command(build_parser().parse_args(argv), run_api)
+    args = parse(argv)
+    problem = checked(args)
+    return problem if problem is not None else command(args, run_api)
 
 
 def command(
     args: argparse.Namespace, run_api: AbstractContextManager[TemporaryApi | None] | None = None
 ) -> int:
-    """Run the parsed command."""
-    configure_environment()
+    """Run the parsed and checked command."""
+    if args.command == "demo" and args.keep:
+        from flows.playground import run_playground
+
+        return run_playground()
     if args.command in RUNS:
+        configure_environment(logs=logs_of(args))
         # Without a Prefect server, a run needs a temporary API: started before the flow's
         # modules are imported, it comes up meanwhile, and the run waits for it only then.
-        with run_api or api_for_a_run() as started, as_operator(args):
+        with run_api or api_for_a_run() as started, given_environment(args):
             run = {"run": run_command, "fleet": fleet_command, "demo": demo_command}
             if started is None:
                 return run[args.command](args)
             return run[args.command](args, lambda: use_temporary_api(started))
+    configure_environment()
     if args.command == "settings":
         sys.stdout.write(reference_tables())
         return 0
-    with as_operator(args):
+    with given_environment(args):
         return iam_policy_command(args)
 
 

@@ -9,10 +9,15 @@ from importlib import resources
 RUNS = ("run", "fleet", "demo")
 
 
-def configure_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
-    """Point Prefect at our JSON logging before it is imported (it reads settings on import)."""
+def configure_environment(
+    environ: dict[str, str] | os._Environ[str] = os.environ, logs: dict[str, str] | None = None
+) -> None:
+    """Point Prefect at our logging before it is imported (it reads settings on import): JSON
+    lines, unless `logs` overrides the console's (flows/output.py: words on a terminal)."""
     logging_yml = resources.files("deployments").joinpath("logging.yml")
     environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", str(logging_yml))
+    for variable, value in (logs or {}).items():
+        environ.setdefault(variable, value)
     if environ.get("LOG_LEVEL"):
         environ.setdefault("PREFECT_LOGGING_LEVEL", environ["LOG_LEVEL"].upper())
     # Our module loggers also feed the run's logs in the UI; outside a run there is nothing

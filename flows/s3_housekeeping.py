@@ -22,6 +22,7 @@ from tasks.guards.approval import request_approval
 from tasks.guards.limits import Guards, check_guards
 from tasks.guards.locking import bucket_held
 from tasks.guards.operator_limits import check_this_flow_run
+from tasks.guards.prefix import check_prefix
 from tasks.record.artifacts import ProgressArtifact, publish_plan, publish_report
 from tasks.record.report import RunReport
 from tasks.s3.progress import Progress
@@ -96,6 +97,8 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
                 executor_for(settings, clients, request, scratch, progress, lock)
             )
             report.journal = executor.journal
+            if bucket.exists and (note := check_prefix(clients.s3, settings, owner)):
+                report.notes.append(note)
             if streaming:
                 shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
             plan = executor.plan(streaming)

@@ -35,8 +35,9 @@ class TerminalProgress:
             self._shown = True
 
     def close(self) -> None:
-        """End the status line so later output starts on a fresh line."""
+        """Erase the status line: the summary that follows says where the run ended."""
         with self._lock:
             if self._shown:
-                self.stream.write("\n")
+                self.stream.write("\r\x1b[2K")
                 self.stream.flush()
+                self._shown = False

@@ -18,9 +18,10 @@ from botocore.credentials import (
     Credentials,
     DeferredRefreshableCredentials,
 )
+from botocore.exceptions import ProfileNotFound
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, profile_not_found
 from tasks.log_context import SDK_LOGGERS
 from tasks.s3.bulk_answers import (
     BulkAnswerParserFactory,
@@ -211,7 +212,10 @@ def assume_role_session(
 
 def create_session(settings: AwsSettings) -> tuple[boto3.Session, dict[str, Any]]:
     """The run's session: a credentials block or the default chain, then the role if any."""
-    session, overrides = base_session(settings)
+    try:
+        session, overrides = base_session(settings)
+    except ProfileNotFound as missing:  # AWS_PROFILE, or a block's profile_name
+        raise profile_not_found(missing.kwargs.get("profile", "")) from None
     if settings.role_arn:
         session = assume_role_session(session, settings, settings.role_arn)
     return session, overrides

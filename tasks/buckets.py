@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from botocore.exceptions import ClientError
 from prefect import task
 
-from tasks.errors import ConfigError, PermissionDeniedError, error_code, translated_aws_errors
+from tasks.errors import (
+    ConfigError,
+    MissingBucket,
+    PermissionDeniedError,
+    error_code,
+    translated_aws_errors,
+)
 from tasks.retry import aws_task_options
 
 if TYPE_CHECKING:
@@ -280,4 +286,11 @@ def ensure_bucket_task(
             result = BucketResult(bucket=bucket, action="skipped")
         if not result.exists:
             return result
-        return replace(result, versioning=versioning_status(s3, bucket, expected_owner))
+        try:
+            versioning = versioning_status(s3, bucket, expected_owner)
+        except ClientError as exc:
+            # Without `create`, reading the versioning is the step's only request.
+            if not create and error_code(exc) == "NoSuchBucket":
+                raise MissingBucket(bucket) from None
+            raise
+        return replace(result, versioning=versioning)

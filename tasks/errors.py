@@ -2,6 +2,7 @@
 
     HousekeepingError (99)
     ├── ConfigError (1)             invalid configuration or input, missing or malformed secret
+    │   └── MissingBucket (1)       the bucket does not exist and may not be created
     ├── CredentialsError (2)        AWS credentials missing, invalid or expired
     ├── NetworkError (3)            endpoint unreachable or timed out after retries
     ├── PermissionDeniedError (4)   access denied, or bucket owned by another account
@@ -22,6 +23,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import (
@@ -32,6 +34,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProfileNotFound,
     ProxyConnectionError,
     ReadTimeoutError,
     TokenRetrievalError,
@@ -99,6 +102,7 @@ CREDENTIAL_EXCEPTIONS: tuple[type[BotoCoreError], ...] = (
     CredentialRetrievalError,
     TokenRetrievalError,
     UnauthorizedSSOTokenError,
+    ProfileNotFound,
 )
 
 
@@ -133,6 +137,14 @@ class ConfigError(HousekeepingError):
         self.problems = problems or []
         details = "".join(f"\n  - {problem}" for problem in self.problems)
         super().__init__(f"{message}{details}")
+
+
+class MissingBucket(ConfigError):
+    """The run's bucket does not exist, and the run may not create it (create_bucket off)."""
+
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"bucket '{bucket}' does not exist, and create_bucket is off")
+        self.bucket = bucket
 
 
 class CredentialsError(HousekeepingError):
@@ -257,10 +269,16 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
     if isinstance(exc, Boto3Error) and isinstance(exc.__context__, ClientError | BotoCoreError):
         # boto3's transfers (upload_file) wrap the botocore error that stopped them.
         return translate_aws_error(exc.__context__, action)
+    if isinstance(exc, ProfileNotFound):
+        return profile_not_found(exc.kwargs.get("profile", ""))
     if isinstance(exc, CREDENTIAL_EXCEPTIONS):
         return CredentialsError(f"{action}: AWS credentials not usable ({type(exc).__name__})")
     if isinstance(exc, NETWORK_EXCEPTIONS):
-        return NetworkError(f"{action}: endpoint unreachable or timed out ({type(exc).__name__})")
+        endpoint = endpoint_named(exc)
+        return NetworkError(
+            f"{action}: endpoint {endpoint + ' ' if endpoint else ''}unreachable or timed out "
+            f"({type(exc).__name__})"
+        )
     code = error_code(exc)
     if code in CREDENTIAL_ERROR_CODES:
         return CredentialsError(f"{action}: AWS credentials rejected ({code})")
@@ -270,6 +288,30 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
         return ConfigError(f"{action}: not found ({code})")
     name = code or type(exc).__name__
     return AwsApiError(f"{action}: AWS error {name}", code=code, transient=is_transient(exc))
+
+
+def profile_not_found(profile: str) -> CredentialsError:
+    """A named AWS profile that no AWS config file holds: the credentials cannot be found."""
+    return CredentialsError(
+        f"AWS profile '{shown_text(profile)}' not found in the AWS config files "
+        "(AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE; by default ~/.aws/config and "
+        "~/.aws/credentials)"
+    )
+
+
+def endpoint_named(exc: BotoCoreError) -> str:
+    """The scheme, host and port a network error could not reach (never a user or password an
+    address might hold), or an empty string."""
+    address = getattr(exc, "kwargs", {}).get("endpoint_url") or ""
+    try:
+        parts = urlsplit(str(address))
+        port = parts.port
+    except ValueError:
+        return ""
+    if not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}"
 
 
 @contextmanager

@@ -180,6 +180,13 @@ class RunSettings(BaseSettings):
         description='Key prefix to clean, e.g. "tmp/". Required; at most 1024 bytes, no leading '
         '"/", no ".." segment. "tmp" also matches "tmp-keep/": end it with "/" for a folder.',
     )
+    ambiguous_prefix: Annotated[Literal["warn", "refuse"], Parameter()] = Field(
+        "warn",
+        validation_alias=env("AMBIGUOUS_PREFIX"),
+        description='A prefix without a trailing "/" that matches more than one folder ("tmp" '
+        'matching "tmp/" and "tmp-keep/"): warn (a note in the report) or refuse before '
+        "listing, deleting nothing (exit 6).",
+    )
     older_than_days: Annotated[int, Parameter()] = Field(
         30,
         ge=1,
@@ -228,7 +235,8 @@ class RunSettings(BaseSettings):
     create_bucket: Annotated[bool, Parameter()] = Field(
         True,
         description="Create the bucket if missing, with Block Public Access, default encryption "
-        "and tags.",
+        "and tags; off, a missing bucket stops the run (exit 1). The command line creates "
+        "one only with --create-bucket: a typo there must not make a bucket.",
     )
     converge_baseline: Annotated[bool, Parameter()] = Field(
         False,

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.errors import SafetyRefusal
+from tasks.errors import SafetyRefusal, shown_text
 from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.manifest import (
     FIRST_ROWS,
@@ -95,13 +95,24 @@ def check_header(
         compared.append("inventory")
     mismatched = [name for name in compared if getattr(header, name) != getattr(expected, name)]
     if mismatched:
-        raise refused("plan_target", f"the plan was made for another {', '.join(mismatched)}")
+        # An owner is left unshown: this run's may come from its secret.
+        compared_values = "; ".join(
+            f"{name}: the plan's {shown(getattr(header, name))}, this run's "
+            f"{shown(getattr(expected, name))}"
+            for name in mismatched
+            if name != "owner"
+        )
+        raise refused(
+            "plan_target",
+            f"the plan was made for another {', '.join(mismatched)}"
+            + (f" ({compared_values})" if compared_values else ""),
+        )
     cutoff = moment(header.cutoff, "the plan's cutoff")
     if cutoff > moment(expected.cutoff, "this run's cutoff"):
         raise refused(
             "plan_cutoff",
-            "the plan's cutoff is later than this run's (older_than_days and as_of): it would "
-            "delete objects this run keeps",
+            f"the plan's cutoff {header.cutoff} is later than this run's {expected.cutoff} "
+            "(its older_than_days and as_of): it would delete objects this run keeps",
         )
     check_age(moment(header.created_at, "the plan's created_at"), cutoff, max_age, now)
 
@@ -241,6 +252,11 @@ def moment(text: str, what: str) -> datetime:
     if parsed is None or parsed.tzinfo is None:
         raise refused("plan_entries", f"{what} is not an ISO 8601 time with a zone")
     return parsed
+
+
+def shown(value: object) -> str:
+    """A header's value in a refusal: text from a file, escaped; none said as such."""
+    return "none" if value is None else repr(shown_text(str(value)))
 
 
 def refused(guard: str, reason: str) -> SafetyRefusal:

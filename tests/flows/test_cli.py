@@ -16,7 +16,6 @@ import pytest
 from devtools.reference import SETTINGS_PAGE, with_tables
 from flows.cli import (
     add_run_options,
-    as_operator,
     build_parser,
     execute,
     flow_parameters,
@@ -26,6 +25,7 @@ from flows.cli import (
     summary_line,
 )
 from flows.parameters import help_text
+from flows.preflight import given_environment
 from tasks.errors import (
     AwsApiError,
     ConfigError,
@@ -61,8 +61,11 @@ class TestRunOptions:
         assert set(given) == set(parameters()) - {"dask_address"}
         assert given["bucket"] == "b-bucket"
         assert given["dry_run"] is True  # whatever DRY_RUN says, only --execute deletes
+        assert given["create_bucket"] is False  # only --create-bucket makes a bucket
         assert all(
-            value is None for name, value in given.items() if name not in {"bucket", "dry_run"}
+            value is None
+            for name, value in given.items()
+            if name not in {"bucket", "dry_run", "create_bucket"}
         )
 
     def test_options_are_typed_as_their_settings_when_given(self) -> None:
@@ -127,8 +130,10 @@ class TestRunOptions:
 
         shown = " ".join(capsys.readouterr().out.split())
         for name, field in parameters().items():
-            if name != "dry_run":
+            if name not in ("dry_run", "create_bucket"):
                 assert help_text(name, field) in shown, name
+        # On the command line a missing bucket is made only when asked.
+        assert "(default here: off, and a missing bucket stops the run, exit 1)" in shown
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -242,7 +247,7 @@ class TestOperatorOptions:
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://before:8786")
         args = parse("--bucket", "b-bucket", "--prefix", "tmp/", "--dask-address", "tcp://own:8786")
 
-        with as_operator(args):
+        with given_environment(args):
             assert os.environ["DASK_SCHEDULER_ADDRESS"] == "tcp://own:8786"
             settings = load_settings(flow_parameters(args))
 
@@ -252,7 +257,7 @@ class TestOperatorOptions:
         assert os.environ["DASK_SCHEDULER_ADDRESS"] == "tcp://before:8786"
 
     def test_the_environment_is_left_as_it_was_when_the_option_is_not_given(self) -> None:
-        with as_operator(parse("--bucket", "b-bucket")):
+        with given_environment(parse("--bucket", "b-bucket")):
             assert "DASK_SCHEDULER_ADDRESS" not in os.environ
 
         assert "DASK_SCHEDULER_ADDRESS" not in os.environ
@@ -378,8 +383,14 @@ class TestSummaryLine:
     def test_counts_only_when_nothing_was_gone_already(self) -> None:
         assert summary_line(SUMMARY_REPORT) == (
             "s3-housekeeping: completed: s3://b/tmp/ scanned 9, matched 5 (50 bytes), "
-            "deleted 5, skipped 0, failed 0; manifest plans/p.jsonl.gz"
+            "deleted 5, skipped 0, failed 0; plan plans/p.jsonl.gz"
         )
+
+    def test_says_no_plan_was_written_instead_of_none_when_there_is_none(self) -> None:
+        line = summary_line({**SUMMARY_REPORT, "manifest": None})
+
+        assert line.endswith("failed 0; no plan was written")
+        assert "None" not in line
 
     def test_says_how_many_were_gone_already_when_some_were(self) -> None:
         line = summary_line({**SUMMARY_REPORT, "already_gone": 2})

@@ -108,14 +108,15 @@ class TestThrottling:
 
 
 class TestClose:
-    def test_ends_the_line_when_something_was_shown(self) -> None:
+    def test_erases_the_line_once_for_the_summary_when_something_was_shown(self) -> None:
         stream = io.StringIO()
         display = shown_once(stream)
 
         display.close()
+        display.close()
 
-        assert stream.getvalue().endswith(" s\n")
-        assert stream.getvalue().count("\n") == 1
+        assert stream.getvalue().endswith(" s\r\x1b[2K")
+        assert "\n" not in stream.getvalue()
 
     def test_writes_nothing_when_nothing_was_shown(self) -> None:
         stream = io.StringIO()

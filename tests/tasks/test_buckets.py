@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 
 from tasks.aws import AwsSettings, create_clients
 from tasks.buckets import BucketResult, ensure_bucket, ensure_bucket_task, versioning_status
-from tasks.errors import ConfigError, PermissionDeniedError
+from tasks.errors import ConfigError, MissingBucket, PermissionDeniedError
 from tests.support.audit import audit_requests
 
 BUCKET = "baseline-test-bucket"
@@ -234,8 +234,15 @@ class TestTask:
         assert (result.action, result.exists) == ("would_create", False)
         assert result.versioning == "unknown"
 
-    def test_missing_bucket_is_a_config_error_when_creation_is_off(self, moto: None) -> None:
-        s3 = create_clients(AwsSettings(region="us-east-1")).s3
-
-        with pytest.raises(ConfigError, match=r"bucket 'baseline-test-bucket'.*not found"):
+    def test_stops_after_one_read_naming_the_bucket_when_it_is_missing_and_creation_is_off(
+        self, moto: None
+    ) -> None:
+        with (
+            audit_requests() as audit,
+            pytest.raises(MissingBucket, match=r"bucket 'baseline-test-bucket' does not exist"),
+        ):
+            s3 = create_clients(AwsSettings(region="us-east-1")).s3
             ensure_bucket_task.fn(s3, BUCKET, "us-east-1", "dev", create=False)
+
+        assert [call.operation for call in audit.calls] == ["GetBucketVersioning"]
+        assert MissingBucket.exit_code == 1

@@ -247,9 +247,31 @@ def test_network_error_when_endpoint_is_unreachable_or_slow(exc: Exception) -> N
     assert type(translated) is NetworkError
     assert translated.exit_code == 3
     assert translated.transient is True
-    assert str(translated).startswith(f"{ACTION}: endpoint unreachable or timed out")
+    # The endpoint a person must check is named; a proxy's address is not an endpoint.
+    named = "" if isinstance(exc, ProxyConnectionError) else f"{ENDPOINT} "
+    assert str(translated).startswith(f"{ACTION}: endpoint {named}unreachable or timed out")
     assert type(exc).__name__ in str(translated)
-    assert "endpoint-canary" not in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        (
+            "https://user:canary-password@s3.example.invalid:9000/x?token=canary",
+            "https://s3.example.invalid:9000",
+        ),
+        ("http://[::1]:8333", "http://[::1]:8333"),
+        ("not a url", ""),
+        ("http://:99999", ""),
+    ],
+)
+def test_names_only_the_scheme_host_and_port_of_an_unreachable_endpoint_when_translated(
+    address: str, named: str
+) -> None:
+    translated = str(translate_aws_error(EndpointConnectionError(endpoint_url=address), ACTION))
+
+    assert translated.startswith(f"{ACTION}: endpoint {named + ' ' if named else ''}unreachable")
+    assert "canary" not in translated
 
 
 @pytest.mark.parametrize(
@@ -371,8 +393,7 @@ def test_boundary_names_the_resource_when_the_endpoint_is_unreachable() -> None:
     with pytest.raises(NetworkError) as caught, translated_aws_errors("secret 's'"):
         raise EndpointConnectionError(endpoint_url=ENDPOINT)
 
-    assert str(caught.value).startswith("secret 's': endpoint unreachable or timed out")
-    assert "endpoint-canary" not in str(caught.value)
+    assert str(caught.value).startswith(f"secret 's': endpoint {ENDPOINT} unreachable")
 
 
 def test_boundary_lets_project_and_other_errors_through_when_raised_inside() -> None:

@@ -36,11 +36,12 @@ COMMANDS = (
 
 def run_playground(out: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
     """Start the local S3, fill it, print how to reach it, and wait for Ctrl-C (or `stop`)."""
-    stop = stop or threading.Event()
+    if stop is None:  # the command's: Ctrl-C and a termination end the wait
+        stop = threading.Event()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signal_number, lambda *_: stop.set())
     # moto's web server would log every request it serves on this terminal.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signal_number, lambda *_: stop.set())
     with local_aws() as aws:
         seed_objects(aws, BUCKET, datetime.now(UTC), OBJECTS, create_bucket=True)
         environment = aws.environment()

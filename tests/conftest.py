@@ -36,6 +36,7 @@ AWS_ENV_TO_CLEAR = (
     "AWS_MAX_ATTEMPTS",
     "AWS_RETRY_MODE",
     "LOG_LEVEL",
+    "LOG_FORMAT",
 )
 
 

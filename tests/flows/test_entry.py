@@ -1,5 +1,6 @@
-"""The command's entry point: a run's temporary Prefect API is started before the command's
-modules load, and a command that runs no flow starts none."""
+"""The command's entry point: a run's temporary Prefect API is started once its command line
+and settings are checked, before the flow's modules (and Prefect) load; a command that runs
+no flow, or whose input is wrong, starts none."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ from flows.temporary_api import SWITCH
 
 BUCKET = "entry-point"
 #: Runs the entry point as the console script does, recording for every child process it
-#: starts whether the command's modules (flows.cli) were loaded by then: Python's audit hook
+#: starts whether the flow's modules (and Prefect) were loaded by then: Python's audit hook
 #: sees each subprocess as it is created.
 WATCHED_ENTRY = """
 import json, sys
 children = []
 def watch(event, args):
     if event == "subprocess.Popen":
-        loaded = "flows.cli" in sys.modules
-        children.append({"argv": [str(a) for a in args[1]], "cli_loaded": loaded})
+        loaded = "flows.s3_housekeeping" in sys.modules or "prefect" in sys.modules
+        children.append({"argv": [str(a) for a in args[1]], "flow_loaded": loaded})
 sys.addaudithook(watch)
 sys.argv = ["s3-housekeeping", *sys.argv[1:]]
 from flows.entry import main
@@ -71,7 +72,7 @@ def temporary_apis(children: list[dict[str, object]]) -> list[dict[str, object]]
     return [child for child in children if "flows.temporary_api" in child["argv"]]  # type: ignore[operator]
 
 
-def test_a_run_starts_its_temporary_api_before_the_command_modules_load(
+def test_a_run_starts_its_temporary_api_before_the_flow_and_prefect_load(
     environment: dict[str, str],
 ) -> None:
     code, children, output = entry(
@@ -79,7 +80,7 @@ def test_a_run_starts_its_temporary_api_before_the_command_modules_load(
     )
 
     assert code == 0, output[-3000:]
-    assert [child["cli_loaded"] for child in temporary_apis(children)] == [False]
+    assert [child["flow_loaded"] for child in temporary_apis(children)] == [False]
     assert "Temporary Prefect API ready at http://127.0.0.1:" in output
     assert "Starting temporary server" not in output  # Prefect did not start one of its own
 
@@ -110,3 +111,24 @@ def test_an_abbreviated_help_is_a_usage_error_that_starts_no_api(
     assert code == 1, output[-3000:]
     assert f"unrecognized arguments: {arguments[-1]}" in output
     assert temporary_apis(children) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "said"),
+    [
+        (("run", f"s3://{BUCKET}/tmp/", "--dry-run"), 1, "unrecognized arguments: --dry-run"),
+        (("run", "--bucket", BUCKET), 1, "prefix: Field required"),
+        (("run", f"s3://{BUCKET}/tmp/", "--profile", "nosuchprofile"), 2, "'nosuchprofile'"),
+        (("run", f"s3://{BUCKET}/tmp/", "--older-than-days", "0"), 1, "older_than_days"),
+    ],
+    ids=["unknown-option", "missing-prefix", "missing-profile", "bad-value"],
+)
+def test_a_usage_or_configuration_error_starts_no_api_and_loads_no_prefect(
+    environment: dict[str, str], arguments: tuple[str, ...], code: int, said: str
+) -> None:
+    code_seen, children, output = entry(environment, *arguments)
+
+    assert code_seen == code, output[-3000:]
+    assert said in output
+    assert children == []
+    assert "Temporary Prefect API" not in output

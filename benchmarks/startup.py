@@ -35,12 +35,14 @@ PREFIX = "tmp/"
 OBJECTS = ("logs/app-0001.log", "logs/app-0002.log", "logs/app-0003.log", "tmp-keep/precious.db")
 EPHEMERAL = f"{S3HK}, no PREFECT_API_URL"
 WITH_SERVER = f"{S3HK}, PREFECT_API_URL"
+USAGE_ERROR = f"{S3HK}, usage error"
 S5CMD = "s5cmd ls"
 AWS = "aws s3 ls"
 #: The issue's targets: median wall seconds of the empty dry run.
 TARGETS = {
     EPHEMERAL: ("empty dry run without a server at most 5 s (median)", 5.0),
     WITH_SERVER: ("with PREFECT_API_URL at most 2.5 s (median)", 2.5),
+    USAGE_ERROR: ("a usage error answered in under 1 s (median)", 1.0),
 }
 #: The product's tuning variables, taken out of the tools' environment (as in benchmarks/flat.py).
 PRODUCT_TUNING = ("LIST_CONCURRENCY", "SHARD_SIZE", "DELETE_CONCURRENCY")
@@ -149,6 +151,13 @@ def s3hk_with_server(setup: Setup, rundir: Path) -> tuple[list[str], dict[str, s
     return s3hk_argv(rundir), s3hk_env(setup, rundir, extra)
 
 
+def s3hk_usage_error(setup: Setup, rundir: Path) -> tuple[list[str], dict[str, str]]:
+    """An option that does not exist (--dry-run): refused before any Prefect API starts."""
+    argv = [str(BIN / "s3-housekeeping"), "run", f"s3://{BUCKET}/{PREFIX}", "--dry-run"]
+    extra = {"PREFECT_HOME": str(ephemeral_home(setup)), "S3_HOUSEKEEPING_LOCAL_API": "off"}
+    return argv, s3hk_env(setup, rundir, extra)
+
+
 def s5cmd_ls(setup: Setup, rundir: Path) -> tuple[list[str], dict[str, str]]:
     url = setup.aws.endpoint_url
     argv = [str(BIN / "s5cmd"), "--endpoint-url", url, "ls", f"s3://{BUCKET}/{PREFIX}*"]
@@ -186,6 +195,17 @@ def check_s3hk_ephemeral(rundir: Path, returncode: int) -> str | None:
     return None
 
 
+def check_usage_error(rundir: Path, returncode: int) -> str | None:
+    """Exit 1 naming the option, and no temporary API started."""
+    err = (rundir / "tool.err").read_text(errors="replace")
+    if returncode != 1 or "unrecognized arguments: --dry-run" not in err:
+        return f"exit {returncode}: {err.strip()[-300:]}"
+    logs = (rundir / "tool.out").read_text(errors="replace") + err
+    if any(line in logs for line in TEMPORARY_SERVER):
+        return "it started a temporary API"
+    return None
+
+
 def check_s5cmd(rundir: Path, returncode: int) -> str | None:
     """No object listed; exit 0, or 1 saying that nothing matched."""
     out, err = (rundir / "tool.out").read_text(), (rundir / "tool.err").read_text()
@@ -220,6 +240,12 @@ ROWS = (
         "the same with PREFECT_API_URL of the Prefect server the bench started",
         s3hk_with_server,
         check_s3hk,
+    ),
+    Row(
+        USAGE_ERROR,
+        f"{S3HK} run s3://B/{PREFIX} --dry-run (not an option): exit 1, no API started",
+        s3hk_usage_error,
+        check_usage_error,
     ),
     Row(S5CMD, f"s5cmd ls 's3://B/{PREFIX}*'", s5cmd_ls, check_s5cmd),
     Row(AWS, f"aws s3 ls s3://B/{PREFIX}", aws_s3_ls, check_aws),

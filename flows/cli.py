@@ -219,6 +219,7 @@ def fleet_command(args: argparse.Namespace, before_run: Callable[[], object] = l
 
 def fleet_line(report: dict[str, Any]) -> str:
     """The fleet's one line for a person at a terminal."""
+
     line = f"s3-housekeeping fleet: {report['status']}: {report['message']}"
     totals = report.get("totals", {})
     return line + (

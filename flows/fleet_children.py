@@ -15,6 +15,7 @@ from tasks.errors import ConfigError
 from tasks.fleet.report import COUNTS, EXIT_BY_STATUS, UNEXPECTED, TargetOutcome
 from tasks.fleet.targets import Target
 from tasks.record.artifacts import OUTCOME_KEY
+from tasks.record.outcome import kept_link
 from tasks.record.report import RunReport
 
 if TYPE_CHECKING:
@@ -226,5 +227,5 @@ def _with_run(outcome: TargetOutcome, run_id: str) -> TargetOutcome:
     from prefect.settings import PREFECT_UI_URL
 
     ui = PREFECT_UI_URL.value()
-    url = f"{ui}/runs/flow-run/{run_id}" if ui else None
+    url = kept_link(f"{ui}/runs/flow-run/{run_id}") if ui else None
     return replace(outcome, flow_run_id=run_id, flow_run_url=url)

@@ -21,6 +21,7 @@ from tasks.record.outcome import (
     RunOutcome,
     from_failure,
     from_report,
+    kept_link,
 )
 from tasks.record.report import RunReport
 from tasks.settings import load_settings, raw_setting
@@ -117,6 +118,6 @@ def _ui_url() -> str | None:
         from prefect.runtime import flow_run
 
         url = flow_run.ui_url
-        return str(url) if url else None
+        return kept_link(str(url)) if url else None
     except Exception:
         return None

@@ -558,7 +558,10 @@ class RunSettings(BaseSettings):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         future_allowed = info.data.get("allow_future_as_of", False)
         if not future_allowed and aware > datetime.now(UTC) + AS_OF_MAX_FUTURE:
-            raise ValueError("must not be in the future (it would make new objects look old)")
+            raise ValueError(
+                "must not be in the future (it would make new objects look old); for a test "
+                "server that cannot backdate objects, ALLOW_FUTURE_AS_OF=true allows it"
+            )
         try:
             cutoff = aware - timedelta(days=info.data.get("older_than_days", 0))
         except OverflowError:
@@ -566,7 +569,8 @@ class RunSettings(BaseSettings):
         if future_allowed and cutoff > datetime.now(UTC) + AS_OF_MAX_FUTURE:
             raise ValueError(
                 "may be in the future with ALLOW_FUTURE_AS_OF, but its cutoff (as_of minus "
-                "older_than_days) may not: objects written now would look old"
+                "older_than_days) may not: objects written now would look old (e.g. as_of one "
+                "day ahead with older_than_days 1 plans what was written before now)"
             )
         return aware
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -11,6 +12,15 @@ from pydantic import TypeAdapter, ValidationError
 from tasks.errors import HousekeepingError
 from tasks.record.report import RunReport
 from tasks.settings import raw_setting
+
+
+def kept_link(url: str | None) -> str | None:
+    """A run's address in the Prefect UI, unless its API is the command's temporary one: that
+    is gone once the command ends, and so would the page be."""
+    from tasks.guards.locking import SHORT_LIVED_API  # it records outcomes: imported late
+
+    return None if os.environ.get(SHORT_LIVED_API) else url
+
 
 OutcomeStatus = Literal[
     "dry_run", "completed", "refused", "partial_failure", "failed", "crashed", "cancelled"

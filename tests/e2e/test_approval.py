@@ -10,6 +10,7 @@ import pytest
 
 from tasks.guards.locking import concurrency_limit_name
 from tasks.s3.bucket_lock import LOCK_KEY
+from tests.support.approval import answer
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +41,7 @@ class TestApproval:
             assert "tmp/build-0001.tar.gz" in request and ".jsonl.gz" in request
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(run_id, {"approve": False, "reason": "not during the release"})
+            stack.resume(run_id, answer(False, "not during the release"))
             run = stack.wait_for_state(run_id, {"FAILED"})
         finally:
             stack.cancel(run_id)
@@ -60,7 +61,7 @@ class TestApproval:
         try:
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(run_id, {"approve": True, "reason": "checked the plan"})
+            stack.resume(run_id, answer(True, "checked the plan"))
             stack.wait_for_state(run_id, {"COMPLETED"})
         finally:
             stack.cancel(run_id)
@@ -86,7 +87,7 @@ class TestPausedRunHoldsTheBucket:
             refused = stack.wait_for_state(second, {"FAILED"})
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(paused, {"approve": True, "reason": "one at a time"})
+            stack.resume(paused, answer(True, "one at a time"))
             stack.wait_for_state(paused, {"COMPLETED"})
         finally:
             stack.cancel(paused)

@@ -6,13 +6,23 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
+
+#: The name the tests' person types in the form (Prefect's open-source server cannot tell).
+APPROVER = "Ana Ops"
+
+
+def answer(approve: bool, reason: str = "", approver: str = APPROVER) -> dict[str, Any]:
+    """The approval form as a person fills it in: the decision, their name and why."""
+    return {"approve": approve, "approver": approver, "reason": reason}
 
 
 def resume_when_paused(
-    run_input: dict[str, Any], before: Callable[[], None] | None = None
+    run_input: dict[str, Any], before: Callable[[UUID], None] | None = None
 ) -> threading.Thread:
     """A person answering the paused run's form (through the API, as the UI does); `before`
-    runs once the run is paused, before the answer (what happens while it waits)."""
+    runs once the run is paused, given its id, before the answer (what happens while it
+    waits)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
     from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
@@ -30,7 +40,7 @@ def resume_when_paused(
                 )
                 if paused:
                     if before is not None and not done_before:
-                        before()
+                        before(paused[0].id)
                         done_before.append(True)
                     # A run is PAUSED before its input's schema is saved: an answer sent in
                     # between is refused (ABORT) while the run goes on waiting. Answer again.

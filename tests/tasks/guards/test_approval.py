@@ -215,6 +215,30 @@ class TestDecision:
         assert "'approver' is a required property" in refusals[0]
         assert [a.decision for a in recorded] == ["rejected"]
 
+    def test_refused_when_an_answer_without_a_name_reaches_the_run_around_the_servers_check(
+        self, recorded: list[Approval]
+    ) -> None:
+        # Someone writes the answer themselves and forces the run to Running: no resume, so
+        # the server never checked it against the form.
+        def write_answer_and_force_running(run_id: UUID) -> None:
+            from prefect.client.orchestration import get_client
+            from prefect.states import Running
+
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(run_id).state
+                keyset = state.state_details.run_input_keyset if state else None
+                assert keyset is not None
+                client.create_flow_run_input(run_id, keyset["response"], '{"approve": true}')
+                client.set_flow_run_state(run_id, Running(), force=True)
+
+        forcing = resume_when_paused(None, before=write_answer_and_force_running)
+
+        with pytest.raises(SafetyRefusal, match="the answer did not fit the form"):
+            approve_flow(60)
+        forcing.join(5)
+
+        assert [(a.decision, a.by) for a in recorded] == [("rejected", None)]
+
     def test_run_fails_with_its_own_message_and_records_it_when_no_one_answers_in_time(
         self, recorded: list[Approval]
     ) -> None:

@@ -110,7 +110,8 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
                 report.record_dry_run()
                 return finish(report, clients, executor)
             if settings.require_approval and plan.matched:
-                request_approval(plan, settings.approval_timeout_minutes * 60)
+                timeout_s = settings.approval_timeout_minutes * 60
+                request_approval(plan, timeout_s, record=report.record_approval)
             if not streaming:
                 shown.start(f"Deleting {plan.matched} planned objects")
             result = executor.apply(plan, streamed=streaming)

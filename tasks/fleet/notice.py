@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from tasks.aws import AwsSettings, create_sns_client
@@ -31,6 +32,7 @@ def fleet_summary(report: FleetReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "totals": report.totals,
         "message": report.message,
+        "approval": asdict(report.approval) if report.approval else None,
         "targets": [
             {"name": o.name, "status": o.status, "exit_code": o.exit_code}
             for o in report.targets[:LISTED_TARGETS]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks.errors import HousekeepingError
+from tasks.record.decision import Approval
 from tasks.record.report import RunReport
 
 #: The counts a target's child run reports, summed in the fleet's totals.
@@ -104,8 +105,13 @@ class FleetReport:
     totals: dict[str, int] = field(default_factory=dict)
     targets: list[TargetOutcome] = field(default_factory=list)
     message: str = ""
+    #: The one answer given for every target, when the fleet asked for one.
+    approval: Approval | None = None
     duration_s: float = 0.0
     started: float = field(default_factory=time.monotonic, repr=False)
+
+    def record_approval(self, approval: Approval) -> None:
+        self.approval = approval
 
     def close(self, outcomes: list[TargetOutcome]) -> FleetReport:
         """Record every target's outcome; the report is final."""
@@ -172,4 +178,6 @@ class FleetReport:
                 f"{o.counts.get('skipped_changed', 0)} | {o.counts.get('failed', 0)} | "
                 f"{run or '-'} |"
             )
+        if self.approval is not None:
+            lines += ["", self.approval.to_markdown()]
         return "\n".join(lines) + "\n"

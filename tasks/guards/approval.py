@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from tasks.errors import SafetyRefusal
 from tasks.fleet.report import FleetReport, TargetOutcome
+from tasks.record.decision import NAME_MAX_CHARS, REASON_MAX_CHARS, Approval
 from tasks.s3.manifest import PlanSummary
 
 logger = logging.getLogger(__name__)
@@ -23,20 +25,37 @@ FIRST_KEYS = 10
 #: How often a paused run asks the server whether it was resumed: an answer takes effect within
 #: two seconds, for one small read each time (Prefect's default is ten).
 POLL_INTERVAL_S = 2
-REASON_MAX_CHARS = 500
+#: What a name may not hold: controls and line breaks, and the invisible characters that hide
+#: or reorder text (soft hyphen, bidi controls, zero-width characters, the byte order mark).
+#: Written for every engine that checks the pattern: the server (Python's re), pydantic (Rust).
+HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+#: A name: at least one character that is neither a space nor hidden, and nothing hidden.
+NAME_PATTERN = rf"^[^{HIDDEN}]*[^\s{HIDDEN}][^{HIDDEN}]*$"
 
 
 class ApprovalInput(RunInput):
-    """The form a paused run shows in the Prefect UI."""
+    """The form a paused run shows in the Prefect UI.
+
+    Trust boundary: whoever can reach the Prefect API can answer it, under any name. The name
+    is required (the server refuses an answer without one, either way) and recorded as typed,
+    never verified: Prefect's open-source server knows no users (docs/guides/approval.md).
+    """
 
     approve: bool = Field(
         default=False,
-        description="Tick to delete the planned objects; leave unticked to reject the plan.",
+        description="Switch on to delete the planned objects; leave off to reject the plan.",
+    )
+    approver: str = Field(
+        min_length=1,
+        max_length=NAME_MAX_CHARS,
+        pattern=NAME_PATTERN,
+        description="Your name, required to approve or reject: recorded in the run's report, "
+        "event and notice as you type it (the server cannot check who you are).",
     )
     reason: str = Field(
         default="",
         max_length=REASON_MAX_CHARS,
-        description="Why: kept in the run's logs, report and notification.",
+        description="Why: kept in the run's logs, report, event and notice.",
     )
 
 
@@ -90,7 +109,8 @@ def approval_request(plan: PlanSummary, timeout_s: int) -> str:
         f"The whole plan (the exact set that may be deleted) is the manifest `{plan.manifest}`, "
         f"SHA-256 `{plan.sha256}`: the run deletes from that file only.",
         "",
-        "Switch **Approve** on and submit to delete them; submit it off, with a reason, to reject. "
+        "Type your name (required either way: it is recorded as typed, not verified), switch "
+        "**Approve** on and submit to delete them; submit it off, with a reason, to reject. "
         f"Without an answer within {duration(timeout_s)} nothing is deleted.",
     ]
     return "\n".join(lines)
@@ -109,27 +129,35 @@ def unrecoverable(plan: PlanSummary) -> list[str]:
     ]
 
 
-def request_approval(plan: PlanSummary, timeout_s: int) -> str:
-    """Pause the flow run until a person approves the plan in the UI; return their reason.
+Record = Callable[[Approval], None]
+
+
+def request_approval(plan: PlanSummary, timeout_s: int, record: Record) -> Approval:
+    """Pause the flow run until a person approves the plan in the UI; return their approval.
 
     Publishes the request as a markdown artifact and as the pause form's description.
 
     Args:
         plan: the plan to approve; its manifest is the exact set that may be deleted.
         timeout_s: how long to wait for an answer.
+        record: given the decision, whatever it is, before a refusal is raised (the report's).
 
     Raises:
         SafetyRefusal: rejected, or no answer within the timeout; nothing has been deleted.
     """
-    return decision(approval_request(plan, timeout_s), plan.matched, plan.matched_bytes, timeout_s)
+    description = approval_request(plan, timeout_s)
+    return decision(description, plan.matched, plan.matched_bytes, timeout_s, record)
 
 
-def request_fleet_approval(fleet: FleetReport, plans: list[TargetOutcome], timeout_s: int) -> str:
+def request_fleet_approval(
+    fleet: FleetReport, plans: list[TargetOutcome], timeout_s: int
+) -> Approval:
     """Pause the fleet's run until a person approves every target's plan at once; return their
-    reason. Raises SafetyRefusal as `request_approval` does."""
+    approval, recorded in the fleet's report. Raises SafetyRefusal as `request_approval` does."""
     matched = sum(plan.counts.get("matched", 0) for plan in plans if plan.exit_code == 0)
     size = sum(plan.counts.get("matched_bytes", 0) for plan in plans if plan.exit_code == 0)
-    return decision(fleet_approval_request(fleet, plans, timeout_s), matched, size, timeout_s)
+    description = fleet_approval_request(fleet, plans, timeout_s)
+    return decision(description, matched, size, timeout_s, fleet.record_approval)
 
 
 def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeout_s: int) -> str:
@@ -140,7 +168,8 @@ def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeo
         f"Every target below was planned (a dry run). Approving deletes what each plan holds, "
         f"applied as that plan, file for file: a plan whose SHA-256 is no longer the one shown "
         f"here is refused. Rejecting, or no answer within "
-        f"{duration(timeout_s)}, deletes nothing.",
+        f"{duration(timeout_s)}, deletes nothing. Your name is required either way: it is "
+        f"recorded as typed, not verified.",
         "",
         "| target | objects | size | manifest | SHA-256 |",
         "|---|---|---|---|---|",
@@ -159,8 +188,10 @@ def fleet_approval_request(fleet: FleetReport, plans: list[TargetOutcome], timeo
     return "\n".join(lines) + "\n"
 
 
-def decision(description: str, matched: int, matched_bytes: int, timeout_s: int) -> str:
-    """Publish the request, pause for the decision and return its reason, or refuse."""
+def decision(
+    description: str, matched: int, matched_bytes: int, timeout_s: int, record: Record
+) -> Approval:
+    """Publish the request, pause for the answer, record it, and return an approval or refuse."""
     create_markdown_artifact(
         key=APPROVAL_KEY,
         markdown=description,
@@ -174,32 +205,38 @@ def decision(description: str, matched: int, matched_bytes: int, timeout_s: int)
         extra={"matched": matched, "matched_bytes": matched_bytes},
     )
     try:
-        decision = pause_flow_run(
-            wait_for_input=ApprovalInput.with_initial_data(
-                description=description, approve=False, reason=""
-            ),
+        # Only the description is set: initial data would redeclare the fields without their
+        # constraints (Prefect's with_initial_data keeps a field's type and default only).
+        answer = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(description=description),
             timeout=timeout_s,
             poll_interval=min(POLL_INTERVAL_S, timeout_s),
         )
     except FlowPauseTimeout:
+        record(Approval.timed_out())
         _resume_after_timeout()
         raise SafetyRefusal(
-            "approval",
-            matched,
-            0,
-            reason=f"no approval within {duration(timeout_s)}",
+            "approval", matched, 0, reason=f"no approval within {duration(timeout_s)}"
         ) from None
-    reason = " ".join(decision.reason.split())[:REASON_MAX_CHARS]
-    if not decision.approve:
-        logger.warning("The plan was rejected: %s", reason or "(no reason given)")
+    except ValidationError:
+        # The server checks an answer against the form; one that reached the run around that
+        # check (a state forced to Running, an input written directly) is not an approval.
+        record(Approval.answered(approve=False, by="", reason="the answer did not fit the form"))
         raise SafetyRefusal(
-            "approval",
-            matched,
-            0,
-            reason=f"rejected ({reason})" if reason else "rejected",
-        )
-    logger.info("The plan was approved: %s", reason or "(no reason given)")
-    return reason
+            "approval", matched, 0, reason="the answer did not fit the form"
+        ) from None
+    approval = Approval.answered(answer.approve, answer.approver, answer.reason)
+    if approval.approved and not approval.by:
+        # The form requires a name; an answer without one reached the run around that check.
+        approval = Approval.answered(approve=False, by="", reason="approved without a name")
+    record(approval)
+    who = f"by {approval.by}" if approval.by else "without a name"
+    said = f"{who} ({approval.reason or 'no reason given'})"
+    if not approval.approved:
+        logger.warning("The plan was rejected %s", said)
+        raise SafetyRefusal("approval", matched, 0, reason=f"rejected {said}")
+    logger.info("The plan was approved %s", said)
+    return approval
 
 
 def _resume_after_timeout() -> None:

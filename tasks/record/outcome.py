@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from tasks.errors import HousekeepingError
+from tasks.record.decision import Approval
 from tasks.record.report import RunReport
 from tasks.settings import raw_setting
 
@@ -42,6 +43,8 @@ class RunOutcome:
     failed_by_code: dict[str, int] = field(default_factory=dict)
     manifest: str | None = None
     message: str = ""
+    #: A person's answer, when the run asked for one (the name as typed, not verified).
+    approval: Approval | None = None
     error: str | None = None
     flow_run_id: str | None = None
     flow_run_url: str | None = None
@@ -74,6 +77,7 @@ def from_report(report: RunReport, run_id: str | None, run_url: str | None) -> R
         failed_by_code=dict(report.failed_by_code),
         manifest=report.manifest,
         message=report.message[:MESSAGE_MAX_CHARS],
+        approval=report.approval,
         flow_run_id=run_id,
         flow_run_url=run_url,
     )

@@ -15,6 +15,7 @@ from tasks.s3.manifest import isoformat
 if TYPE_CHECKING:
     from tasks.buckets import BucketResult
     from tasks.errors import SafetyRefusal
+    from tasks.record.decision import Approval
     from tasks.s3.deletion import ApplyResult
     from tasks.s3.manifest import PlannedSoFar, PlanSummary
     from tasks.settings import RunSettings
@@ -79,6 +80,8 @@ class RunReport:
     manifest: str | None = None
     #: The SHA-256 of the plan file that was checked, approved and applied.
     manifest_sha256: str | None = None
+    #: A person's answer when the run asked for one: decision, by (the name typed), reason, at.
+    approval: Approval | None = None
     #: The journal of the deletes sent and their answers (executing runs).
     journal: str | None = None
     plan_source: str | None = None
@@ -125,6 +128,9 @@ class RunReport:
         self.unrecoverable_keys, self.manifest_sha256 = plan.unrecoverable_keys, plan.sha256
         self.cutoff = plan.target.cutoff
         self.inventory_created = plan.target.inventory_created
+
+    def record_approval(self, approval: Approval) -> None:
+        self.approval = approval
 
     def record_dry_run(self) -> None:
         self.message = f"dry run: {self.matched} objects would be deleted; nothing was deleted"
@@ -217,6 +223,8 @@ class RunReport:
         lines += [f"| {name} | {value} |" for name, value in rows.items()]
         if self.message:
             lines += ["", self.message]
+        if self.approval is not None:
+            lines += ["", self.approval.to_markdown()]
         lines += [f"- {note}" for note in self.notes]
         if self.lifecycle_rule:
             lines += [

@@ -38,6 +38,7 @@ from tests.chaos.tampered_files import (
 )
 from tests.chaos.tamperings import BucketView, TamperCase
 from tests.chaos.targets import OLDER_THAN_DAYS, PREFIX, Filled, Layout, MotoTarget, ObjectState
+from tests.support.approval import answer
 from tests.support.fault_proxy import FaultProxy
 from tests.support.inventory import WrittenInventory, put_inventory, row
 
@@ -222,9 +223,9 @@ def resume(api_url: str, run_id: str) -> None:
     form: an answer in between is refused ("Run input schema not found") and the run goes on
     waiting, so a refused answer is given again."""
     deadline = time.monotonic() + 60
-    answer = {"approve": True, "reason": "tamper matrix"}
+    run_input = answer(True, "tamper matrix")
     while True:
-        outcome = api(api_url, f"flow_runs/{run_id}/resume", {"run_input": answer})
+        outcome = api(api_url, f"flow_runs/{run_id}/resume", {"run_input": run_input})
         if outcome["status"] == "ACCEPT":
             return
         if time.monotonic() > deadline:

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tasks.guards.locking import concurrency_limit_name
 from tasks.s3.bucket_lock import LOCK_KEY
+from tests.support.approval import APPROVER, answer
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e
+
+
+def resume_until_checked(stack: Stack, run_id: str, run_input: dict[str, Any]) -> Any:
+    """The server's answer to a resume, once it checks the answer against the form (a run is
+    PAUSED a moment before its form is saved, and an answer in between is refused for that)."""
+    deadline = time.monotonic() + 30
+    while True:
+        outcome = stack.resume(run_id, run_input)
+        reason = (outcome.get("details") or {}).get("reason") or ""
+        if "schema not found" not in reason or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.5)
 
 
 def start_paused_run(stack: Stack, bucket: str) -> str:
@@ -40,19 +55,47 @@ class TestApproval:
             assert "tmp/build-0001.tar.gz" in request and ".jsonl.gz" in request
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(run_id, {"approve": False, "reason": "not during the release"})
+            stack.resume(run_id, answer(False, "not during the release"))
             run = stack.wait_for_state(run_id, {"FAILED"})
         finally:
             stack.cancel(run_id)
 
-        assert "refused by approval: rejected (not during the release)" in run["state"]["message"]
-        assert "nothing was deleted" in run["state"]["message"]
+        message = run["state"]["message"]
+        assert "refused by approval: rejected by Ana Ops (not during the release)" in message
+        assert "nothing was deleted" in message
         assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT
         report = stack.artifacts(run_id)["s3-housekeeping-report"]["data"]
         assert "refused" in report
+        assert "**Approval**: rejected by `Ana Ops` (name as typed, not verified)" in report
+        assert "reason: `not during the release`." in report
         (event,) = stack.events(run_id)
         assert event["event"] == "s3-housekeeping.run.refused"
         assert event["payload"]["counts"]["deleted"] == 0
+        approval = event["payload"]["approval"]
+        assert (approval["decision"], approval["by"], approval["reason"]) == (
+            "rejected",
+            APPROVER,
+            "not during the release",
+        )
+
+    def test_an_answer_without_a_name_is_refused_and_the_run_waits_on(self, stack: Stack) -> None:
+        bucket = stack.seeded_bucket("nameless")
+        run_id = start_paused_run(stack, bucket)
+        try:
+            refused = resume_until_checked(stack, run_id, {"approve": True, "reason": "trust me"})
+            assert refused["status"] == "REJECT"
+            assert "'approver' is a required property" in refused["details"]["reason"]
+            blank = resume_until_checked(stack, run_id, answer(True, "trust me", approver=" "))
+            assert blank["status"] == "REJECT"
+            assert stack.flow_run(run_id)["state"]["type"] == "PAUSED"
+            assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
+
+            stack.resume(run_id, answer(False, "no name, no delete"))
+            stack.wait_for_state(run_id, {"FAILED"})
+        finally:
+            stack.cancel(run_id)
+
+        assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT
 
     def test_planned_objects_are_deleted_when_the_plan_is_approved(self, stack: Stack) -> None:
         bucket = stack.seeded_bucket("approved")
@@ -60,12 +103,18 @@ class TestApproval:
         try:
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(run_id, {"approve": True, "reason": "checked the plan"})
+            stack.resume(run_id, answer(True, "checked the plan"))
             stack.wait_for_state(run_id, {"COMPLETED"})
         finally:
             stack.cancel(run_id)
 
         assert stack.keys(bucket) == DEMO_KEPT
+        (event,) = stack.events(run_id)
+        assert event["event"] == "s3-housekeeping.run.completed"
+        assert event["payload"]["approval"]["by"] == APPROVER
+        assert event["payload"]["approval"]["reason"] == "checked the plan"
+        report = stack.artifacts(run_id)["s3-housekeeping-report"]["data"]
+        assert "**Approval**: approved by `Ana Ops`" in report
 
 
 class TestPausedRunHoldsTheBucket:
@@ -86,7 +135,7 @@ class TestPausedRunHoldsTheBucket:
             refused = stack.wait_for_state(second, {"FAILED"})
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
 
-            stack.resume(paused, {"approve": True, "reason": "one at a time"})
+            stack.resume(paused, answer(True, "one at a time"))
             stack.wait_for_state(paused, {"COMPLETED"})
         finally:
             stack.cancel(paused)

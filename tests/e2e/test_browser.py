@@ -203,7 +203,9 @@ class TestRunFromTheUi:
 
 
 class TestApproveFromTheUi:
-    def test_paused_run_deletes_when_approved_in_its_form(self, stack: Stack, steps: Steps) -> None:
+    def test_paused_run_deletes_and_records_who_and_why_when_approved_in_its_form(
+        self, stack: Stack, steps: Steps
+    ) -> None:
         bucket = stack.seeded_bucket("browser-approve")
         run_id = stack.run_deployment(
             "s3-housekeeping-dev",
@@ -228,10 +230,19 @@ class TestApproveFromTheUi:
             assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}  # the run's lock
 
             switch_to(form_field(page, "Approve", dialog), on=True)
-            reason = form_field(page, "Reason", dialog).locator("textarea").first
+            reason = form_field(page, "Reason", dialog).locator("textarea, input").first
             reason.fill("plan checked in the UI")
+            submit = dialog.get_by_role("button", name="Submit")
+            submit.click()  # without a name: the form is refused, the run waits on
+            dialog.get_by_text("'approver' is a required property").wait_for()
+            steps.shot("approval-without-a-name")
+            assert stack.flow_run(run_id)["state"]["type"] == "PAUSED"
+            assert stack.keys(bucket) == DEMO_OLD | DEMO_KEPT | {LOCK_KEY}
+
+            name = form_field(page, "Approver", dialog).locator("textarea, input").first
+            name.fill("Ana Ops (browser)")
             steps.shot("approval-filled")
-            submit_until_resumed(stack, run_id, dialog.get_by_role("button", name="Submit"))
+            submit_until_resumed(stack, run_id, submit)
 
             wait_for_state_badge(steps, "Completed")
             steps.shot("run-completed")
@@ -239,3 +250,13 @@ class TestApproveFromTheUi:
             stack.cancel(run_id)
 
         assert stack.keys(bucket) == DEMO_KEPT
+        (event,) = stack.events(run_id)
+        approval = event["payload"]["approval"]
+        assert (approval["decision"], approval["by"], approval["reason"]) == (
+            "approved",
+            "Ana Ops (browser)",
+            "plan checked in the UI",
+        )
+        report = stack.artifacts(run_id)["s3-housekeeping-report"]["data"]
+        assert "**Approval**: approved by `Ana Ops (browser)`" in report
+        assert "reason: `plan checked in the UI`." in report

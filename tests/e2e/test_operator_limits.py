@@ -16,6 +16,7 @@ from prefect.workers.process import ProcessWorker
 
 from deployments.local_aws import seed_objects
 from tasks.guards.operator_limits import OPEN_JOB_VARIABLES
+from tests.support.approval import answer
 from tests.support.stack import DEMO_KEPT, DEMO_OLD, Stack
 
 pytestmark = pytest.mark.e2e
@@ -126,12 +127,13 @@ class TestCustomProdRun:
         try:
             stack.wait_for_state(run_id, {"PAUSED"})
             assert stack.keys(PROD_BUCKET) - {".s3-housekeeping/lock.json"} == DEMO_OLD | DEMO_KEPT
-            stack.resume(run_id, {"approve": False, "reason": "not approved"})
+            stack.resume(run_id, answer(False, "not approved"))
             ended = stack.wait_for_state(run_id, {"FAILED"})
         finally:
             stack.cancel(run_id)
 
-        assert "refused by approval: rejected (not approved)" in ended["state"]["message"]
+        message = ended["state"]["message"]
+        assert "refused by approval: rejected by Ana Ops (not approved)" in message
         assert stack.keys(PROD_BUCKET) == DEMO_OLD | DEMO_KEPT
         report = stack.artifacts(run_id)["s3-housekeeping-report"]["data"]
         assert "requires a person's approval before any delete (ENFORCE_APPROVAL)" in report

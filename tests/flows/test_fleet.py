@@ -19,7 +19,7 @@ from flows.cli import main
 from flows.fleet import s3_housekeeping_fleet
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, FleetFailure
-from tests.support.approval import resume_when_paused
+from tests.support.approval import APPROVER, answer, resume_when_paused
 from tests.support.audit import audit_requests
 from tests.support.hooks import on_every_new_client
 from tests.support.inventory import put_inventory, row
@@ -233,7 +233,7 @@ class TestOneDecision:
     def test_plans_every_target_asks_once_then_applies_each_plan_when_approved(
         self, fleet_buckets: None, tmp_path: Path
     ) -> None:
-        answering = resume_when_paused({"approve": True, "reason": "fleet reviewed"})
+        answering = resume_when_paused(answer(True, "fleet reviewed"))
         with audit_requests() as audit:
             report = s3_housekeeping_fleet(
                 targets=targets_file(tmp_path, THREE_TARGETS),
@@ -245,6 +245,8 @@ class TestOneDecision:
 
         assert (report.status, report.exit_code) == ("completed", 0)
         assert [o.counts["deleted"] for o in report.targets] == [25, 25, 25]
+        assert (report.approval.decision, report.approval.by) == ("approved", APPROVER)
+        assert report.approval.reason == "fleet reviewed"
         assert all(o.manifest for o in report.targets)
         assert all(left(bucket) == expected_left() for bucket in BUCKETS)
         # Planned first (one listing per target), then each applied its saved plan.
@@ -253,7 +255,7 @@ class TestOneDecision:
     def test_deletes_nothing_anywhere_and_refuses_every_target_when_rejected(
         self, fleet_buckets: None, tmp_path: Path
     ) -> None:
-        answering = resume_when_paused({"approve": False, "reason": "not tonight"})
+        answering = resume_when_paused(answer(False, "not tonight"))
         with audit_requests() as audit, pytest.raises(FleetFailure) as refused:
             s3_housekeeping_fleet(
                 targets=targets_file(tmp_path, THREE_TARGETS),
@@ -266,7 +268,8 @@ class TestOneDecision:
         report = refused.value.report
         assert (report.status, report.exit_code) == ("refused", 6)
         assert [o.status for o in report.targets] == ["refused"] * 3
-        assert all("not tonight" in o.message for o in report.targets)
+        assert all("rejected by Ana Ops (not tonight)" in o.message for o in report.targets)
+        assert (report.approval.decision, report.approval.by) == ("rejected", APPROVER)
         assert audit.of("DeleteObjects") == []
         assert all(len(left(bucket)) == 35 for bucket in BUCKETS)
 
@@ -275,7 +278,7 @@ class TestOneDecision:
     ) -> None:
         # While the fleet waits, one target's plan file is replaced: one old object and two
         # written two days ago, given old dates; the totals add up.
-        def replace_plan_then_approve() -> None:
+        def replace_plan_then_approve(_paused: object) -> None:
             plans = tmp_path / "manifests" / "fleet-build-cache"
             while not list(plans.glob("*.jsonl.gz")):
                 time.sleep(0.2)
@@ -290,7 +293,7 @@ class TestOneDecision:
                     out.write(json.dumps(record) + "\n")
 
         answering = resume_when_paused(
-            {"approve": True, "reason": "fleet reviewed"}, before=replace_plan_then_approve
+            answer(True, "fleet reviewed"), before=replace_plan_then_approve
         )
         with pytest.raises(FleetFailure) as refused:
             s3_housekeeping_fleet(
@@ -321,7 +324,7 @@ class TestOneDecision:
             "  - bucket: fleet-build-cache\n    prefix: tmp/\n"
             f"    inventory: {written.manifest_uri}\n",
         )
-        answering = resume_when_paused({"approve": True, "reason": "fleet reviewed"})
+        answering = resume_when_paused(answer(True, "fleet reviewed"))
         report = s3_housekeeping_fleet(
             targets=targets_file(tmp_path, text),
             dry_run=False,

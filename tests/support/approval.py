@@ -6,13 +6,23 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
+
+#: The name the tests' person types in the form (Prefect's open-source server cannot tell).
+APPROVER = "Ana Ops"
+
+
+def answer(approve: bool, reason: str = "", approver: str = APPROVER) -> dict[str, Any]:
+    """The approval form as a person fills it in: the decision, their name and why."""
+    return {"approve": approve, "approver": approver, "reason": reason}
 
 
 def resume_when_paused(
-    run_input: dict[str, Any], before: Callable[[], None] | None = None
+    run_input: dict[str, Any] | None, before: Callable[[UUID], None] | None = None
 ) -> threading.Thread:
     """A person answering the paused run's form (through the API, as the UI does); `before`
-    runs once the run is paused, before the answer (what happens while it waits)."""
+    runs once the run is paused, given its id, before the answer (what happens while it
+    waits). With no `run_input`, `before` is all that is done: no answer is given."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
     from prefect.client.schemas.filters import FlowRunFilterStateType as StateType
@@ -20,7 +30,7 @@ def resume_when_paused(
 
     done_before: list[bool] = []
 
-    def answer() -> None:
+    def respond() -> None:
         with get_client(sync_client=True) as client:
             for _ in range(120):
                 paused = client.read_flow_runs(
@@ -30,8 +40,10 @@ def resume_when_paused(
                 )
                 if paused:
                     if before is not None and not done_before:
-                        before()
+                        before(paused[0].id)
                         done_before.append(True)
+                    if run_input is None:
+                        return
                     # A run is PAUSED before its input's schema is saved: an answer sent in
                     # between is refused (ABORT) while the run goes on waiting. Answer again.
                     outcome = client.resume_flow_run(paused[0].id, run_input=run_input)
@@ -39,6 +51,6 @@ def resume_when_paused(
                         return
                 time.sleep(0.5)
 
-    thread = threading.Thread(target=answer, daemon=True)
+    thread = threading.Thread(target=respond, daemon=True)
     thread.start()
     return thread

@@ -9,6 +9,7 @@ import pytest
 
 from tasks.fleet.notice import fleet_event_name, fleet_summary, notify_fleet
 from tasks.fleet.report import FleetReport, TargetOutcome
+from tasks.record.decision import Approval
 from tests.support.sns import received
 
 
@@ -65,6 +66,24 @@ def test_sends_one_notice_with_the_summary_when_a_topic_is_set(
     assert envelope["Subject"] == "s3-housekeeping fleet partial_failure: targets.yaml"
     assert json.loads(envelope["Message"]) == json.loads(json.dumps(fleet_summary(report)))
     assert envelope["MessageAttributes"]["status"]["Value"] == "partial_failure"
+
+
+def test_notice_and_event_say_who_approved_the_fleet_and_why_when_a_person_answered(
+    sns_queue: dict[str, Any],
+) -> None:
+    report = fleet(0, 0)
+    report.record_approval(Approval.answered(True, "Ana Ops", "fleet reviewed"))
+
+    notify_fleet(report, sns_queue["topic_arn"])
+
+    (envelope,) = received(sns_queue)
+    approval = json.loads(envelope["Message"])["approval"]
+    assert (approval["decision"], approval["by"], approval["reason"]) == (
+        "approved",
+        "Ana Ops",
+        "fleet reviewed",
+    )
+    assert fleet_summary(fleet(0))["approval"] is None
 
 
 def test_keeps_the_outcome_when_the_topic_cannot_be_reached(sns_queue: dict[str, Any]) -> None:

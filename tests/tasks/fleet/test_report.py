@@ -8,6 +8,7 @@ import pytest
 
 from tasks.errors import PermissionDeniedError, SafetyRefusal
 from tasks.fleet.report import FleetReport, TargetOutcome, worst
+from tasks.record.decision import Approval
 from tasks.record.report import RunReport
 
 
@@ -76,6 +77,17 @@ class TestClose:
         ]
         assert "| `s3://b/tmp/` (a) | completed | 0 |" in markdown
         assert "[r1](http://ui/r1)" in markdown
+
+    def test_records_the_fleets_one_approval_when_a_person_answered(self) -> None:
+        report = FleetReport("targets.yaml", dry_run=False)
+        report.record_approval(Approval.answered(False, "Ana Ops", "not tonight"))
+        report.close([outcome("a", 6, "refused")])
+
+        exported = json.loads(json.dumps(report.to_dict()))
+
+        assert exported["approval"]["by"] == "Ana Ops"
+        assert exported["approval"]["decision"] == "rejected"
+        assert "**Approval**: rejected by `Ana Ops`" in report.to_markdown()
 
 
 class TestOutcomeOfAChild:

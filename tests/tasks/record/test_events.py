@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tasks.errors import ConfigError, SafetyRefusal
+from tasks.record.decision import Approval
 from tasks.record.events import event_name, event_resource
 from tasks.record.outcome import from_failure, from_report
 from tasks.record.report import RunReport
@@ -60,6 +61,21 @@ def test_event_carries_the_counts_and_the_target_when_built_from_a_report() -> N
         "s3-housekeeping.prefix": "tmp/",
         "s3-housekeeping.environment": "staging",
     }
+
+
+def test_event_carries_who_rejected_and_why_when_a_person_refused_the_plan() -> None:
+    rejected = report("refused")
+    rejected.record_approval(Approval.answered(False, "Ana Ops", "not during the release"))
+    refusal = SafetyRefusal("approval", 4, 0, report=rejected, reason="rejected")
+
+    payload = json.loads(json.dumps(from_failure(refusal, {}, "run-3", None).summary()))
+
+    assert payload["approval"]["decision"] == "rejected"
+    assert (payload["approval"]["by"], payload["approval"]["reason"]) == (
+        "Ana Ops",
+        "not during the release",
+    )
+    assert from_report(report(), None, None).summary()["approval"] is None
 
 
 def test_refusal_uses_the_report_it_carries_when_the_run_raised_it() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from deployments.local_aws import LOCAL_ACCOUNT_ID
 from tasks.aws import AwsSettings
+from tasks.record.decision import Approval
 from tasks.record.notifications import notify
 from tasks.record.outcome import RunOutcome, from_report
 from tasks.record.report import RunReport
@@ -60,6 +61,23 @@ class TestNotify:
         assert summary["flow_run_url"] == "http://ui/runs/flow-run/run-id"
         assert envelope["Subject"] == f"s3-housekeeping completed (prod): s3://{BUCKET}/temp/"
         assert envelope["MessageAttributes"]["status"]["Value"] == "completed"
+
+    def test_says_who_approved_and_why_in_plain_json_when_a_person_approved(
+        self, sns_queue: dict[str, Any]
+    ) -> None:
+        approved = report()
+        typed = 'checked "the plan"\n}, {"status": "dry_run"'  # cannot leave its JSON string
+        approved.record_approval(Approval.answered(True, "Ana Ops", typed))
+        outcome = from_report(approved, "run-id", None)
+
+        notify(outcome, sns_queue["topic_arn"], AwsSettings(region="us-east-1"))
+
+        (envelope,) = received(sns_queue)
+        summary = json.loads(envelope["Message"])
+        assert summary["status"] == "completed"
+        assert summary["approval"]["by"] == "Ana Ops"
+        assert summary["approval"]["reason"] == 'checked "the plan" }, {"status": "dry_run"'
+        assert "Ana Ops" not in envelope["Subject"]
 
     def test_nothing_is_sent_when_a_dry_run_deleted_nothing(
         self, sns_queue: dict[str, Any]

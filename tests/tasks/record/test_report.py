@@ -12,6 +12,7 @@ import pytest
 
 from tasks.buckets import BucketResult
 from tasks.errors import SafetyRefusal
+from tasks.record.decision import Approval
 from tasks.record.lifecycle import lifecycle_rule
 from tasks.record.report import VERSIONED_CURRENT_NOTE, RunReport
 from tasks.s3.deletion import ApplyResult
@@ -44,6 +45,7 @@ EXTRA_FIELDS = {
     "throttled_s",
     "unrecoverable_keys",
     "manifest_sha256",
+    "approval",
     "journal",
     "region",
     "environment",
@@ -251,6 +253,20 @@ class TestToDict:
         )
         assert exported["requests"] == {"DeleteObjects": 1}
         assert exported["lifecycle_rule"] == report.lifecycle_rule
+        assert exported["approval"] is None  # no one was asked
+
+    def test_carries_who_approved_what_and_why_when_a_person_answered(self) -> None:
+        report = begin(dry_run=False)
+        report.record_approval(Approval.answered(True, "Ana Ops", "checked the plan"))
+
+        exported = json.loads(json.dumps(report.to_dict()))
+
+        assert exported["approval"] == {
+            "decision": "approved",
+            "by": "Ana Ops",
+            "reason": "checked the plan",
+            "at": report.approval.at if report.approval else None,
+        }
 
 
 class TestToMarkdown:
@@ -284,6 +300,17 @@ class TestToMarkdown:
         assert "| requests | ListObjectsV2: 1, DeleteObjects: 2 |" in text
         assert "| manifest | `s3://plans/report-bucket/run.jsonl` |" in text
         assert f"- {VERSIONED_CURRENT_NOTE}" in text
+
+    def test_shows_the_approval_in_code_spans_when_a_person_answered(self) -> None:
+        report = begin(dry_run=False)
+        report.record_approval(Approval.answered(False, "Eve | `x`", "no\n| table |"))
+
+        text = report.to_markdown()
+
+        (line,) = [line for line in text.splitlines() if line.startswith("**Approval**")]
+        assert line.startswith("**Approval**: rejected by `Eve | \\u0060x\\u0060` (name as typed")
+        assert line.endswith("reason: `no | table |`.")
+        assert "**Approval**" not in begin().to_markdown()
 
     def test_shows_dashes_when_nothing_failed_or_was_requested(self) -> None:
         text = begin().to_markdown()

@@ -198,7 +198,7 @@ def use_temporary_api(api: TemporaryApi, environ: MutableMapping[str, str] = os.
             problem,
         )
         return False
-    from tasks.guards.locking import SHORT_LIVED_API
+    from tasks.record.outcome import SHORT_LIVED_API
 
     environ["PREFECT_API_URL"] = api.api_url
     api.replaced_auth = environ.get("PREFECT_API_AUTH_STRING")
@@ -228,7 +228,7 @@ def finish(api: TemporaryApi, environ: MutableMapping[str, str] = os.environ) ->
         _drain_prefect_workers()
         api.settings.close()
         if environ.get("PREFECT_API_URL") == api.api_url:
-            from tasks.guards.locking import SHORT_LIVED_API
+            from tasks.record.outcome import SHORT_LIVED_API
 
             del environ["PREFECT_API_URL"]
             environ.pop(SHORT_LIVED_API, None)

@@ -559,8 +559,8 @@ class RunSettings(BaseSettings):
         future_allowed = info.data.get("allow_future_as_of", False)
         if not future_allowed and aware > datetime.now(UTC) + AS_OF_MAX_FUTURE:
             raise ValueError(
-                "must not be in the future (it would make new objects look old); for a test "
-                "server that cannot backdate objects, ALLOW_FUTURE_AS_OF=true allows it"
+                "must not be in the future (it would make new objects look old), unless "
+                "ALLOW_FUTURE_AS_OF=true, for a test server that cannot backdate objects"
             )
         try:
             cutoff = aware - timedelta(days=info.data.get("older_than_days", 0))

@@ -18,7 +18,13 @@ from prefect.settings import PREFECT_API_URL
 from tasks.errors import SafetyRefusal, translated_aws_errors
 from tasks.record.events import emit_run_event
 from tasks.record.notifications import notify, topic_region
-from tasks.record.outcome import RunOutcome
+
+# SHORT_LIVED_API names a Prefect API that dies with this process: the command's own temporary
+# API. Such an API keeps a slot's lease in its memory, so a slot taken through it by a run that
+# is killed stays taken in the database it shares with the next runs' APIs, and nothing ever
+# frees it. Whoever sets it (the command, or a local user in its environment) only leaves the
+# slot out: the bucket's lease still holds.
+from tasks.record.outcome import SHORT_LIVED_API, RunOutcome
 from tasks.s3.bucket_lock import BucketLock, HeldLease, new_lease
 from tasks.settings import RunSettings
 
@@ -30,12 +36,6 @@ logger = logging.getLogger(__name__)
 #: The shortest wait for the slot: the lease already keeps other runs out, so the slot is free
 #: unless a run left it behind, and a busy server may take seconds to hand it out.
 SLOT_GRACE_S = 60.0
-#: The address of a Prefect API that dies with this process, set while a run uses one: the
-#: command's own temporary API (flows/temporary_api.py). Such an API keeps a slot's lease in its
-#: memory, so a slot taken through it by a run that is killed stays taken in the database it
-#: shares with the next runs' APIs, and nothing ever frees it. Whoever sets this (the command,
-#: or a local user in its environment) only leaves the slot out: the lease still holds.
-SHORT_LIVED_API = "S3_HOUSEKEEPING_SHORT_LIVED_API_URL"
 
 
 @task(name="lock-bucket", cache_policy=NO_CACHE)

@@ -14,12 +14,15 @@ from tasks.record.decision import Approval
 from tasks.record.report import RunReport
 from tasks.settings import raw_setting
 
+#: The address of a Prefect API that dies with this process, set while a run uses one: the
+#: command's own temporary API (flows/temporary_api.py; tasks/guards/locking.py says what
+#: else it changes).
+SHORT_LIVED_API = "S3_HOUSEKEEPING_SHORT_LIVED_API_URL"
+
 
 def kept_link(url: str | None) -> str | None:
     """A run's address in the Prefect UI, unless its API is the command's temporary one: that
     is gone once the command ends, and so would the page be."""
-    from tasks.guards.locking import SHORT_LIVED_API  # it records outcomes: imported late
-
     return None if os.environ.get(SHORT_LIVED_API) else url
 
 

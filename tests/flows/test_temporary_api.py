@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.local_aws import LocalAws, backdate
 from devtools.processes import BIN
 from flows.temporary_api import SWITCH, TemporaryApi, finish, use_temporary_api
-from tasks.guards.locking import SHORT_LIVED_API
+from tasks.record.outcome import SHORT_LIVED_API
 from tasks.s3.bucket_lock import LOCK_KEY
 from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import bulk_put

@@ -14,11 +14,11 @@ from tasks.aws import AwsClients
 from tasks.errors import SafetyRefusal
 from tasks.guards import locking
 from tasks.guards.locking import (
-    SHORT_LIVED_API,
     bucket_concurrency,
     concurrency_limit_name,
     lock_bucket_task,
 )
+from tasks.record.outcome import SHORT_LIVED_API
 from tasks.s3.bucket_lock import LOCK_KEY
 from tasks.settings import RunSettings, load_settings
 

@@ -214,8 +214,7 @@ class TestKeptLink:
     def test_leaves_out_a_link_to_the_commands_temporary_api_when_one_is_in_use(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from tasks.guards.locking import SHORT_LIVED_API
-        from tasks.record.outcome import kept_link
+        from tasks.record.outcome import SHORT_LIVED_API, kept_link
 
         url = "http://127.0.0.1:4200/runs/flow-run/1"
         assert kept_link(url) == url

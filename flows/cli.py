@@ -361,7 +361,8 @@ def run_command(args: argparse.Namespace, before_run: Callable[[], object] = lam
         report: RunReport = s3_housekeeping(**flow_parameters(args))
         return report.to_dict()
 
-    if not sys.stderr.isatty():  # no progress line where no one watches it
+    # A progress line only for a person watching, and never among JSON lines.
+    if not (output.for_people and sys.stderr.isatty()):
         return execute(run, args.report_json, output, summarize)
     display = TerminalProgress(sys.stderr)
     unsubscribe = subscribe(display)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from tasks.errors import HousekeepingError
 
@@ -20,7 +21,10 @@ class TerminalFormatter(logging.Formatter):
         self.tracebacks = str(level).upper() == "DEBUG"
 
     def format(self, record: logging.LogRecord) -> str:
-        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        # A live progress line may be on the terminal: the record replaces it (and the next
+        # update draws it again below), instead of running on from its end.
+        erase = "\r\x1b[2K" if sys.stderr.isatty() else ""
+        text = f"{erase}{record.levelname.lower()}: {record.getMessage()}"
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and (self.tracebacks or not isinstance(error, HousekeepingError)):
             text += "\n" + self.formatException(record.exc_info)  # type: ignore[arg-type]

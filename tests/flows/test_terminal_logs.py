@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+
+import pytest
 
 from flows.terminal_logs import TerminalFilter, TerminalFormatter
 from tasks.errors import ConfigError
@@ -51,3 +54,18 @@ class TestTerminalFilter:
         assert shown(record("prefect.task_runs", logging.WARNING))
         assert shown(record("tasks.cleanup", logging.ERROR))
         assert shown(record("flows.cli", logging.ERROR))
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_replaces_a_progress_line_instead_of_running_on_from_it_when_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stderr", Terminal())
+
+    shown = TerminalFormatter().format(record("tasks.x", logging.WARNING))
+
+    assert shown == "\r\x1b[2Kwarning: it went wrong"

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import botocore.session
 
+from deployments.local_aws import patched_environ
 from tasks.errors import profile_not_found
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
 from tasks.settings import environment_variables, operator_chosen
@@ -55,16 +56,8 @@ def given_environment(args: argparse.Namespace) -> Iterator[None]:
         for name, variable in AWS_CLI_OPTIONS.items()
         if (value := getattr(args, name, None)) is not None
     }
-    before = {variable: os.environ.get(variable) for variable in given}
-    os.environ.update(given)
-    try:
+    with patched_environ(given):
         yield
-    finally:
-        for variable, value in before.items():
-            if value is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = value
 
 
 def profile_region(uses_a_block: bool) -> str | None:

@@ -336,8 +336,13 @@ def demo_command(args: argparse.Namespace, before_run: Callable[[], object] = la
     from flows.demo import run_demo
     from flows.s3_housekeeping import s3_housekeeping  # noqa: F401 - loaded before the wait
 
+    from flows.summary import run_summary
+
     before_run()
-    return execute(run_demo, args.report_json, args.out)
+    output: Output = args.out
+    return execute(
+        run_demo, args.report_json, output, run_summary if output.for_people else summary_line
+    )
 
 
 def run_command(args: argparse.Namespace, before_run: Callable[[], object] = lambda: None) -> int:

@@ -21,7 +21,7 @@ from flows.parameters import help_text, value_type
 from flows.prefect_environment import RUNS, configure_environment
 from flows.preflight import given_environment, profile_region, s3_target, take_target
 from flows.temporary_api import TemporaryApi, api_for_a_run, use_temporary_api
-from tasks.errors import HousekeepingError, MissingBucket
+from tasks.errors import ConfigError, HousekeepingError, MissingBucket
 from tasks.fleet.targets import load_targets
 from tasks.record.iam_policy import iam_policy
 from tasks.settings import (
@@ -335,7 +335,6 @@ def demo_command(args: argparse.Namespace, before_run: Callable[[], object] = la
     """Run `make demo`'s job; `before_run` is called once the flow (and Prefect) is imported."""
     from flows.demo import run_demo
     from flows.s3_housekeeping import s3_housekeeping  # noqa: F401 - loaded before the wait
-
     from flows.summary import run_summary
 
     before_run()
@@ -447,7 +446,11 @@ def error_text(exc: HousekeepingError) -> str:
             f"bucket {exc.bucket} does not exist (pass --create-bucket to create it) "
             f"(exit {exc.exit_code})"
         )
-    return f"{exc} (exit {exc.exit_code})"
+    target_missing = isinstance(exc, ConfigError) and any(
+        problem.startswith(("bucket: required", "prefix: required")) for problem in exc.problems
+    )
+    hint = "\n  the target: s3://BUCKET/PREFIX, or --bucket and --prefix" if target_missing else ""
+    return f"{exc}{hint} (exit {exc.exit_code})"
 
 
 def write_report(report: dict[str, Any], path: Path) -> bool:

@@ -798,6 +798,9 @@ def _describe(error: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     """One problem as 'setting (from SOURCE): message', without the offending value."""
     name = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing" and name in RunSettings.model_fields:
+        variables = " or ".join(environment_variables(name))
+        message = f"required (a parameter{f', or {variables}' if variables else ''})"
     source = None if name in given or name not in RunSettings.model_fields else _source(name)
     where = f" (from {source})" if source else ""
     return f"{name or 'configuration'}{where}: {message}"

@@ -117,7 +117,7 @@ def test_an_abbreviated_help_is_a_usage_error_that_starts_no_api(
     ("arguments", "code", "said"),
     [
         (("run", f"s3://{BUCKET}/tmp/", "--dry-run"), 1, "unrecognized arguments: --dry-run"),
-        (("run", "--bucket", BUCKET), 1, "prefix: Field required"),
+        (("run", "--bucket", BUCKET), 1, "prefix: required"),
         (("run", f"s3://{BUCKET}/tmp/", "--profile", "nosuchprofile"), 2, "'nosuchprofile'"),
         (("run", f"s3://{BUCKET}/tmp/", "--older-than-days", "0"), 1, "older_than_days"),
     ],

@@ -120,3 +120,12 @@ class TestChecked:
 
         assert checked(parse(["fleet", "--targets", str(targets)])) == 1
         assert "(exit 1)" in capsys.readouterr().err
+
+    def test_says_how_to_give_the_target_when_it_is_missing(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert checked(self.run()) == 1
+
+        said = capsys.readouterr().err
+        assert "bucket: required (a parameter, or S3_BUCKET)" in said
+        assert "the target: s3://BUCKET/PREFIX, or --bucket and --prefix (exit 1)" in said

@@ -567,7 +567,10 @@ def test_required_fields_are_both_reported_when_missing() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({}, {}, now=NOW)
 
-    assert caught.value.problems == ["bucket: Field required", "prefix: Field required"]
+    assert caught.value.problems == [
+        "bucket: required (a parameter, or S3_BUCKET)",
+        "prefix: required (a parameter, or CLEANUP_PREFIX)",
+    ]
 
 
 def test_cross_field_problems_are_reported_when_other_fields_are_also_invalid() -> None:
@@ -729,7 +732,7 @@ def test_required_bucket_is_reported_when_its_environment_variable_is_empty() ->
     with pytest.raises(ConfigError) as caught:
         load_config({"prefix": "logs/"}, {"S3_BUCKET": ""}, now=NOW)
 
-    assert caught.value.problems == ["bucket: Field required"]
+    assert caught.value.problems == ["bucket: required (a parameter, or S3_BUCKET)"]
 
 
 def test_environment_value_is_stripped_when_it_has_surrounding_whitespace() -> None:

@@ -425,7 +425,7 @@ def execute(
         if report_json is not None and not write_report(report, report_json):
             code = code or EXIT_INVALID_INPUT
         text = (summarize or summary_line)(report)
-        if output.report == "json":
+        if output.report == "json" and not output.listing:
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
             # Beside JSON logs or a listing on stdout, the summary takes stderr.

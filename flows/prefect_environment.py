@@ -25,6 +25,10 @@ def configure_environment(
     environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     # A local run's temporary server would otherwise write telemetry into a shared database.
     environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Nor does the command's client send Prefect's usage events (nor print its notice on a
+    # terminal) unless asked: a cleanup job on a team's machines calls no one it was not told
+    # to. DO_NOT_TRACK=0 lets Prefect decide again.
+    environ.setdefault("DO_NOT_TRACK", "1")
     # Without PREFECT_API_URL a local run starts a temporary API; on a busy machine its default
     # 20 s to come up is not always enough.
     environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -87,6 +87,9 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
         streaming = deletes_while_listing(settings)
         executor: Executor | None = None
         try:
+            # A prefix that spans folders is said, or refused before anything else is done.
+            if bucket.exists and (note := check_prefix(clients.s3, settings, owner)):
+                report.notes.append(note)
             # The bucket's lock first (another run's is a refusal), held to the last delete.
             lock = (
                 None
@@ -97,8 +100,6 @@ def s3_housekeeping(**parameters: Any) -> RunReport:
                 executor_for(settings, clients, request, scratch, progress, lock)
             )
             report.journal = executor.journal
-            if bucket.exists and (note := check_prefix(clients.s3, settings, owner)):
-                report.notes.append(note)
             if streaming:
                 shown.start(f"Deleting under s3://{settings.bucket}/{settings.prefix}")
             plan = executor.plan(streaming)

@@ -166,7 +166,8 @@ class TestExitCodes:
                 },
             )
         assert result.code == 4, result.stderr
-        assert "not accessible" in result.stderr
+        # Without --create-bucket the bucket step's one request is GetBucketVersioning.
+        assert "GetBucketVersioning on bucket 'denied-bucket': permission denied" in result.stderr
 
     def test_exit_6_and_nothing_deleted_when_max_deletions_is_exceeded(
         self, cli: Cli, moto_http: LocalAws, bucket: str, tmp_path: Path

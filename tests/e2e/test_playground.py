@@ -19,7 +19,7 @@ import pytest
 
 from devtools.processes import BIN
 from flows.playground import BUCKET, COMMANDS
-from tests.support.terminal import TerminalRun, run_in_terminal
+from tests.support.terminal import TerminalRun, run_in_terminal, shell_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -102,19 +102,7 @@ def commands_run(
     """The three suggested commands, in order, in a terminal whose shell has the two `export`
     lines pasted (and a Prefect home of its own; no Prefect server, no AWS config files)."""
     home = tmp_path_factory.mktemp("shell-home")
-    shell = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        **playground.exported,
-        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
-        "PREFECT_HOME": str(home / "prefect-home"),
-        "MANIFEST_DIR": str(home / "plans"),
-        "S3_HOUSEKEEPING_LOCAL_API": "off",
-        # Prefect's SDK telemetry is on in a terminal and sends an event to the internet.
-        "DO_NOT_TRACK": "1",
-    }
+    shell = shell_environment(home, playground.exported)
     runs = []
     for command in COMMANDS:
         name, *arguments = shlex.split(command)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -27,7 +26,7 @@ from devtools.processes import BIN, free_port
 from tasks.s3.manifest import read_objects
 from tests.support.fault_proxy import FaultProxy
 from tests.support.moto_backend import bulk_put
-from tests.support.terminal import TerminalRun, run_in_terminal
+from tests.support.terminal import TerminalRun, run_in_terminal, shell_environment
 from tests.support.watched_entry import watched_run
 
 pytestmark = pytest.mark.e2e
@@ -93,21 +92,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def environment(moto_http: LocalAws, home: Path) -> dict[str, str]:
     """What a person's shell would hold: moto's endpoint and fake keys, no Prefect server, no
     AWS config files, nothing else from this machine."""
-    return {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        **moto_http.environment(),
-        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
-        "PREFECT_HOME": str(home / "prefect-home"),
-        "MANIFEST_DIR": str(home / "plans"),
-        "S3_HOUSEKEEPING_LOCAL_API": "off",
-        "TASK_RETRIES": "0",
-        # Prefect's SDK telemetry is on in a terminal: it prints a first-run notice and sends
-        # an event to the internet, which tests never do.
-        "DO_NOT_TRACK": "1",
-    }
+    return {**shell_environment(home, moto_http.environment()), "TASK_RETRIES": "0"}
 
 
 def piped(environment: Mapping[str, str], *arguments: str) -> Piped:

@@ -4,36 +4,17 @@ no flow, or whose input is wrong, starts none."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deployments.local_aws import LocalAws
 from flows.temporary_api import SWITCH
+from tests.support.watched_entry import watched_run
 
 BUCKET = "entry-point"
-#: Runs the entry point as the console script does, recording for every child process it
-#: starts whether the flow's modules (and Prefect) were loaded by then: Python's audit hook
-#: sees each subprocess as it is created.
-WATCHED_ENTRY = """
-import json, sys
-children = []
-def watch(event, args):
-    if event == "subprocess.Popen":
-        loaded = "flows.s3_housekeeping" in sys.modules or "prefect" in sys.modules
-        children.append({"argv": [str(a) for a in args[1]], "flow_loaded": loaded})
-sys.addaudithook(watch)
-sys.argv = ["s3-housekeeping", *sys.argv[1:]]
-from flows.entry import main
-try:
-    sys.exit(main())
-finally:
-    print("CHILDREN " + json.dumps(children), flush=True)
-"""
 
 
 @pytest.fixture
@@ -54,22 +35,14 @@ def environment(moto_http: LocalAws, tmp_path: Path) -> dict[str, str]:
     return environment
 
 
-def entry(environment: dict[str, str], *arguments: str) -> tuple[int, list[dict[str, object]], str]:
+def entry(environment: dict[str, str], *arguments: str) -> tuple[int, list[dict[str, Any]], str]:
     """The command's exit code, the children it started and its output."""
-    done = subprocess.run(
-        [sys.executable, "-c", WATCHED_ENTRY, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    line = next(text for text in done.stdout.splitlines() if text.startswith("CHILDREN "))
-    return done.returncode, json.loads(line.removeprefix("CHILDREN ")), done.stdout + done.stderr
+    done = watched_run(environment, *arguments)
+    return done.code, done.children, done.stdout + done.stderr
 
 
-def temporary_apis(children: list[dict[str, object]]) -> list[dict[str, object]]:
-    return [child for child in children if "flows.temporary_api" in child["argv"]]  # type: ignore[operator]
+def temporary_apis(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [child for child in children if "flows.temporary_api" in child["argv"]]
 
 
 def test_a_run_starts_its_temporary_api_before_the_flow_and_prefect_load(

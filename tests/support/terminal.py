@@ -18,6 +18,7 @@ import termios
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 #: The terminal's size (rows, columns): COLUMNS says the same to the command.
 ROWS, COLUMNS = 40, 120
@@ -35,6 +36,24 @@ class TerminalRun:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+def shell_environment(home: Path, aws: Mapping[str, str]) -> dict[str, str]:
+    """What a person's shell would hold: `aws` (an endpoint and fake keys), no Prefect server,
+    no AWS config files, nothing else from this machine. Prefect's telemetry stays off (the
+    command's default, kept explicit: tests never call out)."""
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        **aws,
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        "PREFECT_HOME": str(home / "prefect-home"),
+        "MANIFEST_DIR": str(home / "plans"),
+        "S3_HOUSEKEEPING_LOCAL_API": "off",
+        "DO_NOT_TRACK": "1",
+    }
 
 
 def terminal_environment(environment: Mapping[str, str]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Python's audit hook sees each subprocess as it is created ("subprocess.Popen"), so a test can
 prove that a command started no temporary Prefect API, rather than only that it said nothing
-about one (the technique of tests/flows/test_entry.py).
+about one, and whether the flow's modules (and Prefect) were loaded by then.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: The entry point with the hook installed; the children are printed as the process ends.
 WATCHED_ENTRY = """
@@ -20,7 +21,8 @@ import json, sys
 children = []
 def watch(event, args):
     if event == "subprocess.Popen":
-        children.append([str(a) for a in args[1]])
+        loaded = "flows.s3_housekeeping" in sys.modules or "prefect" in sys.modules
+        children.append({"argv": [str(a) for a in args[1]], "flow_loaded": loaded})
 sys.addaudithook(watch)
 sys.argv = ["s3-housekeeping", *sys.argv[1:]]
 from flows.entry import main
@@ -34,8 +36,9 @@ finally:
 @dataclass(frozen=True)
 class WatchedRun:
     code: int
-    #: Each child process's argv, in the order they were started.
-    children: list[list[str]]
+    #: Each child process started, in order: its argv, and whether the flow's modules (and
+    #: Prefect) were loaded by then.
+    children: list[dict[str, Any]]
     stdout: str
     stderr: str
     seconds: float

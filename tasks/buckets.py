@@ -63,6 +63,7 @@ def ensure_bucket(
     kms_key_id: str | None = None,
     dry_run: bool = False,
     converge: bool = False,
+    create: bool = True,
 ) -> BucketResult:
     """Create the bucket with the baseline when it is missing: Block Public Access, default
     encryption and the ManagedBy/Environment tags. On an existing bucket, report where it
@@ -81,9 +82,15 @@ def ensure_bucket(
         dry_run: read only; report what would be created or changed ("would_create",
             "would_change") without sending a single mutating request.
         converge: bring an existing bucket to the baseline; otherwise only report its drift.
+        create: create a missing bucket; False: a missing bucket is an error.
+
+    Raises:
+        MissingBucket: the bucket is missing and `create` is False.
     """
     owner: dict[str, Any] = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
     exists = _bucket_exists(s3, bucket, owner)
+    if not exists and not create:
+        raise MissingBucket(bucket)
     # Only read and report: in a dry run, and on an existing bucket unless asked to converge.
     report_only = dry_run or (exists and not converge)
     steps: list[tuple[str, Callable[[], bool]]] = [
@@ -274,13 +281,23 @@ def ensure_bucket_task(
     converge: bool = False,
 ) -> BucketResult:
     """Create the bucket with its baseline if missing (unless `create` is false: then it is
-    only read); on an existing one, report its drift from the baseline and write Block Public
+    only read, and a missing one is an error); on an existing one, report its drift from the baseline and write Block Public
     Access, encryption and tags only when `converge`; read its versioning. In a dry run, only
     read and report."""
     with translated_aws_errors(f"bucket '{bucket}'"):
-        if create:
+        # Without `create` the baseline is read and written only when asked to converge:
+        # otherwise the step's one request is the versioning's (the policy's least).
+        if create or converge:
             result = ensure_bucket(
-                s3, bucket, region, environment, expected_owner, kms_key_id, dry_run, converge
+                s3,
+                bucket,
+                region,
+                environment,
+                expected_owner,
+                kms_key_id,
+                dry_run,
+                converge,
+                create,
             )
         else:
             result = BucketResult(bucket=bucket, action="skipped")

@@ -56,7 +56,8 @@ def iam_policy(settings: RunSettings) -> PolicyDocument:
     caller then needs only sts:AssumeRole on it), else the credentials block's or the default
     chain's. Every resource is named: the bucket, the objects under the prefix, the lock
     prefix, the plans' location, the secret and the topic; no statement has a bare "*".
-    `converge_baseline` changes nothing: a bucket the run creates gets the same writes.
+    `converge_baseline` without `create_bucket` gives the baseline's reads and writes, less
+    s3:CreateBucket; with it, it changes nothing (a bucket the run creates gets the same).
 
     Args:
         settings: a run's validated settings (the secret's values are not known here, so a
@@ -86,24 +87,28 @@ def bucket_statements(settings: RunSettings, partition: str) -> list[Statement]:
     """Checking, creating and reading the bucket, and listing the prefix."""
     bucket = f"arn:{partition}:s3:::{settings.bucket}"
     statements = []
-    # HeadBucket, the bucket step's first call, is authorized as s3:ListBucket and names no
-    # prefix, so an s3:prefix condition would refuse it: with create_bucket the listing cannot
-    # be limited to the prefix.
-    if settings.create_bucket:
+    # The bucket step reads (and may write) the baseline when it may create the bucket or must
+    # converge it; otherwise its one request is GetBucketVersioning.
+    baseline = settings.create_bucket or settings.converge_baseline
+    # HeadBucket, that step's first call, is authorized as s3:ListBucket and names no prefix,
+    # so an s3:prefix condition would refuse it: with the baseline the listing cannot be
+    # limited to the prefix.
+    if baseline:
         statements.append(statement("HeadAndListTheBucket", ["s3:ListBucket"], bucket))
     # ListObjectsV2 (with a delimiter, then each sub-prefix) and ListObjectVersions only ever
     # name the prefix or a longer one.
-    listed = [] if settings.create_bucket else ["s3:ListBucket"]
+    listed = [] if baseline else ["s3:ListBucket"]
     if settings.versions != "current":
         listed.append("s3:ListBucketVersions")
     if listed:
         under = {"StringLike": {"s3:prefix": [f"{literal(settings.prefix)}*"]}}
         statements.append(statement("ListUnderThePrefixOnly", listed, bucket, under))
-    reads = ["s3:GetBucketVersioning", *(BASELINE_READS if settings.create_bucket else ())]
+    reads = ["s3:GetBucketVersioning", *(BASELINE_READS if baseline else ())]
     statements.append(statement("ReadTheBucketSettings", reads, bucket))
-    if settings.create_bucket and not settings.dry_run:
-        writes = list(BASELINE_WRITES)
-        statements.append(statement("CreateTheBucketWithItsBaseline", writes, bucket))
+    if baseline and not settings.dry_run:
+        writes = [w for w in BASELINE_WRITES if settings.create_bucket or w != "s3:CreateBucket"]
+        sid = "CreateTheBucketWithItsBaseline" if settings.create_bucket else "WriteItsBaseline"
+        statements.append(statement(sid, writes, bucket))
     return statements
 
 

@@ -336,7 +336,7 @@ class TestPrintedPolicyIsEnough:
     ) -> None:
         bucket = "current-exec"
 
-        run = run_as_printed(cli, iam_moto, tmp_path, bucket, "--execute")
+        run = run_as_printed(cli, iam_moto, tmp_path, bucket, "--execute", "--create-bucket")
 
         assert run.result.code == 0, run.result.stderr
         assert warnings(run.result) == []
@@ -362,7 +362,7 @@ class TestPrintedPolicyIsEnough:
     ) -> None:
         bucket = "created-by-run"
 
-        run = run_as_printed(cli, iam_moto, tmp_path, bucket, "--execute")
+        run = run_as_printed(cli, iam_moto, tmp_path, bucket, "--execute", "--create-bucket")
 
         assert run.result.code == 0, run.result.stderr
         assert warnings(run.result) == []

@@ -246,3 +246,17 @@ class TestTask:
 
         assert [call.operation for call in audit.calls] == ["GetBucketVersioning"]
         assert MissingBucket.exit_code == 1
+
+    def test_converges_an_existing_bucket_but_creates_no_missing_one_when_creation_is_off(
+        self, moto: None
+    ) -> None:
+        s3 = create_clients(AwsSettings(region="us-east-1")).s3
+        s3.create_bucket(Bucket=BUCKET)
+
+        result = ensure_bucket_task.fn(s3, BUCKET, "us-east-1", "dev", create=False, converge=True)
+
+        assert result.action == "changed"
+        assert "tags" in result.changes
+        with pytest.raises(MissingBucket):
+            ensure_bucket_task.fn(s3, "not-there", "us-east-1", "dev", create=False, converge=True)
+        assert "not-there" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -56,6 +56,17 @@ def actions(policy: PolicyDocument) -> set[str]:
 
 
 class TestBucketAndListing:
+    def test_converging_without_creating_writes_the_baseline_but_creates_no_bucket(
+        self,
+    ) -> None:
+        policy = iam_policy(settings(dry_run=False, create_bucket=False, converge_baseline=True))
+
+        written = statements(policy)["WriteItsBaseline"]["Action"]
+        assert "s3:CreateBucket" not in actions(policy)
+        assert written == sorted(written)
+        assert {"s3:PutBucketTagging", "s3:PutEncryptionConfiguration"} <= set(written)
+        assert "HeadAndListTheBucket" in statements(policy)
+
     def test_dry_run_reads_the_bucket_and_lists_it_when_it_may_create_it(self) -> None:
         policy = iam_policy(settings())
 

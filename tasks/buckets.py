@@ -280,10 +280,10 @@ def ensure_bucket_task(
     create: bool = True,
     converge: bool = False,
 ) -> BucketResult:
-    """Create the bucket with its baseline if missing (unless `create` is false: then it is
-    only read, and a missing one is an error); on an existing one, report its drift from the baseline and write Block Public
-    Access, encryption and tags only when `converge`; read its versioning. In a dry run, only
-    read and report."""
+    """Create the bucket with its baseline if missing (unless `create` is false: then a
+    missing one is an error); on an existing one, report its drift from the baseline and write
+    Block Public Access, encryption and tags only when `converge`; read its versioning. In a
+    dry run, only read and report."""
     with translated_aws_errors(f"bucket '{bucket}'"):
         # Without `create` the baseline is read and written only when asked to converge:
         # otherwise the step's one request is the versioning's (the policy's least).

@@ -9,8 +9,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import botocore.session
-
 from deployments.local_aws import patched_environ
 from tasks.errors import profile_not_found
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
@@ -73,6 +71,8 @@ def profile_region(uses_a_block: bool) -> str | None:
     name = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
     if not name or uses_a_block:
         return None
+    import botocore.session  # only when a profile is named
+
     session = botocore.session.Session()
     if name not in session.available_profiles:
         raise profile_not_found(name)

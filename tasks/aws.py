@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
@@ -21,6 +21,11 @@ from botocore.credentials import (
 from botocore.exceptions import ProfileNotFound
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
+# AwsSettings lives where no SDK is imported: the settings, checked before a run starts, use it.
+from tasks.aws_settings import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from tasks.aws_settings import READ_TIMEOUT_S as READ_TIMEOUT_S
+from tasks.aws_settings import USER_AGENT as USER_AGENT
+from tasks.aws_settings import AwsSettings as AwsSettings
 from tasks.errors import ConfigError, profile_not_found
 from tasks.log_context import SDK_LOGGERS
 from tasks.s3.bulk_answers import (
@@ -35,25 +40,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 logger = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 30
-USER_AGENT = "s3-housekeeping"
-
-
-@dataclass(frozen=True)
-class AwsSettings:
-    """Everything needed to build clients; no secret travels in here."""
-
-    region: str
-    credentials_block: str | None = None
-    role_arn: str | None = None
-    role_session_name: str = "s3-housekeeping"
-    role_duration_seconds: int = 3600
-    max_attempts: int = 3
-    retry_mode: Literal["standard", "adaptive"] = "standard"
-    max_pool_connections: int = 10
-    read_timeout_s: int = READ_TIMEOUT_S
 
 
 @dataclass

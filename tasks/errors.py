@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from boto3.exceptions import Boto3Error
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -236,6 +235,14 @@ def attach_report(error: BaseException, report: Any) -> None:
     error.report = report  # type: ignore[attr-defined]
 
 
+def boto3_error() -> type[Exception]:
+    """boto3's own exception base, imported when an error is judged: importing boto3 costs
+    0.1 s, which a command whose input is wrong does not pay before it answers."""
+    from boto3.exceptions import Boto3Error
+
+    return Boto3Error
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError, or an empty string."""
     if isinstance(exc, ClientError):
@@ -266,7 +273,7 @@ def translate_aws_error(exc: Exception, action: str) -> HousekeepingError:
     """
     if isinstance(exc, HousekeepingError):
         return exc
-    if isinstance(exc, Boto3Error) and isinstance(exc.__context__, ClientError | BotoCoreError):
+    if isinstance(exc, boto3_error()) and isinstance(exc.__context__, ClientError | BotoCoreError):
         # boto3's transfers (upload_file) wrap the botocore error that stopped them.
         return translate_aws_error(exc.__context__, action)
     if isinstance(exc, ProfileNotFound):
@@ -322,8 +329,8 @@ def translated_aws_errors(resource: str) -> Iterator[None]:
     """
     try:
         yield
-    except (ClientError, BotoCoreError, Boto3Error) as exc:
-        cause = exc.__context__ if isinstance(exc, Boto3Error) else exc
+    except (ClientError, BotoCoreError, boto3_error()) as exc:
+        cause = exc.__context__ if isinstance(exc, boto3_error()) else exc
         operation = cause.operation_name if isinstance(cause, ClientError) else ""
         action = f"{operation} on {resource}" if operation else resource
         logger.error("%s failed: %s", action, error_code(exc) or type(exc).__name__)

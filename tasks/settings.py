@@ -32,7 +32,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from tasks.aws import READ_TIMEOUT_S, AwsSettings
 from tasks.aws_names import (
     ACCOUNT_ID,
     BLOCK_NAME,
@@ -44,6 +43,7 @@ from tasks.aws_names import (
     secret_name_problems,
     sns_topic_problems,
 )
+from tasks.aws_settings import READ_TIMEOUT_S, AwsSettings
 from tasks.errors import ConfigError
 from tasks.retry import MAX_TASK_RETRIES
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri

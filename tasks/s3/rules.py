@@ -1,0 +1,179 @@
+"""Retention rules on each old-enough object under the prefix: key patterns, sizes, storage classes.
+
+A rule only ever keeps: an object the age and the prefix select is deleted unless a rule keeps
+it (`Rules.kept_by`). A plan's header carries its rules (`as_header`, `from_header`), so a saved
+plan is applied only under the rules it was made with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.s3.patterns import matches, pattern_problems
+from tasks.s3.sizes import MAX_SIZE, size_text
+
+#: Why a rule keeps an object, in the order they are checked: the first that applies is given.
+REASONS = ("exclude", "include", "size", "storage_class")
+#: The storage classes S3 reports for an object (ObjectStorageClass in botocore's S3 model; a
+#: test compares the two). A constant, not read from botocore: reading the model costs a
+#: tenth of a second, and a class botocore adds should be a reviewed change here.
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "GLACIER",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_OPENZFS",
+    "FSX_ONTAP",
+    "AWS_BACKUP_WARM",
+    "AWS_BACKUP_LOW_COST_WARM",
+)
+_PATTERN_LISTS = ("include", "exclude")
+_TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes")
+_SIZES = ("min_size", "max_size")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What keeps an old-enough object under the prefix; the defaults keep nothing.
+
+    `include` and `exclude` are patterns on the key below the prefix (tasks/s3/patterns.py);
+    `min_size` and `max_size` bound, inclusively, the sizes that may be deleted;
+    `storage_classes`, when given, are the only classes deleted. A delete marker has no storage
+    class (the listing gives it ""): a storage-class rule keeps every delete marker.
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    min_size: int | None = None
+    max_size: int | None = None
+    storage_classes: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        """Whether any rule is set (else every candidate is deleted)."""
+        return bool(self.as_header())
+
+    def kept_by(self, key_below_prefix: str, size: int, storage_class: str) -> str | None:
+        """Why a candidate (old enough, under the prefix) is kept, one of REASONS, or None when
+        it is to be deleted. Exclude wins over include; sizes are inclusive bounds.
+
+        Raises:
+            ValueError: a pattern is broken (`problems` finds it before any listing).
+        """
+        if any(matches(pattern, key_below_prefix) for pattern in self.exclude):
+            return "exclude"
+        if self.include and not any(matches(p, key_below_prefix) for p in self.include):
+            return "include"
+        if (self.min_size is not None and size < self.min_size) or (
+            self.max_size is not None and size > self.max_size
+        ):
+            return "size"
+        if self.storage_classes and storage_class not in self.storage_classes:
+            return "storage_class"
+        return None
+
+    def problems(self, prefix: str) -> list[str]:
+        """Every problem of these rules below this prefix, each naming its setting (lists by
+        index from 0, as "include[1]: ..."); empty when they are usable."""
+        problems = [
+            f"{name}[{index}]: {problem}"
+            for name in _PATTERN_LISTS
+            for index, pattern in enumerate(getattr(self, name))
+            for problem in pattern_problems(pattern, prefix)
+        ]
+        for name in _SIZES:
+            size = getattr(self, name)
+            if size is not None and not 0 <= size <= MAX_SIZE:
+                problems.append(f"{name}: must be from 0 to {size_text(MAX_SIZE)}")
+        if (
+            self.min_size is not None
+            and self.max_size is not None
+            and self.min_size > self.max_size
+        ):
+            problems.append("min_size: must not be above max_size (no size would be deleted)")
+        problems += [
+            f"storage_classes[{index}]: is not an S3 storage class ({', '.join(STORAGE_CLASSES)})"
+            for index, storage_class in enumerate(self.storage_classes)
+            if storage_class not in STORAGE_CLASSES
+        ]
+        return problems
+
+    def as_header(self) -> dict[str, Any]:
+        """The rules set, for a plan file's header: JSON-ready, {} when none is."""
+        header: dict[str, Any] = {}
+        for name in _TEXT_LISTS:
+            if getattr(self, name):
+                header[name] = list(getattr(self, name))
+        for name in _SIZES:
+            if getattr(self, name) is not None:
+                header[name] = getattr(self, name)
+        return header
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any]) -> Rules:
+        """The rules a plan's header carries (`as_header`'s output).
+
+        Raises:
+            ValueError: an unknown key, or a value of the wrong type (the message names the
+                key, never the value).
+        """
+        unknown = sorted(set(header) - {*_TEXT_LISTS, *_SIZES})
+        if unknown:
+            raise ValueError(f"unknown rules in the plan's header: {', '.join(unknown)}")
+        for name in _TEXT_LISTS:
+            value = header.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name}: must be a list of texts")
+        for name in _SIZES:
+            value = header.get(name)
+            # A JSON true is an int to Python, and never a size.
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name}: must be a whole number of bytes")
+        return cls(
+            include=tuple(header.get("include", ())),
+            exclude=tuple(header.get("exclude", ())),
+            min_size=header.get("min_size"),
+            max_size=header.get("max_size"),
+            storage_classes=tuple(header.get("storage_classes", ())),
+        )
+
+    def lifecycle_blocker(self) -> str | None:
+        """Which rule keeps this run from being an S3 lifecycle rule, as a message naming it;
+        None when it can be one. A lifecycle filter has a prefix, tags and sizes: no key
+        patterns, no storage classes."""
+        for name in (*_PATTERN_LISTS, "storage_classes"):
+            if getattr(self, name):
+                what = "key patterns" if name in _PATTERN_LISTS else "storage class"
+                return f"{name}: an S3 lifecycle rule cannot select by {what}"
+        return None
+
+    def lifecycle_filter(self, prefix: str) -> dict[str, Any]:
+        """The lifecycle rule's `Filter` for this prefix and these sizes (see
+        `lifecycle_blocker` for the rules it cannot hold).
+
+        S3's size filters are strict (ObjectSizeGreaterThan n: larger than n bytes), these
+        bounds inclusive: min_size n is ObjectSizeGreaterThan n - 1, max_size n is
+        ObjectSizeLessThan n + 1; min_size 0 says nothing and is left out. A filter holds
+        exactly one predicate, so two or more go in an `And`.
+
+        Raises:
+            ValueError: a rule cannot be a lifecycle filter (`lifecycle_blocker`).
+        """
+        blocker = self.lifecycle_blocker()
+        if blocker is not None:
+            raise ValueError(blocker)
+        predicates: dict[str, Any] = {"Prefix": prefix} if prefix else {}
+        if self.min_size:
+            predicates["ObjectSizeGreaterThan"] = self.min_size - 1
+        if self.max_size is not None:
+            predicates["ObjectSizeLessThan"] = self.max_size + 1
+        return {"And": predicates} if len(predicates) > 1 else predicates

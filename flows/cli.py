@@ -27,6 +27,7 @@ from tasks.record.iam_policy import iam_policy
 from tasks.settings import (
     Parameter,
     RunSettings,
+    Size,
     default_text,
     environment_variables,
     limited_by,
@@ -285,6 +286,11 @@ def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> 
         options["action"] = argparse.BooleanOptionalAction
     elif get_origin(kind) is Literal:
         options["choices"] = list(get_args(kind))
+    elif get_origin(kind) is tuple:  # a list: the option once per item
+        options.update(action="append", type=utf8_text)
+        options["help"] += " Give the option once for each."
+    elif any(isinstance(mark, Size) for mark in field.metadata):
+        options["type"] = utf8_text  # with its unit: the settings read it
     else:
         options["type"] = OPTION_TYPES[kind]
     return parser.add_argument(*flags, **options)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from pydantic import TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
 
-from tasks.settings import MARKERS, default_text, environment_variables, parameters
+from tasks.settings import MARKERS, Size, default_text, environment_variables, parameters
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 
@@ -49,6 +49,8 @@ def value_type(field: FieldInfo) -> Any:
 def annotation(field: FieldInfo) -> Any:
     """The setting's type, or None; its schema carries the setting's bounds and pattern."""
     base = value_type(field)
+    if any(isinstance(mark, Size) for mark in field.metadata):
+        base = int | str  # "10MiB" as well as 10485760: the settings read either
     constraints = [m for m in field.metadata if not isinstance(m, MARKERS)]
     schema = TypeAdapter(Annotated[(base, *constraints)] if constraints else base).json_schema()
     if isinstance(field.json_schema_extra, dict):

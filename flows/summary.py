@@ -16,6 +16,7 @@ from tasks.errors import HousekeepingError, shown_text
 from tasks.guards.approval import human_bytes
 from tasks.s3.folders import folder_of
 from tasks.s3.manifest import PlannedObject, read_objects
+from tasks.s3.rules import kept_text
 from tasks.s3.uris import is_s3_uri
 
 #: How many planned objects and folders the summary shows (--list prints every object).
@@ -27,6 +28,8 @@ def run_summary(report: dict[str, Any], now: datetime | None = None) -> str:
     """The run in a few lines: what it planned or deleted, by folder, and its first objects."""
     now = now or datetime.now(UTC)
     lines = [headline(report)]
+    if report.get("kept"):
+        lines.append(f"Old enough but kept by the rules: {kept_text(report['kept'])}.")
     lines += [f"note: {note}" for note in report.get("notes", [])]
     if report.get("bucket_action") == "would_create":
         lines.append(

@@ -95,6 +95,7 @@ def plan_request(
             versions=settings.versions,
             owner_from=owner_from if owner else None,
             inventory=settings.inventory,
+            rules=settings.rules.as_header(),
         ),
         cutoff=settings.cutoff,
         location=settings.manifest_location,
@@ -281,9 +282,11 @@ def record_plan(
         finally:
             if deletes is not None:
                 deletes.before_submit = None  # the complete plan is on disk once closed
-        lost = selection.unrecoverable_keys
-        manifest.finish(PlanTotals(selection.scanned, tally.matched, tally.matched_bytes, lost))
-    summary = tally.summary(str(path), target, selection.scanned, lost)
+        lost, kept = selection.unrecoverable_keys, dict(selection.kept)
+        manifest.finish(
+            PlanTotals(selection.scanned, tally.matched, tally.matched_bytes, lost, kept)
+        )
+    summary = tally.summary(str(path), target, selection.scanned, lost, kept)
     return replace(summary, sha256=file_sha256(path))
 
 

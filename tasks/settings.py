@@ -46,6 +46,9 @@ from tasks.aws_names import (
 from tasks.aws_settings import READ_TIMEOUT_S, AwsSettings
 from tasks.errors import ConfigError
 from tasks.retry import MAX_TASK_RETRIES
+from tasks.s3.patterns import pattern_problems
+from tasks.s3.rules import STORAGE_CLASSES, Rules
+from tasks.s3.sizes import parse_size
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
 
 Environment = Literal["dev", "staging", "prod"]
@@ -92,8 +95,14 @@ class LimitedBy:
     limit: str
 
 
+@dataclass(frozen=True)
+class Size:
+    """Marks a size in bytes that may be written with a unit ("10MiB", "1GB"): the command
+    line and the UI's form take it as text or a number (tasks/s3/sizes.py reads it)."""
+
+
 #: The markers a setting's declaration may carry besides its type's constraints.
-MARKERS = (Parameter, Verbatim, OperatorLimit, LimitedBy)
+MARKERS = (Parameter, Verbatim, OperatorLimit, LimitedBy, Size)
 
 
 def env(*names: str) -> AliasChoices:
@@ -186,6 +195,36 @@ class RunSettings(BaseSettings):
         description='A prefix without a trailing "/" that matches more than one folder ("tmp" '
         'matching "tmp/" and "tmp-keep/"): warn (a note in the report) or refuse before '
         "listing, deleting nothing (exit 6).",
+    )
+    # The retention rules (tasks/s3/rules.py): they only ever keep more than age and prefix.
+    include: Annotated[tuple[str, ...], NoDecode, Parameter()] = Field(
+        (),
+        validation_alias=env("CLEANUP_INCLUDE"),
+        description='Glob patterns on the key below the prefix ("*" within a folder, "**" '
+        'across folders, "?", "[...]"): only an object one matches may be deleted; empty: '
+        "any. Separated by commas in the environment.",
+    )
+    exclude: Annotated[tuple[str, ...], NoDecode, Parameter()] = Field(
+        (),
+        validation_alias=env("CLEANUP_EXCLUDE"),
+        description="Glob patterns on the key below the prefix, as include: an object one "
+        "matches is kept, whatever include says. Separated by commas in the environment.",
+    )
+    min_size: Annotated[int | None, Parameter(), Size()] = Field(
+        None,
+        validation_alias=env("CLEANUP_MIN_SIZE"),
+        description='Keep objects smaller than this many bytes ("512", "10MiB", "1GB").',
+    )
+    max_size: Annotated[int | None, Parameter(), Size()] = Field(
+        None,
+        validation_alias=env("CLEANUP_MAX_SIZE"),
+        description='Keep objects larger than this many bytes ("512", "10MiB", "1GB").',
+    )
+    storage_classes: Annotated[tuple[str, ...], NoDecode, Parameter()] = Field(
+        (),
+        validation_alias=env("CLEANUP_STORAGE_CLASSES"),
+        description="Delete only objects of these storage classes (STANDARD, STANDARD_IA, "
+        "GLACIER, ...); empty: any. Separated by commas in the environment.",
     )
     older_than_days: Annotated[int, Parameter()] = Field(
         30,
@@ -498,13 +537,60 @@ class RunSettings(BaseSettings):
         return value
 
     @field_validator(
-        "allowed_targets", "allowed_credentials_blocks", "allowed_dask_addresses", mode="before"
+        "allowed_targets",
+        "allowed_credentials_blocks",
+        "allowed_dask_addresses",
+        "include",
+        "exclude",
+        "storage_classes",
+        mode="before",
     )
     @classmethod
     def _split_limits(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _pattern_rules(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        prefix = info.data.get("prefix", "")
+        problems = [
+            f"[{index}] {problem}"
+            for index, pattern in enumerate(value)
+            for problem in pattern_problems(pattern, prefix)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("min_size", "max_size", mode="before")
+    @classmethod
+    def _read_size(cls, value: object) -> object:
+        return None if value is None or value == "" else parse_size(value)  # type: ignore[arg-type]
+
+    @field_validator("max_size")
+    @classmethod
+    def _size_bounds(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_size")
+        if value is not None and low is not None and low > value:
+            raise ValueError("must not be below min_size (no size would be deleted)")
+        return value
+
+    @field_validator("storage_classes")
+    @classmethod
+    def _storage_class_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in STORAGE_CLASSES]
+        if unknown:
+            raise ValueError(
+                f"holds what is not an S3 storage class ({', '.join(STORAGE_CLASSES)})"
+            )
+        return value
+
+    @property
+    def rules(self) -> Rules:
+        """The retention rules the run applies to each old-enough object."""
+        return Rules(self.include, self.exclude, self.min_size, self.max_size, self.storage_classes)
 
     @field_validator("allowed_dask_addresses")
     @classmethod

@@ -198,6 +198,7 @@ def plan_part(order: ShardOrder) -> PartPlan:
         plan.matched_bytes,
         plan.unrecoverable_keys,
         order.shard.keys.start_after,
+        plan.kept,
     )
     return PartPlan(part, tuple(follow_ups), this_worker(), clients.requests.snapshot())
 
@@ -339,6 +340,7 @@ def plan_in_shards(
         matched=totals.matched,
         matched_bytes=totals.matched_bytes,
         unrecoverable_keys=totals.unrecoverable_keys,
+        kept=totals.kept,
         first_rows=first_rows(s3, parts, scratch),
         copy=index.path,
         sha256=file_sha256(index.path),
@@ -480,6 +482,7 @@ def saved_in_shards(
         matched=index.totals.matched,
         matched_bytes=index.totals.matched_bytes,
         unrecoverable_keys=index.totals.unrecoverable_keys,
+        kept=index.totals.kept,
         first_rows=rows,
         copy=copy,
         sha256=file_sha256(copy),

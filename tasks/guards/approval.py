@@ -16,6 +16,7 @@ from tasks.errors import SafetyRefusal
 from tasks.fleet.report import FleetReport, TargetOutcome
 from tasks.record.decision import NAME_MAX_CHARS, REASON_MAX_CHARS, Approval
 from tasks.s3.manifest import PlanSummary
+from tasks.s3.rules import kept_text
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ def approval_request(plan: PlanSummary, timeout_s: int) -> str:
         f"`s3://{target.bucket}/{target.prefix}` ({target.region}, {target.versions} versions), "
         f"last modified before **{target.cutoff}**; {plan.scanned} objects were listed.",
         "",
+        *(
+            [f"Old enough but kept by the retention rules: {kept_text(plan.kept)}.", ""]
+            if plan.kept
+            else []
+        ),
         f"First {len(shown)} planned objects:" if shown else "No object listed in the plan.",
         "",
         *shown,

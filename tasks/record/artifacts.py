@@ -23,6 +23,7 @@ from tasks.record.lifecycle import NOTE, lifecycle_rule
 from tasks.record.report import RunReport
 from tasks.s3.manifest import PlanSummary
 from tasks.s3.progress import ProgressSnapshot
+from tasks.s3.rules import Rules, kept_text
 from tasks.s3.uris import is_s3_uri, parse_s3_uri
 
 PLAN_KEY = "s3-housekeeping-plan"
@@ -51,13 +52,22 @@ def publish_plan(plan: PlanSummary, dry_run: bool, older_than_days: int) -> None
     equivalent lifecycle rule, and a link to the whole plan's manifest."""
     target = plan.target
     mode = "dry run: nothing will be deleted" if dry_run else "will be deleted"
-    rule = lifecycle_rule(target.prefix, older_than_days, target.versions)
+    rule = lifecycle_rule(
+        target.prefix, older_than_days, target.versions, Rules.from_header(target.rules)
+    )
+    kept = kept_text(plan.kept)
+    advice = (
+        f"Equivalent S3 lifecycle rule: `{json.dumps(rule)}`. {NOTE}"
+        if rule
+        else "No S3 lifecycle rule can select what its retention rules do."
+    )
     description = (
         f"Plan for s3://{target.bucket}/{target.prefix} ({target.versions} versions), objects "
         f"last modified before {target.cutoff} ({mode}): {plan.matched} of {plan.scanned} "
         f"listed objects, {plan.matched_bytes} bytes. First {len(plan.first_rows)} rows below; "
-        f"the full plan is the manifest {plan.manifest}.\n\n"
-        f"Equivalent S3 lifecycle rule: `{json.dumps(rule)}`. {NOTE}"
+        f"the full plan is the manifest {plan.manifest}."
+        + (f" Old enough but kept by the retention rules: {kept}." if kept else "")
+        + f"\n\n{advice}"
     )
     create_table_artifact(key=PLAN_KEY, table=plan.rows(), description=description)
     publish_manifest_link(plan)

@@ -33,6 +33,12 @@ VERSIONED_CURRENT_NOTE = (
 INTERNAL = {"internal": True}
 
 
+def lifecycle_notes(settings: RunSettings) -> list[str]:
+    """Why no S3 lifecycle rule can do this run, when its retention rules prevent it."""
+    blocker = settings.rules.lifecycle_blocker()
+    return [f"no S3 lifecycle rule can do this run: {blocker}"] if blocker else []
+
+
 def operator_notes(settings: RunSettings) -> list[str]:
     """What the operator's limits (the worker's environment) did to this run."""
     notes = []
@@ -66,6 +72,9 @@ class RunReport:
     scanned: int = 0
     matched: int = 0
     matched_bytes: int = 0
+    #: The objects old enough that the retention rules kept, by reason (exclude, include, size,
+    #: storage_class); empty when no rule is set or none kept one.
+    kept: dict[str, int] = field(default_factory=dict)
     #: Versions modes: keys the plan leaves with no version holding data (unrecoverable).
     unrecoverable_keys: int = 0
     deleted: int = 0
@@ -109,9 +118,9 @@ class RunReport:
             versions=settings.versions,
             plan_source=settings.plan or settings.inventory,
             lifecycle_rule=lifecycle_rule(
-                settings.prefix, settings.older_than_days, settings.versions
+                settings.prefix, settings.older_than_days, settings.versions, settings.rules
             ),
-            notes=operator_notes(settings),
+            notes=operator_notes(settings) + lifecycle_notes(settings),
         )
 
     def record_bucket(self, bucket: BucketResult) -> None:
@@ -128,6 +137,7 @@ class RunReport:
         self.unrecoverable_keys, self.manifest_sha256 = plan.unrecoverable_keys, plan.sha256
         self.cutoff = plan.target.cutoff
         self.inventory_created = plan.target.inventory_created
+        self.kept = dict(plan.kept)
 
     def record_approval(self, approval: Approval) -> None:
         self.approval = approval

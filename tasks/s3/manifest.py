@@ -47,12 +47,17 @@ class PlanTarget:
     #: changed since are skipped by their ETag; objects written since are not in it).
     inventory: str | None = None
     inventory_created: str | None = None
+    #: The retention rules the plan was made under (tasks/s3/rules.py, `Rules.as_header`): an
+    #: apply under other rules is refused.
+    rules: dict[str, Any] = field(default_factory=dict)
 
     def as_header(self) -> dict[str, Any]:
         """The target as a plan file states it: an owner read from the secret stays out."""
         header = asdict(self)
         if self.owner_from == "secret":
             header["owner"] = None
+        if not self.rules:  # a plan made under no rule reads as plans always have
+            del header["rules"]
         return header
 
 
@@ -85,6 +90,8 @@ class PlanTotals:
     matched_bytes: int
     #: Versions plans: the keys left with no version holding data once it is applied.
     unrecoverable_keys: int = 0
+    #: The objects old enough that the retention rules kept, by reason (as the planner said).
+    kept: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ class PlanSummary:
     sha256: str = ""
     #: A saved plan, read back from a file: not this run's own listing.
     saved: bool = False
+    #: The objects old enough that the retention rules kept, by reason.
+    kept: dict[str, int] = field(default_factory=dict)
 
     @property
     def from_a_listing(self) -> bool:
@@ -150,7 +159,12 @@ class PlanTally:
             self.first_rows.append(entry)
 
     def summary(
-        self, manifest: str, target: PlanTarget, scanned: int, unrecoverable_keys: int = 0
+        self,
+        manifest: str,
+        target: PlanTarget,
+        scanned: int,
+        unrecoverable_keys: int = 0,
+        kept: dict[str, int] | None = None,
     ) -> PlanSummary:
         """The finished plan these totals are of."""
         return PlanSummary(
@@ -161,6 +175,7 @@ class PlanTally:
             self.matched_bytes,
             self.first_rows,
             unrecoverable_keys=unrecoverable_keys,
+            kept=dict(kept or {}),
         )
 
 
@@ -200,7 +215,7 @@ class ManifestWriter:
 
     def finish(self, totals: PlanTotals) -> None:
         """Write the totals: the plan is complete."""
-        self._write({END: True, **asdict(totals)})
+        self._write({END: True, **totals_record(totals)})
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
@@ -282,10 +297,26 @@ def read_totals(path: Path) -> PlanTotals | None:
     record = _parse(last, path, number) if last.strip() else {}
     if not record.get(END):
         return None
-    totals = _typed({"unrecoverable_keys": 0, **record}, TOTALS_FIELDS, extra=(END,))
-    if totals is None:
+    totals = _typed({"unrecoverable_keys": 0, "kept": {}, **record}, TOTALS_FIELDS, extra=(END,))
+    if totals is None or not counts_by_reason(totals["kept"]):
         raise ConfigError(f"manifest '{path}' has malformed totals")
     return PlanTotals(**totals)
+
+
+def totals_record(totals: PlanTotals) -> dict[str, Any]:
+    """Totals as a plan file holds them: `kept` only when a rule kept something."""
+    record = asdict(totals)
+    if not totals.kept:
+        del record["kept"]
+    return record
+
+
+def counts_by_reason(kept: dict[str, Any]) -> bool:
+    """Whether a plan's `kept` is counts (whole, not negative) by name."""
+    return all(
+        isinstance(name, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for name, n in kept.items()
+    )
 
 
 #: What each field of a plan line, and of its totals, must be: a file is read field by field,
@@ -304,6 +335,7 @@ TOTALS_FIELDS: dict[str, tuple[type, ...]] = {
     "matched": (int,),
     "matched_bytes": (int,),
     "unrecoverable_keys": (int,),
+    "kept": (dict,),
 }
 _OPTIONAL = {"version_id": None, "is_delete_marker": False}
 

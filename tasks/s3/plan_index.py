@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.errors import ConfigError, SafetyRefusal
-from tasks.s3.manifest import PlanTarget, PlanTotals
+from tasks.s3.manifest import PlanTarget, PlanTotals, counts_by_reason, totals_record
 from tasks.s3.private_files import private_folder
 
 FORMAT = "s3-housekeeping/plan-index-v1"
@@ -32,6 +33,8 @@ class Part:
     #: Every key of the part comes after this one (None: from the prefix's start). A part of
     #: noncurrent versions is checked against a fresh listing from there before it is applied.
     start_after: str | None = None
+    #: The objects old enough that the retention rules kept, by reason.
+    kept: dict[str, int] = field(default_factory=dict)
 
 
 def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTotals:
@@ -43,8 +46,11 @@ def write_index(path: Path, target: PlanTarget, parts: Sequence[Part]) -> PlanTo
     with os.fdopen(descriptor, "w", encoding="utf-8") as index:
         index.write(json.dumps({"format": FORMAT, **target.as_header()}) + "\n")
         for part in parts:
-            index.write(json.dumps({"part": asdict(part)}) + "\n")
-        index.write(json.dumps({"end": asdict(totals)}) + "\n")
+            record = asdict(part)
+            if not part.kept:
+                del record["kept"]
+            index.write(json.dumps({"part": record}) + "\n")
+        index.write(json.dumps({"end": totals_record(totals)}) + "\n")
     return totals
 
 
@@ -84,6 +90,8 @@ def read_index(path: Path) -> PlanIndex:
         ends = [record["end"] for record in records[1:] if "end" in record]
     except (IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError):
         raise ConfigError(f"plan '{path.name}' is not a readable plan index") from None
+    if not all(isinstance(part.kept, dict) and counts_by_reason(part.kept) for part in parts):
+        raise ConfigError(f"plan '{path.name}' is not a readable plan index")
     if len(ends) != 1 or records[-1].get("end") is None:
         raise SafetyRefusal(
             "plan_complete", 0, 0, reason=f"the plan index '{path.name}' has no totals"
@@ -107,6 +115,7 @@ def totals_of(parts: Sequence[Part]) -> PlanTotals:
         matched=sum(part.matched for part in parts),
         matched_bytes=sum(part.matched_bytes for part in parts),
         unrecoverable_keys=sum(part.unrecoverable_keys for part in parts),
+        kept=dict(sum((Counter(part.kept) for part in parts), Counter())),
     )
 
 

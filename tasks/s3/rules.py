@@ -41,6 +41,12 @@ _TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes")
 _SIZES = ("min_size", "max_size")
 
 
+def kept_text(kept: Mapping[str, int]) -> str:
+    """The objects old enough that the rules kept, by reason: 'exclude 3, size 2'; '' for
+    none."""
+    return ", ".join(f"{reason} {kept[reason]:,}" for reason in REASONS if kept.get(reason))
+
+
 @dataclass(frozen=True)
 class Rules:
     """What keeps an old-enough object under the prefix; the defaults keep nothing.

@@ -9,6 +9,7 @@ only a listing could check: it is shown as the plan states it); it names no obje
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from tasks.s3.manifest import (
 )
 from tasks.s3.plan_index import Part, PlanIndex, read_index
 from tasks.s3.repeats import Repeats
+from tasks.s3.rules import Rules
 
 #: Clock skew tolerated between the machine that made a plan and the one applying it.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -73,7 +75,9 @@ def load_plan(
         )
     if totals.scanned < tally.matched:
         raise refused("plan_complete", "the plan lists more objects than it says were listed")
-    summary = tally.summary(str(manifest_path), header, totals.scanned, totals.unrecoverable_keys)
+    summary = tally.summary(
+        str(manifest_path), header, totals.scanned, totals.unrecoverable_keys, totals.kept
+    )
     return replace(summary, sha256=file_sha256(manifest_path), saved=True)
 
 
@@ -106,6 +110,12 @@ def check_header(
             "plan_target",
             f"the plan was made for another {', '.join(mismatched)}"
             + (f" ({compared_values})" if compared_values else ""),
+        )
+    if header.rules != expected.rules:
+        raise refused(
+            "plan_rules",
+            f"the plan was made under other retention rules (the plan's: "
+            f"{shown(json.dumps(header.rules))}, this run's: {shown(json.dumps(expected.rules))})",
         )
     cutoff = moment(header.cutoff, "the plan's cutoff")
     if cutoff > moment(expected.cutoff, "this run's cutoff"):
@@ -214,6 +224,7 @@ def verify_entries(
     apply joins it with a fresh listing in that order), or naming an object a second time (in
     this plan, or in the others `repeats` holds)."""
     cutoff = moment(header.cutoff, "the plan's cutoff")
+    rules = plan_rules(header)
     tally, previous_key = PlanTally(), ""
     # Checked at the end by whoever holds the others' objects too (once, not per part).
     shared, repeats = repeats is not None, repeats if repeats is not None else Repeats()
@@ -225,6 +236,9 @@ def verify_entries(
             raise refused("plan_entries", f"{where} is outside its prefix or its cutoff")
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
+        below = entry.key[len(header.prefix) :]
+        if rules is not None and rules.kept_by(below, entry.size, entry.storage_class):
+            raise refused("plan_entries", f"{where} is an object its retention rules keep")
         if header.versions != "current" and entry.key < previous_key:
             raise refused("plan_entries", f"{where} is out of listing order (keys ascending)")
         previous_key = entry.key
@@ -233,6 +247,21 @@ def verify_entries(
     if not shared and repeats.found():
         raise refused("plan_entries", "the plan names an object (or version) more than once")
     return tally
+
+
+def plan_rules(header: PlanTarget) -> Rules | None:
+    """The retention rules a plan's header names, None for none.
+
+    Raises:
+        SafetyRefusal: the header's rules are malformed or not usable under its prefix.
+    """
+    try:
+        rules = Rules.from_header(header.rules)
+    except (TypeError, ValueError):
+        raise refused("plan_rules", "the plan's retention rules are malformed") from None
+    if rules.problems(header.prefix):
+        raise refused("plan_rules", "the plan's retention rules are not usable")
+    return rules if rules.any else None
 
 
 def fits_mode(entry: PlannedObject, versions: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from tasks.s3.key_order import in_key_order
 from tasks.s3.listing import SHARD_SIZE, ListedObject, list_current_objects, list_object_versions
 from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
 from tasks.s3.progress import Progress
+from tasks.s3.rules import Rules
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -127,6 +129,9 @@ class Selection:
         self.progress = progress or Progress()
         self.scanned = 0
         self._lost = LostKeys()
+        self.rules = Rules.from_header(target.rules)
+        #: The objects old enough that a rule kept, by reason.
+        self.kept: Counter[str] = Counter()
 
     @property
     def unrecoverable_keys(self) -> int:
@@ -134,9 +139,16 @@ class Selection:
 
     def __iter__(self) -> Iterator[PlannedObject]:
         prefix, versions = self.target.prefix, self.target.versions
+        rules = self.rules if self.rules.any else None
         for listed in self.listed:
             self.scanned += 1
             selected = is_selected(listed, prefix, self.cutoff, versions)
+            # The rules only ever keep: they judge what age and prefix selected, nothing else.
+            if selected and rules is not None:
+                reason = rules.kept_by(listed.key[len(prefix) :], listed.size, listed.storage_class)
+                if reason is not None:
+                    self.kept[reason] += 1
+                    selected = False
             self.progress.add(
                 listed=1, matched=int(selected), matched_bytes=listed.size if selected else 0
             )

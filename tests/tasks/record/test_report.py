@@ -44,6 +44,7 @@ EXTRA_FIELDS = {
     "already_gone",
     "throttled_s",
     "unrecoverable_keys",
+    "kept",
     "manifest_sha256",
     "approval",
     "journal",

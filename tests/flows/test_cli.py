@@ -396,3 +396,19 @@ class TestSummaryLine:
         line = summary_line({**SUMMARY_REPORT, "already_gone": 2})
 
         assert "deleted 5 (2 already gone), skipped 0" in line
+
+
+class TestRuleOptions:
+    def test_lists_take_the_option_once_per_item_and_sizes_take_units_when_given(self) -> None:
+        args = parse(
+            "--bucket", "b-bucket", "--prefix", "logs/",
+            "--include", "app/**", "--include", "*.log", "--exclude", "**/*.keep",
+            "--min-size", "10MiB", "--storage-classes", "STANDARD",
+        )  # fmt: skip
+
+        settings = load_settings(flow_parameters(args))
+
+        assert settings.include == ("app/**", "*.log")
+        assert settings.exclude == ("**/*.keep",)
+        assert settings.min_size == 10 * 1024 * 1024
+        assert settings.storage_classes == ("STANDARD",)

@@ -388,3 +388,59 @@ class TestOwnerFromTheSecret:
         refused = refusal(path, replace(TARGET, owner_from="parameter"))
 
         assert "made for another owner_from" in str(refused)
+
+
+#: A plan's retention rules, as its header holds them.
+RULES: dict[str, object] = {"exclude": ["**/*.keep"], "min_size": 5}
+
+
+class TestRetentionRules:
+    """A plan carries the rules it was made under: applied under others, or holding a line
+    its rules keep, it is refused."""
+
+    def test_accepts_a_plan_under_the_rules_it_was_made_with_and_keeps_its_counts(
+        self, tmp_path: Path
+    ) -> None:
+        ruled = replace(TARGET, rules=RULES)
+        totals = PlanTotals(9, 1, 10, kept={"exclude": 2, "size": 1})
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], ruled, totals)
+
+        plan = load_plan(path, ruled, MAX_AGE, now=NOW)
+
+        assert plan.kept == {"exclude": 2, "size": 1}
+
+    @pytest.mark.parametrize(
+        ("made", "applied"),
+        [({}, RULES), (RULES, {}), (RULES, {**RULES, "min_size": 6})],
+        ids=["made-without", "applied-without", "other-size"],
+    )
+    def test_refuses_a_plan_made_under_other_rules_naming_both(
+        self, tmp_path: Path, made: dict[str, object], applied: dict[str, object]
+    ) -> None:
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], replace(TARGET, rules=made))
+
+        refused = refusal(path, replace(TARGET, rules=applied))
+
+        assert refused.guard == "plan_rules"
+        assert "other retention rules" in str(refused)
+        assert json.dumps(made) in str(refused).replace("\\'", "'")
+
+    @pytest.mark.parametrize(
+        "kept", [entry("temp/a.keep"), entry("temp/b", size=4)], ids=["excluded", "too-small"]
+    )
+    def test_refuses_a_line_its_own_rules_keep(self, tmp_path: Path, kept: PlannedObject) -> None:
+        ruled = replace(TARGET, rules=RULES)
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/c"), kept], ruled)
+
+        refused = refusal(path, ruled)
+
+        assert refused.guard == "plan_entries"
+        assert "line 3 of the plan is an object its retention rules keep" in str(refused)
+
+    def test_refuses_rules_it_cannot_read(self, tmp_path: Path) -> None:
+        broken = replace(TARGET, rules={"exclude": "not-a-list"})
+        path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], broken)
+
+        refused = refusal(path, broken)
+
+        assert refused.guard == "plan_rules"

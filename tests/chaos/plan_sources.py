@@ -191,15 +191,16 @@ def api(api_url: str, route: str, body: Mapping[str, Any]) -> Any:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    for attempt in range(1, 4):
+    # A busy two-core machine has kept it busy for over three seconds: up to about 30 s.
+    for attempt in range(1, 9):
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                 text = response.read()
                 return json.loads(text) if text else None
         except urllib.error.HTTPError as error:
-            if error.code != 503 or attempt == 3:
+            if error.code != 503 or attempt == 8:
                 raise
-            time.sleep(attempt)
+            time.sleep(min(attempt, 5))
     raise AssertionError("unreachable")
 
 

@@ -12,6 +12,7 @@ from deployments.local_aws import backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, SafetyRefusal
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -56,10 +57,6 @@ OLD = {"logs/app/1.log", "logs/app/2.log.keep", "logs/db/dump.sql.gz", "logs/tin
 @pytest.mark.parametrize(
     ("rules", "deleted", "kept"),
     [
-        ({}, OLD, {}),
-        ({"include": ["**/*.log"]}, {"logs/app/1.log"}, {"include": 3}),
-        ({"exclude": ["**/*.keep", "db/**"]}, {"logs/app/1.log", "logs/tiny.txt"}, {"exclude": 2}),
-        ({"min_size": "10"}, OLD - {"logs/tiny.txt"}, {"size": 1}),
         ({"max_size": "1KiB"}, OLD - {"logs/db/dump.sql.gz"}, {"size": 1}),
         ({"storage_classes": ["STANDARD_IA"]}, {"logs/db/dump.sql.gz"}, {"storage_class": 3}),
         (
@@ -68,7 +65,9 @@ OLD = {"logs/app/1.log", "logs/app/2.log.keep", "logs/db/dump.sql.gz", "logs/tin
             {"exclude": 1, "include": 1, "size": 1},
         ),
     ],
-    ids=["none", "include", "exclude", "min-size", "max-size", "storage-class", "combined"],
+    # Each rule's own meaning is proved on random listings (tests/tasks/s3/); these runs
+    # prove the flow applies them, sizes with units and classes as S3 reports them.
+    ids=["max-size", "storage-class", "combined"],
 )
 def test_deletes_only_what_the_rules_leave_and_counts_the_rest_by_reason(
     aws: AwsClients,
@@ -125,7 +124,7 @@ def test_says_no_lifecycle_rule_can_do_a_run_with_patterns(
     ],
 )
 def test_refuses_rules_it_cannot_use_before_any_aws_request(
-    aws: AwsClients, as_of: datetime, rules: dict[str, Any], says: str
+    rules: dict[str, Any], says: str
 ) -> None:
     with pytest.raises(ConfigError, match=says):
-        run(as_of, **rules)
+        load_settings({"bucket": BUCKET, "prefix": "logs/", **rules})

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from deployments.local_aws import LocalAws
+from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN, free_port
 from tasks.s3.manifest import read_objects
 from tests.support.fault_proxy import FaultProxy
@@ -89,10 +90,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def environment(moto_http: LocalAws, home: Path) -> dict[str, str]:
-    """What a person's shell would hold: moto's endpoint and fake keys, no Prefect server, no
-    AWS config files, nothing else from this machine."""
-    return {**shell_environment(home, moto_http.environment()), "TASK_RETRIES": "0"}
+def environment(moto_http: LocalAws, home: Path, prefect_api: PrefectServer) -> dict[str, str]:
+    """What a person's shell would hold: moto's endpoint and fake keys, a team's Prefect
+    server, no AWS config files, nothing else from this machine. (Without a server each run
+    would start a temporary API, 3 s of CPU each; the playground's test runs that way, and
+    the usage errors below prove none starts.)"""
+    shell = shell_environment(home, moto_http.environment())
+    return {**shell, "TASK_RETRIES": "0", "PREFECT_API_URL": prefect_api.api_url}
 
 
 def piped(environment: Mapping[str, str], *arguments: str) -> Piped:
@@ -412,7 +416,7 @@ class TestTarget:
 def test_answers_at_once_and_starts_nothing_when_the_command_line_is_wrong(
     environment: dict[str, str], arguments: tuple[str, ...], code: int, said: str
 ) -> None:
-    result = watched_run(environment, *arguments)
+    result = watched_run(without(environment, "PREFECT_API_URL"), *arguments)
 
     assert result.code == code, result.stderr
     assert said in result.stderr

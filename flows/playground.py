@@ -4,10 +4,13 @@ the command against."""
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
 import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from deployments.local_aws import local_aws, seed_objects
@@ -34,6 +37,15 @@ COMMANDS = (
 )
 
 
+def on_path() -> list[str]:
+    """How the other terminal finds the command, when its PATH does not (a checkout's
+    .venv/bin is not on it unless the environment is activated)."""
+    if shutil.which("s3-housekeeping"):
+        return []
+    folder = Path(sys.argv[0]).resolve().parent
+    return [f"  export PATH={shlex.quote(str(folder))}:$PATH   # where s3-housekeeping is"]
+
+
 def run_playground(out: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
     """Start the local S3, fill it, print how to reach it, and wait for Ctrl-C (or `stop`)."""
     if stop is None:  # the command's: Ctrl-C and a termination end the wait
@@ -49,12 +61,13 @@ def run_playground(out: TextIO = sys.stdout, stop: threading.Event | None = None
             f"A local S3 is running at {aws.endpoint_url}, with bucket {BUCKET}: "
             f"{len(OBJECTS)} objects from 0 to 400 days old, under tmp/, tmp-keep/ and logs/.",
             "",
-            "In another terminal, paste these two lines:",
+            "In another terminal, paste these lines:",
             "",
             f"  export AWS_ENDPOINT_URL={environment['AWS_ENDPOINT_URL']} "
             f"AWS_DEFAULT_REGION={environment['AWS_DEFAULT_REGION']}",
             f"  export AWS_ACCESS_KEY_ID={environment['AWS_ACCESS_KEY_ID']} "
             f"AWS_SECRET_ACCESS_KEY={environment['AWS_SECRET_ACCESS_KEY']}",
+            *on_path(),
             "",
             "then try:",
             "",

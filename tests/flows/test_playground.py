@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
+import pytest
 
-from flows.playground import BUCKET, COMMANDS, OBJECTS, run_playground
+from flows.playground import BUCKET, COMMANDS, OBJECTS, on_path, run_playground
 
 
 def test_serves_its_objects_backdated_and_says_how_to_reach_them_until_stopped() -> None:
@@ -38,7 +41,27 @@ def test_serves_its_objects_backdated_and_says_how_to_reach_them_until_stopped()
     now = datetime.now(UTC)
     ages = {entry["Key"]: (now - entry["LastModified"]).days for entry in listed}
     assert ages == OBJECTS
-    assert printed.count("  export ") == 2
+    assert printed.count("  export AWS_") == 2
     assert all(command in printed for command in COMMANDS)
     assert out.getvalue().endswith("Local S3 stopped.\n")
     assert not playground.is_alive()
+
+
+def test_says_where_the_command_is_when_the_path_does_not_hold_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["/opt/tool/bin/s3-housekeeping", "demo", "--keep"])
+
+    assert on_path() == ["  export PATH=/opt/tool/bin:$PATH   # where s3-housekeeping is"]
+
+
+def test_says_nothing_of_the_path_when_it_holds_the_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    command = tmp_path / "s3-housekeeping"
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    assert on_path() == []

@@ -29,6 +29,7 @@ from tasks.settings import (
     RunSettings,
     Size,
     default_text,
+    environment_value,
     environment_variables,
     limited_by,
     load_settings,
@@ -506,7 +507,7 @@ def checked(args: argparse.Namespace) -> int | None:
         if args.command in ("run", "iam-policy"):
             with given_environment(args):
                 region = profile_region(uses_a_block=bool(args.aws_credentials_block))
-                if region and args.region is None and not environment_value_of("region"):
+                if region and args.region is None and not environment_value("region"):
                     args.region = region
                 load_settings(flow_parameters(args))
         elif args.command == "fleet":
@@ -526,11 +527,6 @@ def logs_of(args: argparse.Namespace) -> dict[str, str]:
     """What Prefect's logging configuration must say for the command's logs (flows/output.py)."""
     output: Output = args.out
     return output.log_environment(os.environ.get("LOG_LEVEL"))
-
-
-def environment_value_of(name: str) -> str | None:
-    """The first environment variable of a setting that is set, if any."""
-    return next((os.environ[v] for v in environment_variables(name) if os.environ.get(v)), None)
 
 
 def main(

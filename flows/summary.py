@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -138,12 +139,7 @@ def plan_rows(report: dict[str, Any]) -> Iterator[PlannedObject] | None:
         first = next(rows, None)
     except (HousekeepingError, OSError, ValueError):
         return None
-    return iter(()) if first is None else _chain(first, rows)
-
-
-def _chain(first: PlannedObject, rest: Iterator[PlannedObject]) -> Iterator[PlannedObject]:
-    yield first
-    yield from rest
+    return iter(()) if first is None else itertools.chain([first], rows)
 
 
 def list_plan(report: dict[str, Any], json_lines: bool, out: TextIO) -> None:

@@ -30,6 +30,7 @@ from tasks.s3.confirmation import confirmed
 from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, read_inventory
 from tasks.s3.journal import Journal, journal_name
+from tasks.s3.keep import MAX_GROUPS
 from tasks.s3.listing import SHARD_SIZE, list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
@@ -76,6 +77,8 @@ class PlanRequest:
     bucket_exists: bool = True
     list_workers: int = 8
     shard_size: int = SHARD_SIZE
+    #: The most groups the keep rules track at once.
+    max_groups: int = MAX_GROUPS
 
 
 def plan_request(
@@ -107,6 +110,7 @@ def plan_request(
         bucket_exists=bucket_exists,
         list_workers=settings.list_concurrency,
         shard_size=settings.shard_size,
+        max_groups=settings.max_groups,
     )
 
 
@@ -214,6 +218,7 @@ def plan_cleanup(
     progress: Progress | None = None,
     shard_size: int = SHARD_SIZE,
     inventory: Inventory | None = None,
+    max_groups: int = MAX_GROUPS,
 ) -> PlanSummary:
     """List the prefix (or read the target's inventory) and write every selected object (or
     version) to a manifest.
@@ -234,6 +239,7 @@ def plan_cleanup(
         shard_size: about how many keys a worker lists before it hands on a large prefix's
             rest.
         inventory: the target's S3 Inventory, read instead of listing.
+        max_groups: the most groups the keep rules track at once.
     """
     logger.info(
         "Planning cleanup of s3://%s/%s (%s versions) older than %s",
@@ -244,7 +250,7 @@ def plan_cleanup(
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
     listed = listing(s3, target, list_workers, shard_size, inventory) if bucket_exists else ()
-    selection = Selection(listed, target, cutoff, progress)
+    selection = Selection(listed, target, cutoff, progress, max_groups)
     plan = record_plan(selection, manifest_path, target, deletes)
     logger.info(
         "Planned %d of %d objects (%d bytes) under s3://%s/%s",
@@ -418,6 +424,7 @@ def make_plan(
         progress,
         request.shard_size,
         inventory,
+        request.max_groups,
     )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
         plan_store.keep(s3, plan_file)

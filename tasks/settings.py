@@ -46,8 +46,10 @@ from tasks.aws_names import (
 from tasks.aws_settings import READ_TIMEOUT_S, AwsSettings
 from tasks.errors import ConfigError
 from tasks.retry import MAX_TASK_RETRIES
+from tasks.s3.keep import KEEP_RULES, MAX_GROUPS
+from tasks.s3.key_fields import group_by_problems, time_from_key_problems
 from tasks.s3.patterns import pattern_problems
-from tasks.s3.rules import STORAGE_CLASSES, Rules
+from tasks.s3.rules import MAX_KEEP, STORAGE_CLASSES, Rules
 from tasks.s3.sizes import parse_size
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
 
@@ -225,6 +227,66 @@ class RunSettings(BaseSettings):
         validation_alias=env("CLEANUP_STORAGE_CLASSES"),
         description="Delete only objects of these storage classes (STANDARD, STANDARD_IA, "
         "GLACIER, ...); empty: any. Separated by commas in the environment.",
+    )
+    keep_newest: Annotated[int, Parameter()] = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP,
+        validation_alias=env("CLEANUP_KEEP_NEWEST"),
+        description="Keep the newest this many objects of each group (group_by), however old; "
+        "in a versions mode, the newest versions of each key. 0: none.",
+    )
+    keep_daily: Annotated[int, Parameter()] = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP,
+        validation_alias=env("CLEANUP_KEEP_DAILY"),
+        description="Keep the newest object of each of the last this many days (UTC) that have "
+        "one, in each group, however old. 0: none.",
+    )
+    keep_weekly: Annotated[int, Parameter()] = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP,
+        validation_alias=env("CLEANUP_KEEP_WEEKLY"),
+        description="As keep_daily, for ISO weeks.",
+    )
+    keep_monthly: Annotated[int, Parameter()] = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP,
+        validation_alias=env("CLEANUP_KEEP_MONTHLY"),
+        description="As keep_daily, for months.",
+    )
+    keep_yearly: Annotated[int, Parameter()] = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP,
+        validation_alias=env("CLEANUP_KEEP_YEARLY"),
+        description="As keep_daily, for years.",
+    )
+    group_by: Annotated[str, Parameter(), Verbatim()] = Field(
+        "",
+        validation_alias=env("CLEANUP_GROUP_BY"),
+        description='How the keep rules group keys: "depth:N" (the first N folders below the '
+        'prefix) or a regular expression with a named group "group"; empty: the whole prefix '
+        "is one group. A key a regular expression does not match is kept.",
+    )
+    time_from_key: Annotated[str, Parameter(), Verbatim()] = Field(
+        "",
+        validation_alias=env("CLEANUP_TIME_FROM_KEY"),
+        description="A regular expression whose named groups year, month, day (hour, minute, "
+        "second) give an object's time, for the cutoff and the keep rules; empty: "
+        "LastModified. A key it does not match is kept; LastModified still bounds the age.",
+    )
+    max_groups: int = Field(
+        MAX_GROUPS,
+        ge=1,
+        le=100_000_000,
+        validation_alias=env("CLEANUP_MAX_GROUPS"),
+        description="The most groups the keep rules track at once (each holds at most the sum "
+        "of the keep counts, about 300 bytes an object): past it a run stops, deleting nothing "
+        "more.",
     )
     older_than_days: Annotated[int, Parameter()] = Field(
         30,
@@ -587,10 +649,47 @@ class RunSettings(BaseSettings):
             )
         return value
 
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_rules(cls, value: str, info: ValidationInfo) -> str:
+        problems = group_by_problems(value)
+        if value and not problems and not any(info.data.get(name) for name in KEEP_RULES):
+            problems = ["groups only matter to a keep rule (keep_newest, keep_daily, ...)"]
+        return _checked(value, problems)
+
+    @field_validator("time_from_key")
+    @classmethod
+    def _time_from_key_rules(cls, value: str) -> str:
+        return _checked(value, time_from_key_problems(value))
+
+    @field_validator("versions")
+    @classmethod
+    def _versions_rules(cls, value: str, info: ValidationInfo) -> str:
+        for name in ("group_by", "time_from_key"):
+            if info.data.get(name):
+                raise ValueError(
+                    f"{value} keeps versions per key, by LastModified: {name} applies to "
+                    "versions current"
+                )
+        return value
+
     @property
     def rules(self) -> Rules:
         """The retention rules the run applies to each old-enough object."""
-        return Rules(self.include, self.exclude, self.min_size, self.max_size, self.storage_classes)
+        return Rules(
+            self.include,
+            self.exclude,
+            self.min_size,
+            self.max_size,
+            self.storage_classes,
+            keep_newest=self.keep_newest,
+            keep_daily=self.keep_daily,
+            keep_weekly=self.keep_weekly,
+            keep_monthly=self.keep_monthly,
+            keep_yearly=self.keep_yearly,
+            group_by=self.group_by,
+            time_from_key=self.time_from_key,
+        )
 
     @field_validator("allowed_dask_addresses")
     @classmethod

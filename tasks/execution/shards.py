@@ -45,6 +45,7 @@ from tasks.s3.bucket_lock import LeaseWatch
 from tasks.s3.deletion import ApplyResult, DeleteTarget
 from tasks.s3.inventory import Inventory
 from tasks.s3.journal import journal_name, read_journal
+from tasks.s3.keep import MAX_GROUPS, Ranked
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import (
     PAGES_BEFORE_SPLITTING,
@@ -66,7 +67,7 @@ from tasks.s3.plan_index import SUFFIX as INDEX_SUFFIX
 from tasks.s3.plan_index import Part, PlanIndex, is_index, write_index
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_index, load_parts, load_plan
-from tasks.s3.selection import Selection, inventory_listing
+from tasks.s3.selection import HeldSelection, Selection, inventory_listing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -103,6 +104,8 @@ class ShardOrder:
     #: A shard of a plan made from an S3 Inventory: the inventory, with the one data file
     #: this shard reads (then `shard` is not listed).
     inventory: Inventory | None = None
+    #: The most groups the keep rules track at once.
+    max_groups: int = MAX_GROUPS
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class PartPlan:
     follow_ups: tuple[Shard, ...]
     worker: str
     requests: dict[str, int]
+    #: What the keep rules still hold when the shard's listing ends (a group may go on in
+    #: another shard): at most the sum of the keep counts a group, settled by the run.
+    held: tuple[Ranked, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,20 +193,15 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 if order.inventory is not None
                 else listed()
             )
-            selection = Selection(source, target, order.cutoff)
+            selection = Selection(
+                source, target, order.cutoff, max_groups=order.max_groups, settled=False
+            )
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
-    part = Part(
-        part_file.location,
-        plan.sha256,
-        plan.scanned,
-        plan.matched,
-        plan.matched_bytes,
-        plan.unrecoverable_keys,
-        order.shard.keys.start_after,
-        plan.kept,
+    part = part_of(part_file.location, plan, order.shard.keys.start_after)
+    return PartPlan(
+        part, tuple(follow_ups), this_worker(), clients.requests.snapshot(), tuple(selection.held)
     )
-    return PartPlan(part, tuple(follow_ups), this_worker(), clients.requests.snapshot())
 
 
 def apply_part(order: ApplyOrder) -> PartApplied:
@@ -289,6 +290,7 @@ def plan_in_shards(
             may_split=len(pending) < parallelism,
             first=first,
             inventory=inventory,
+            max_groups=request.max_groups,
         )
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
@@ -303,6 +305,7 @@ def plan_in_shards(
     else:
         submit(Shard(target.prefix, delimited=target.versions == "current"), first=True)
     parts: list[Part] = []
+    held: list[Ranked] = []
     workers: set[str] = set()
     requests: Counter[str] = Counter()
     while pending:
@@ -315,8 +318,17 @@ def plan_in_shards(
                 on_part(planned.part)
             workers.add(planned.worker)
             requests.update(planned.requests)
+            held += planned.held
             for shard in planned.follow_ups:
                 submit(shard)
+    if held:
+        # A group may have gone on from one shard into others: what their keep rules still
+        # held is decided here, together, into one more part.
+        name = f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz"
+        settled = settled_part(s3, request, target, name, held, scratch)
+        parts.append(settled)
+        if on_part is not None:
+            on_part(settled)
     index_name = request.name.removesuffix(".jsonl.gz") + INDEX_SUFFIX
     index = plan_store.new_plan_file(request.location, target.bucket, index_name, scratch)
     totals = write_index(index.path, target, parts)
@@ -354,6 +366,38 @@ def plan_in_shards(
         extra={"shards": len(parts), "workers": sorted(workers)},
     )
     return ShardedPlan(summary, parts, workers, requests)
+
+
+def settled_part(
+    s3: S3Client,
+    request: PlanRequest,
+    target: PlanTarget,
+    name: str,
+    held: list[Ranked],
+    scratch: Path,
+) -> Part:
+    """The part of the objects the shards' keep rules held that no rule keeps once their
+    groups are seen whole, written and kept where the other parts are."""
+    part_file = plan_store.new_plan_file(request.location, target.bucket, name, scratch)
+    selection = HeldSelection(held, target, request.cutoff, request.max_groups)
+    plan = record_plan(selection, part_file.path, target, None)
+    with translated_aws_errors(f"plan '{part_file.location}'"):
+        plan_store.keep(s3, part_file)
+    return part_of(part_file.location, plan, None)
+
+
+def part_of(location: str, plan: PlanSummary, start_after: str | None) -> Part:
+    """A recorded part's entry in the plan's index."""
+    return Part(
+        location,
+        plan.sha256,
+        plan.scanned,
+        plan.matched,
+        plan.matched_bytes,
+        plan.unrecoverable_keys,
+        start_after,
+        plan.kept,
+    )
 
 
 class PartApplier:

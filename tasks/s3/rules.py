@@ -1,8 +1,9 @@
-"""Retention rules on each old-enough object under the prefix: key patterns, sizes, storage classes.
+"""Retention rules under the prefix: key patterns, sizes, storage classes, key times, keep counts.
 
 A rule only ever keeps: an object the age and the prefix select is deleted unless a rule keeps
-it (`Rules.kept_by`). A plan's header carries its rules (`as_header`, `from_header`), so a saved
-plan is applied only under the rules it was made with.
+it (`Rules.kept_by` for what one object says, tasks/s3/keep.py for the counts over a group). A
+plan's header carries its rules (`as_header`, `from_header`), so a saved plan is applied only
+under the rules it was made with.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.s3.keep import KEEP_RULES
+from tasks.s3.key_fields import group_by_problems, time_from_key_problems
 from tasks.s3.patterns import matches, pattern_problems
 from tasks.s3.sizes import MAX_SIZE, size_text
 
 #: Why a rule keeps an object, in the order they are checked: the first that applies is given.
-REASONS = ("exclude", "include", "size", "storage_class")
+#: time_from_key: the key gives no time, or a time after the cutoff; group_by: the key is in
+#: no group.
+FILTER_REASONS = ("exclude", "include", "size", "storage_class")
+REASONS = (*FILTER_REASONS, "time_from_key", "group_by", *KEEP_RULES)
+#: The most a keep count can be (a count is held in memory per group).
+MAX_KEEP = 100_000
 #: The storage classes S3 reports for an object (ObjectStorageClass in botocore's S3 model; a
 #: test compares the two). A constant, not read from botocore: reading the model costs a
 #: tenth of a second, and a class botocore adds should be a reviewed change here.
@@ -39,6 +47,7 @@ STORAGE_CLASSES = (
 _PATTERN_LISTS = ("include", "exclude")
 _TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes")
 _SIZES = ("min_size", "max_size")
+_TEXTS = ("group_by", "time_from_key")
 
 
 def kept_text(kept: Mapping[str, int]) -> str:
@@ -62,11 +71,23 @@ class Rules:
     min_size: int | None = None
     max_size: int | None = None
     storage_classes: tuple[str, ...] = ()
+    keep_newest: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    group_by: str = ""
+    time_from_key: str = ""
 
     @property
     def any(self) -> bool:
         """Whether any rule is set (else every candidate is deleted)."""
         return bool(self.as_header())
+
+    @property
+    def keep_counts(self) -> dict[str, int]:
+        """The keep rules set, by name (tasks/s3/keep.py); empty when none is."""
+        return {name: getattr(self, name) for name in KEEP_RULES if getattr(self, name)}
 
     def kept_by(self, key_below_prefix: str, size: int, storage_class: str) -> str | None:
         """Why a candidate (old enough, under the prefix) is kept, one of REASONS, or None when
@@ -111,7 +132,31 @@ class Rules:
             for index, storage_class in enumerate(self.storage_classes)
             if storage_class not in STORAGE_CLASSES
         ]
+        problems += [
+            f"{name}: must be from 0 to {MAX_KEEP:,}"
+            for name in KEEP_RULES
+            if not 0 <= getattr(self, name) <= MAX_KEEP
+        ]
+        problems += [f"group_by: {problem}" for problem in group_by_problems(self.group_by)]
+        if self.group_by and not self.keep_counts:
+            problems.append("group_by: groups only matter to a keep rule (keep_newest, ...)")
+        problems += [
+            f"time_from_key: {problem}" for problem in time_from_key_problems(self.time_from_key)
+        ]
         return problems
+
+    def versions_problems(self, versions: str) -> list[str]:
+        """What these rules cannot do in a versions mode: there, the keep rules count the
+        versions of each key, so no other grouping is taken; nor a time from the key (every
+        version of a key has the key's time)."""
+        if versions == "current":
+            return []
+        return [
+            f"{name}: versions {versions} keeps versions per key; {name} applies to versions "
+            "current"
+            for name in _TEXTS
+            if getattr(self, name)
+        ]
 
     def as_header(self) -> dict[str, Any]:
         """The rules set, for a plan file's header: JSON-ready, {} when none is."""
@@ -121,6 +166,10 @@ class Rules:
                 header[name] = list(getattr(self, name))
         for name in _SIZES:
             if getattr(self, name) is not None:
+                header[name] = getattr(self, name)
+        header.update(self.keep_counts)
+        for name in _TEXTS:
+            if getattr(self, name):
                 header[name] = getattr(self, name)
         return header
 
@@ -132,7 +181,7 @@ class Rules:
             ValueError: an unknown key, or a value of the wrong type (the message names the
                 key, never the value).
         """
-        unknown = sorted(set(header) - {*_TEXT_LISTS, *_SIZES})
+        unknown = sorted(set(header) - {*_TEXT_LISTS, *_SIZES, *KEEP_RULES, *_TEXTS})
         if unknown:
             raise ValueError(f"unknown rules in the plan's header: {', '.join(unknown)}")
         for name in _TEXT_LISTS:
@@ -144,22 +193,37 @@ class Rules:
             # A JSON true is an int to Python, and never a size.
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{name}: must be a whole number of bytes")
+        for name in KEEP_RULES:
+            value = header.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}: must be a whole number")
+        for name in _TEXTS:
+            if not isinstance(header.get(name, ""), str):
+                raise ValueError(f"{name}: must be a text")
         return cls(
             include=tuple(header.get("include", ())),
             exclude=tuple(header.get("exclude", ())),
             min_size=header.get("min_size"),
             max_size=header.get("max_size"),
             storage_classes=tuple(header.get("storage_classes", ())),
+            **{name: header.get(name, 0) for name in KEEP_RULES},
+            **{name: header.get(name, "") for name in _TEXTS},
         )
 
     def lifecycle_blocker(self) -> str | None:
         """Which rule keeps this run from being an S3 lifecycle rule, as a message naming it;
         None when it can be one. A lifecycle filter has a prefix, tags and sizes: no key
-        patterns, no storage classes."""
+        patterns, no storage classes; and it ages each object on its own: no count of a group's
+        objects (its NewerNoncurrentVersions, up to 100, is not offered here), no time read from
+        a key."""
         for name in (*_PATTERN_LISTS, "storage_classes"):
             if getattr(self, name):
                 what = "key patterns" if name in _PATTERN_LISTS else "storage class"
                 return f"{name}: an S3 lifecycle rule cannot select by {what}"
+        for name in self.keep_counts:
+            return f"{name}: an S3 lifecycle rule cannot keep the newest objects of a group"
+        if self.time_from_key:
+            return "time_from_key: an S3 lifecycle rule ages objects by LastModified only"
         return None
 
     def lifecycle_filter(self, prefix: str) -> dict[str, Any]:

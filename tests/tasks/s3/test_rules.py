@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.s3.patterns import matches
-from tasks.s3.rules import REASONS, STORAGE_CLASSES, Rules
+from tasks.s3.rules import FILTER_REASONS, STORAGE_CLASSES, Rules
 from tasks.s3.sizes import MAX_SIZE
 
 PREFIX = "logs/"
@@ -75,7 +75,7 @@ rules_strategy = st.builds(
 
 
 def reference_kept_by(rules: Rules, key: str, size: int, storage_class: str) -> str | None:
-    """Every rule that would keep the candidate, then the first of them in REASONS' order."""
+    """Every rule that would keep the candidate, then the first of them in FILTER_REASONS order."""
     keeping = {
         "exclude": any(matches(pattern, key) for pattern in rules.exclude),
         "include": bool(rules.include) and not any(matches(p, key) for p in rules.include),
@@ -86,7 +86,7 @@ def reference_kept_by(rules: Rules, key: str, size: int, storage_class: str) -> 
         ),
         "storage_class": bool(rules.storage_classes) and storage_class not in rules.storage_classes,
     }
-    return next((reason for reason in REASONS if keeping[reason]), None)
+    return next((reason for reason in FILTER_REASONS if keeping[reason]), None)
 
 
 class TestKeptByProperties:

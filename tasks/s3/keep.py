@@ -1,0 +1,203 @@
+"""The keep rules, in one pass over a listing in any order: the newest N of each group, and the
+newest of each of its last N days, ISO weeks, months and years that have one (restic's
+`forget --keep-last/--keep-daily/...`), their union kept.
+
+Each group holds, per rule, only what that rule keeps so far: at most its count. An object no
+rule of its group holds any longer can never be kept again, whatever comes after it in the
+listing (N newer objects of its group, or a newer one of its period, have been seen, and more
+only push it further out), so it is released at once, to be deleted while the listing goes on.
+What the rules hold when the listing ends is kept. The same holds across shards: what a shard
+releases is released for good, and what the shards still hold, settled together, gives the plan
+one listing gives (`settle`).
+
+Objects are ranked by time, then key, then version id: a total order, so which of two objects of
+the same second is kept does not depend on the order they were listed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tasks.errors import ConfigError
+from tasks.s3.listing import ListedObject
+
+#: The keep rules, in the order a kept object's reason is given (the first that holds it).
+KEEP_RULES = ("keep_newest", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+#: The most groups the keep rules track at once, unless a run says otherwise (max_groups).
+MAX_GROUPS = 100_000
+
+#: The period each calendar rule keeps one object of, from a UTC time.
+PERIODS: dict[str, Callable[[datetime], Any]] = {
+    "keep_daily": lambda when: when.date(),
+    "keep_weekly": lambda when: when.isocalendar()[:2],
+    "keep_monthly": lambda when: (when.year, when.month),
+    "keep_yearly": lambda when: when.year,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Ranked:
+    """An object the keep rules rank: its time (LastModified, or read from its key), key and
+    version id; `candidate` when it may be deleted (old enough, and no other rule keeps it). A
+    younger object counts among the newest all the same, and is never released."""
+
+    when: datetime
+    key: str
+    version: str
+    group: str = field(compare=False)
+    listed: ListedObject = field(compare=False)
+    candidate: bool = field(compare=False)
+
+
+class _Newest:
+    """keep_newest: the N newest objects seen."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.heap: list[Ranked] = []
+
+    def offer(self, item: Ranked) -> Ranked | None:
+        """Hold the item if it is among the newest so far; what is no longer held (the item
+        itself, or the oldest held), or None."""
+        if len(self.heap) < self.count:
+            heapq.heappush(self.heap, item)
+            return None
+        if item > self.heap[0]:
+            return heapq.heapreplace(self.heap, item)
+        return item
+
+    def held(self) -> Iterable[Ranked]:
+        return self.heap
+
+
+class _Periodic:
+    """keep_daily and the like: the newest object of each of the N latest periods seen."""
+
+    def __init__(self, count: int, period_of: Callable[[datetime], Any]) -> None:
+        self.count, self.period_of = count, period_of
+        self.by_period: dict[Any, Ranked] = {}
+
+    def offer(self, item: Ranked) -> Ranked | None:
+        period = self.period_of(item.when)
+        holder = self.by_period.get(period)
+        if holder is not None:
+            if item > holder:
+                self.by_period[period] = item
+                return holder
+            return item
+        if len(self.by_period) < self.count:
+            self.by_period[period] = item
+            return None
+        # A count is small (days of a year at most, in practice): a scan costs less than a heap.
+        oldest = min(self.by_period)
+        if period < oldest:
+            return item
+        self.by_period[period] = item
+        return self.by_period.pop(oldest)
+
+    def held(self) -> Iterable[Ranked]:
+        return self.by_period.values()
+
+
+class _Group:
+    """One group's rules, and how many of them hold each object."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.rules: list[tuple[str, _Newest | _Periodic]] = [
+            (name, _Newest(count) if name == "keep_newest" else _Periodic(count, PERIODS[name]))
+            for name, count in counts.items()
+        ]
+        self.holders: Counter[Ranked] = Counter()
+
+    def offer(self, item: Ranked) -> Iterator[Ranked]:
+        """The candidates no rule holds any longer once the item is offered to each."""
+        if item in self.holders:
+            return  # listed twice (a row repeated across an inventory's data files): held once
+        self.holders[item] = len(self.rules)
+        for _, rule in self.rules:
+            dropped = rule.offer(item)
+            if dropped is None:
+                continue
+            self.holders[dropped] -= 1
+            if not self.holders[dropped]:
+                del self.holders[dropped]
+                if dropped.candidate:
+                    yield dropped
+
+    def kept(self) -> Iterator[tuple[Ranked, str]]:
+        """Every object still held, with the first rule (in KEEP_RULES order) holding it."""
+        seen: set[Ranked] = set()
+        for name, rule in self.rules:
+            for item in rule.held():
+                if item not in seen:
+                    seen.add(item)
+                    yield item, name
+
+
+class Keeper:
+    """The keep rules over the groups of one listing. `offer` an object of a group, get back the
+    candidates released for deletion; `close` a group once no more of its objects can come (a
+    listing in key order, groups by key); `kept` counts what the closed groups kept, by rule.
+
+    Memory: the open groups, each holding at most the sum of the counts; a listing whose groups
+    are not contiguous keeps every group open to its end, so more than `max_groups` groups is
+    refused rather than left to grow.
+    """
+
+    def __init__(self, counts: dict[str, int], max_groups: int) -> None:
+        self.counts = {name: counts[name] for name in KEEP_RULES if counts.get(name)}
+        self.max_groups = max_groups
+        self.groups: dict[str, _Group] = {}
+        self.kept: Counter[str] = Counter()
+
+    def offer(self, item: Ranked) -> Iterator[Ranked]:
+        group = item.group
+        state = self.groups.get(group)
+        if state is None:
+            if len(self.groups) >= self.max_groups:
+                raise ConfigError(
+                    f"the keep rules track more than max_groups ({self.max_groups:,}) groups at "
+                    "once: raise max_groups (each open group holds at most the sum of the keep "
+                    "counts, about 300 bytes an object), or group by folder (depth:N) in a "
+                    "listing of one folder at a time"
+                )
+            state = self.groups[group] = _Group(self.counts)
+        return state.offer(item)
+
+    def close(self, group: str) -> None:
+        """The group is complete: what its rules hold is kept."""
+        state = self.groups.pop(group, None)
+        if state is not None:
+            self.kept.update(name for item, name in state.kept() if item.candidate)
+
+    def close_all(self) -> None:
+        for group in list(self.groups):
+            self.close(group)
+
+    def held(self) -> list[Ranked]:
+        """Every object the open groups hold, young ones included: what a shard hands back
+        for `settle`."""
+        return [item for state in self.groups.values() for item, _ in state.kept()]
+
+
+def settle(
+    counts: dict[str, int], max_groups: int, held: Iterable[Ranked]
+) -> tuple[list[Ranked], Counter[str]]:
+    """What the shards of one listing still held, decided together: the candidates released
+    for deletion, and the count of those kept, by rule. Each object once, whichever shard
+    listed it (a shard run twice hands back the same objects)."""
+    keeper = Keeper(counts, max_groups)
+    released: list[Ranked] = []
+    seen: set[Ranked] = set()
+    for item in held:
+        if item not in seen:
+            seen.add(item)
+            released += keeper.offer(item)
+    keeper.close_all()
+    return released, keeper.kept

@@ -279,7 +279,7 @@ class RunSettings(BaseSettings):
         "second) give an object's time, for the cutoff and the keep rules; empty: "
         "LastModified. A key it does not match is kept; LastModified still bounds the age.",
     )
-    max_groups: int = Field(
+    max_groups: Annotated[int, Parameter()] = Field(
         MAX_GROUPS,
         ge=1,
         le=100_000_000,
@@ -666,7 +666,7 @@ class RunSettings(BaseSettings):
     @classmethod
     def _versions_rules(cls, value: str, info: ValidationInfo) -> str:
         for name in ("group_by", "time_from_key"):
-            if info.data.get(name):
+            if value != "current" and info.data.get(name):
                 raise ValueError(
                     f"{value} keeps versions per key, by LastModified: {name} applies to "
                     "versions current"

@@ -23,6 +23,7 @@ from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN
 from tasks.s3.bucket_lock import LOCK_KEY, Lease
+from tasks.s3.manifest import read_objects
 from tests.e2e.conftest import Cli
 from tests.support.fault_proxy import FaultProxy, FaultRule
 from tests.support.moto_backend import backdate_versions, bulk_put
@@ -237,6 +238,67 @@ def test_noncurrent_versions_on_the_workers_end_as_in_one_process(
     assert workers and workers <= set(WORKER_KEYS)
     assert {key for key, operation in sent if operation == "DeleteObjects"} <= set(WORKER_KEYS)
     assert sent[(CLIENT_KEY, "DeleteObjects")] == sent[(CLIENT_KEY, "ListObjectVersions")] == 0
+
+
+def fill_backups(s3_endpoint: LocalAws, bucket: str) -> set[str]:
+    """Two databases' backups, 1,500 each, one every 2 hours back from 31 days ago (so each
+    spans 125 days), in folders larger than a shard: each folder, a group, is cut between
+    shards. The first also has a young backup. Returns every key."""
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="fill-fake-access-key",
+        aws_secret_access_key="fill-fake-secret-key",
+    ).create_bucket(Bucket=bucket)
+    start = datetime.now(UTC) - timedelta(days=31)
+    everything = set()
+    for database in ("db-a", "db-b"):
+        for n in range(1500):
+            key = f"data/{database}/dump-{n:05d}.sql"
+            bulk_put(bucket, [key], start - timedelta(hours=2 * n))
+            everything.add(key)
+    bulk_put(bucket, ["data/db-a/dump-new.sql"], YOUNG)
+    return everything | {"data/db-a/dump-new.sql"}
+
+
+def test_keep_rules_on_the_workers_delete_what_one_process_would(
+    moto_http: LocalAws,
+    proxy: FaultProxy,
+    cluster: DaskCluster,
+    prefect_api: PrefectServer,
+    tmp_path: Path,
+) -> None:
+    """Groups straddle shards: what the shards' keep rules still hold is settled by the run
+    into one more part, and the workers delete exactly what one process plans."""
+    on_dask, in_one = (f"dask-keep-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    everything = fill_backups(moto_http, on_dask)
+    fill_backups(moto_http, in_one)
+    cli = Cli(client_environment(proxy, prefect_api, tmp_path))
+    rules = ("--keep-newest", "3", "--keep-daily", "5", "--keep-monthly", "3")
+    rules += ("--group-by", "depth:1")
+
+    single = cli(*run_arguments(in_one, None, tmp_path / "one.json", execute=False), *rules)
+    spread = cli(*run_arguments(on_dask, cluster.address, tmp_path / "dask.json"), *rules)
+
+    assert single.code == 0, single.stderr[-3000:]
+    assert spread.code == 0, spread.stderr[-3000:]
+    one_report = json.loads((tmp_path / "one.json").read_text())
+    dask_report = json.loads((tmp_path / "dask.json").read_text())
+    planned = {entry.key for entry in read_objects(Path(one_report["manifest"]))}
+    assert keys(moto_http, on_dask) == everything - planned
+    # Which days and months hold the newest depends on the hour the test runs; the newest do
+    # not: the young backup and 2 more of db-a, 3 of db-b.
+    assert dask_report["kept"] == one_report["kept"]
+    assert dask_report["kept"]["keep_newest"] == 5
+    assert sum(dask_report["kept"].values()) == 3000 - len(planned)
+    assert dask_report["deleted"] == len(planned) > 2900
+    # The last part is the settled one: it lists nothing and plans what the shards held.
+    index = [json.loads(line) for line in Path(dask_report["manifest"]).read_text().splitlines()]
+    settled = [line["part"] for line in index if "part" in line][-1]
+    assert settled["scanned"] == 0 and settled["matched"] > 0
 
 
 def test_a_run_refused_by_another_runs_lock_writes_its_report_and_sends_no_work(

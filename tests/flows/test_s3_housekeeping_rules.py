@@ -3,6 +3,7 @@ they keep counted by reason, and a saved plan bound to its rules."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.settings import load_settings
+from tests.support.moto_backend import backdate_versions
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -127,4 +129,125 @@ def test_refuses_rules_it_cannot_use_before_any_aws_request(
     rules: dict[str, Any], says: str
 ) -> None:
     with pytest.raises(ConfigError, match=says):
+        load_settings({"bucket": BUCKET, "prefix": "logs/", **rules})
+
+
+BACKUPS = {
+    # key -> age in days: daily dumps of two databases, the first stopped 40 days ago.
+    **{f"logs/db1/{day:03d}.sql": 40 + day for day in range(6)},
+    **{f"logs/db2/{day:03d}.sql": day * 10 for day in range(6)},
+}
+
+
+@pytest.fixture
+def backups(aws: AwsClients, as_of: datetime) -> None:
+    aws.s3.create_bucket(Bucket=BUCKET)
+    for key, days in BACKUPS.items():
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+        backdate(BUCKET, key, as_of - timedelta(days=days, hours=1))
+
+
+def test_keep_newest_per_folder_keeps_a_stopped_databases_last_backups(
+    aws: AwsClients, backups: None, as_of: datetime
+) -> None:
+    """db1's backups are all older than the cutoff: its 2 newest stay all the same. db2 has 3
+    young ones (0, 10 and 20 days): its old ones go."""
+    report = run(as_of, dry_run=False, keep_newest=2, group_by="depth:1")
+
+    assert set(BACKUPS) - keys(aws) == {
+        "logs/db1/002.sql",
+        "logs/db1/003.sql",
+        "logs/db1/004.sql",
+        "logs/db1/005.sql",
+        "logs/db2/003.sql",
+        "logs/db2/004.sql",
+        "logs/db2/005.sql",
+    }
+    assert (report.deleted, report.kept) == (7, {"keep_newest": 2})
+    assert report.lifecycle_rule == {}
+    assert any("keep_newest: an S3 lifecycle rule cannot" in note for note in report.notes)
+
+
+def test_time_from_key_ages_backups_by_the_date_in_their_names(
+    aws: AwsClients, as_of: datetime
+) -> None:
+    """Copied yesterday (LastModified young), named for 2020: still young, never deleted.
+    Copied long ago, named for 2020: deleted; named for tomorrow: kept and counted."""
+    aws.s3.create_bucket(Bucket=BUCKET)
+    tomorrow = (as_of + timedelta(days=1)).strftime("%Y-%m-%d")
+    ages = {"logs/2020-01-02.sql": 1, "logs/2020-01-01.sql": 90, f"logs/{tomorrow}.sql": 90}
+    ages["logs/undated.sql"] = 90
+    for key, days in ages.items():
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+        backdate(BUCKET, key, as_of - timedelta(days=days))
+
+    dated = r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)"
+    report = run(as_of, dry_run=False, time_from_key=dated)
+
+    assert set(ages) - keys(aws) == {"logs/2020-01-01.sql"}
+    assert report.kept == {"time_from_key": 2}
+
+
+def test_keep_newest_in_versions_mode_keeps_the_newest_noncurrent_versions(
+    aws: AwsClients, as_of: datetime
+) -> None:
+    """As lifecycle's NewerNoncurrentVersions: of 5 noncurrent versions, the 2 newest stay."""
+    aws.s3.create_bucket(Bucket=BUCKET)
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for n in range(6):
+        aws.s3.put_object(Bucket=BUCKET, Key="logs/state.json", Body=str(n).encode())
+    backdate_versions(
+        BUCKET, "logs/state.json", [as_of - timedelta(days=100 - n) for n in range(6)]
+    )
+
+    report = run(as_of, dry_run=False, versions="noncurrent", keep_newest=2)
+
+    left = aws.s3.list_object_versions(Bucket=BUCKET, Prefix="logs/")["Versions"]
+    bodies = sorted(
+        aws.s3.get_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+        for v in left
+    )
+    assert bodies == [b"3", b"4", b"5"]  # the current one and the 2 newest noncurrent
+    assert (report.deleted, report.kept) == (3, {"keep_newest": 2})
+
+
+def test_a_saved_plan_is_refused_under_other_keep_rules(
+    aws: AwsClients, backups: None, as_of: datetime
+) -> None:
+    planned = run(as_of, keep_newest=2, group_by="depth:1")
+
+    with pytest.raises(SafetyRefusal, match="plan_rules"):
+        run(as_of, dry_run=False, plan=planned.manifest, keep_newest=1, group_by="depth:1")
+    assert keys(aws) == set(BACKUPS)
+
+
+def test_names_every_problem_of_bad_keep_rules_at_once() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(
+            {
+                "bucket": BUCKET,
+                "prefix": "logs/",
+                "keep_newest": -1,
+                "keep_daily": 2,
+                "group_by": r"^(\w+)/",
+                "time_from_key": r"(?P<month>\d\d)",
+            }
+        )
+    message = str(refused.value)
+    assert "keep_newest" in message
+    assert "group_by" in message and "(?P<group>" in message
+    assert "time_from_key" in message and "(?P<year>" in message
+
+
+@pytest.mark.parametrize(
+    ("rules", "says"),
+    [
+        ({"group_by": "depth:1"}, "groups only matter to a keep rule"),
+        ({"keep_newest": 1, "group_by": "depth:0"}, "depth:N takes N from 1"),
+        ({"time_from_key": "(?P<year>"}, "is not a regular expression"),
+        ({"keep_newest": 1, "group_by": "depth:1", "versions": "all"}, "versions current"),
+    ],
+)
+def test_refuses_keep_rules_it_cannot_use(rules: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
         load_settings({"bucket": BUCKET, "prefix": "logs/", **rules})

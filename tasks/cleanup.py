@@ -49,6 +49,7 @@ from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_plan, verify_entries
 from tasks.s3.selection import Selection, listing
 from tasks.s3.still_selected import still_selected
+from tasks.s3.vetting import Vetting, object_lock_enabled
 from tasks.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class PlanRequest:
     shard_size: int = SHARD_SIZE
     #: The most groups the keep rules track at once.
     max_groups: int = MAX_GROUPS
+    #: Objects asked about (tags, Object Lock) at once: the run's delete concurrency.
+    vet_concurrency: int = 8
 
 
 def plan_request(
@@ -111,6 +114,7 @@ def plan_request(
         list_workers=settings.list_concurrency,
         shard_size=settings.shard_size,
         max_groups=settings.max_groups,
+        vet_concurrency=settings.delete_concurrency,
     )
 
 
@@ -219,6 +223,7 @@ def plan_cleanup(
     shard_size: int = SHARD_SIZE,
     inventory: Inventory | None = None,
     max_groups: int = MAX_GROUPS,
+    vetting: Vetting | None = None,
 ) -> PlanSummary:
     """List the prefix (or read the target's inventory) and write every selected object (or
     version) to a manifest.
@@ -240,6 +245,7 @@ def plan_cleanup(
             rest.
         inventory: the target's S3 Inventory, read instead of listing.
         max_groups: the most groups the keep rules track at once.
+        vetting: what S3 is asked of each object every other rule would delete.
     """
     logger.info(
         "Planning cleanup of s3://%s/%s (%s versions) older than %s",
@@ -250,7 +256,7 @@ def plan_cleanup(
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
     listed = listing(s3, target, list_workers, shard_size, inventory) if bucket_exists else ()
-    selection = Selection(listed, target, cutoff, progress, max_groups)
+    selection = Selection(listed, target, cutoff, progress, max_groups, vetting=vetting)
     plan = record_plan(selection, manifest_path, target, deletes)
     logger.info(
         "Planned %d of %d objects (%d bytes) under s3://%s/%s",
@@ -425,6 +431,7 @@ def make_plan(
         request.shard_size,
         inventory,
         request.max_groups,
+        vetting_of(s3, request, target),
     )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
         plan_store.keep(s3, plan_file)
@@ -437,6 +444,22 @@ def make_plan(
         # repeated, within a data file or across two, would be planned twice).
         verify_entries(copy, target)
     return plan
+
+
+def vetting_of(
+    s3: S3Client, request: PlanRequest, target: PlanTarget, ask_now: bool = False
+) -> Vetting | None:
+    """What a new plan asks S3 of each object it would delete: its tags when protect_tags are
+    set, its retention and legal hold when the bucket has Object Lock on. Whether it has is
+    one request a run: `ask_now` (a run in shards tells its workers), else when the first
+    object would be deleted."""
+    if not request.bucket_exists:
+        return None
+    locked = None
+    if ask_now:
+        with translated_aws_errors(f"bucket '{target.bucket}'"):
+            locked = object_lock_enabled(s3, target.bucket, target.owner)
+    return Vetting.of(s3, target, locked, request.vet_concurrency)
 
 
 def check_digest(copy: Path, request: PlanRequest) -> None:

@@ -52,6 +52,7 @@ from tasks.s3.patterns import pattern_problems
 from tasks.s3.rules import MAX_KEEP, STORAGE_CLASSES, Rules
 from tasks.s3.sizes import parse_size
 from tasks.s3.uris import S3Uri, is_s3_uri, parse_s3_uri
+from tasks.s3.vetting import protect_tag_problems
 
 Environment = Literal["dev", "staging", "prod"]
 VersionsMode = Literal["current", "noncurrent", "all"]
@@ -227,6 +228,13 @@ class RunSettings(BaseSettings):
         validation_alias=env("CLEANUP_STORAGE_CLASSES"),
         description="Delete only objects of these storage classes (STANDARD, STANDARD_IA, "
         "GLACIER, ...); empty: any. Separated by commas in the environment.",
+    )
+    protect_tags: Annotated[tuple[str, ...], NoDecode, Parameter()] = Field(
+        (),
+        validation_alias=env("CLEANUP_PROTECT_TAGS"),
+        description='Object tags that keep an object: "key=value", or "key" for any value. '
+        "Read (GetObjectTagging) only for the objects every other rule would delete. "
+        "Separated by commas in the environment.",
     )
     keep_newest: Annotated[int, Parameter()] = Field(
         0,
@@ -605,6 +613,7 @@ class RunSettings(BaseSettings):
         "include",
         "exclude",
         "storage_classes",
+        "protect_tags",
         mode="before",
     )
     @classmethod
@@ -657,6 +666,18 @@ class RunSettings(BaseSettings):
             problems = ["groups only matter to a keep rule (keep_newest, keep_daily, ...)"]
         return _checked(value, problems)
 
+    @field_validator("protect_tags")
+    @classmethod
+    def _protect_tag_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [
+            f"[{index}] {problem}"
+            for index, tag in enumerate(value)
+            for problem in protect_tag_problems(tag)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
     @field_validator("time_from_key")
     @classmethod
     def _time_from_key_rules(cls, value: str) -> str:
@@ -689,6 +710,7 @@ class RunSettings(BaseSettings):
             keep_yearly=self.keep_yearly,
             group_by=self.group_by,
             time_from_key=self.time_from_key,
+            protect_tags=self.protect_tags,
         )
 
     @field_validator("allowed_dask_addresses")

@@ -37,6 +37,7 @@ from tasks.cleanup import (
     planned_objects,
     record_plan,
     send,
+    vetting_of,
     with_inventory,
 )
 from tasks.errors import ConfigError, SafetyRefusal, translated_aws_errors
@@ -68,6 +69,7 @@ from tasks.s3.plan_index import Part, PlanIndex, is_index, write_index
 from tasks.s3.progress import Progress
 from tasks.s3.saved_plan import load_index, load_parts, load_plan
 from tasks.s3.selection import HeldSelection, Selection, inventory_listing
+from tasks.s3.vetting import Vetting
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -106,6 +108,10 @@ class ShardOrder:
     inventory: Inventory | None = None
     #: The most groups the keep rules track at once.
     max_groups: int = MAX_GROUPS
+    #: Whether the bucket has Object Lock on (the run asked once), and how many objects a
+    #: worker asks about at once.
+    object_lock: bool = False
+    vet_concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -193,8 +199,14 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 if order.inventory is not None
                 else listed()
             )
+            vetting = Vetting.of(clients.s3, target, order.object_lock, order.vet_concurrency)
             selection = Selection(
-                source, target, order.cutoff, max_groups=order.max_groups, settled=False
+                source,
+                target,
+                order.cutoff,
+                max_groups=order.max_groups,
+                settled=False,
+                vetting=vetting,
             )
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
@@ -291,10 +303,14 @@ def plan_in_shards(
             first=first,
             inventory=inventory,
             max_groups=request.max_groups,
+            object_lock=object_lock,
+            vet_concurrency=request.vet_concurrency,
         )
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
     target, inventory = with_inventory(s3, target)
+    vetting = vetting_of(s3, request, target, ask_now=True)
+    object_lock = vetting is not None and bool(vetting.object_lock)
     if inventory is not None and target.versions == "current":  # one shard a data file
         for data_file in inventory.files:
             submit(Shard(target.prefix), inventory=replace(inventory, files=(data_file,)))
@@ -325,7 +341,7 @@ def plan_in_shards(
         # A group may have gone on from one shard into others: what their keep rules still
         # held is decided here, together, into one more part.
         name = f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz"
-        settled = settled_part(s3, request, target, name, held, scratch)
+        settled = settled_part(s3, request, target, name, held, scratch, vetting)
         parts.append(settled)
         if on_part is not None:
             on_part(settled)
@@ -375,11 +391,12 @@ def settled_part(
     name: str,
     held: list[Ranked],
     scratch: Path,
+    vetting: Vetting | None,
 ) -> Part:
     """The part of the objects the shards' keep rules held that no rule keeps once their
     groups are seen whole, written and kept where the other parts are."""
     part_file = plan_store.new_plan_file(request.location, target.bucket, name, scratch)
-    selection = HeldSelection(held, target, request.cutoff, request.max_groups)
+    selection = HeldSelection(held, target, request.cutoff, request.max_groups, vetting)
     plan = record_plan(selection, part_file.path, target, None)
     with translated_aws_errors(f"plan '{part_file.location}'"):
         plan_store.keep(s3, part_file)

@@ -103,13 +103,35 @@ def bucket_statements(settings: RunSettings, partition: str) -> list[Statement]:
     if listed:
         under = {"StringLike": {"s3:prefix": [f"{literal(settings.prefix)}*"]}}
         statements.append(statement("ListUnderThePrefixOnly", listed, bucket, under))
-    reads = ["s3:GetBucketVersioning", *(BASELINE_READS if baseline else ())]
+    # GetObjectLockConfiguration: whether each object to delete must be asked about its lock.
+    reads = [
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:GetBucketVersioning",
+        *(BASELINE_READS if baseline else ()),
+    ]
     statements.append(statement("ReadTheBucketSettings", reads, bucket))
+    statements.append(protection_statement(settings, bucket))
     if baseline and not settings.dry_run:
         writes = [w for w in BASELINE_WRITES if settings.create_bucket or w != "s3:CreateBucket"]
         sid = "CreateTheBucketWithItsBaseline" if settings.create_bucket else "WriteItsBaseline"
         statements.append(statement(sid, writes, bucket))
     return statements
+
+
+def protection_statement(settings: RunSettings, bucket: str) -> Statement:
+    """Asking about each object a plan would delete (tasks/s3/vetting.py): its retention and
+    legal hold through HeadObject when the bucket has Object Lock on (which only the run
+    finds out), its tags when protect_tags are set. Without s3:GetObjectRetention and
+    s3:GetObjectLegalHold, S3 leaves a lock out of HeadObject's answer rather than refuse it."""
+    versions = settings.versions != "current"
+    actions = ["s3:GetObject", "s3:GetObjectLegalHold", "s3:GetObjectRetention"]
+    if versions:
+        actions.append("s3:GetObjectVersion")
+    if settings.protect_tags:
+        actions.append("s3:GetObjectVersionTagging" if versions else "s3:GetObjectTagging")
+    return statement(
+        "AskAboutTheLocksAndTagsOfObjectsToDelete", actions, f"{bucket}/{literal(settings.prefix)}*"
+    )
 
 
 def delete_statements(settings: RunSettings, partition: str) -> list[Statement]:

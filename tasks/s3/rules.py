@@ -16,12 +16,15 @@ from tasks.s3.keep import KEEP_RULES
 from tasks.s3.key_fields import group_by_problems, time_from_key_problems
 from tasks.s3.patterns import matches, pattern_problems
 from tasks.s3.sizes import MAX_SIZE, size_text
+from tasks.s3.vetting import protect_tag_problems
 
 #: Why a rule keeps an object, in the order they are checked: the first that applies is given.
 #: time_from_key: the key gives no time, or a time after the cutoff; group_by: the key is in
 #: no group.
 FILTER_REASONS = ("exclude", "include", "size", "storage_class")
-REASONS = (*FILTER_REASONS, "time_from_key", "group_by", *KEEP_RULES)
+#: protect_tag and locked are S3's answers for an object every other rule would delete
+#: (tasks/s3/vetting.py).
+REASONS = (*FILTER_REASONS, "time_from_key", "group_by", *KEEP_RULES, "protect_tag", "locked")
 #: The most a keep count can be (a count is held in memory per group).
 MAX_KEEP = 100_000
 #: The storage classes S3 reports for an object (ObjectStorageClass in botocore's S3 model; a
@@ -45,7 +48,7 @@ STORAGE_CLASSES = (
     "AWS_BACKUP_LOW_COST_WARM",
 )
 _PATTERN_LISTS = ("include", "exclude")
-_TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes")
+_TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes", "protect_tags")
 _SIZES = ("min_size", "max_size")
 _TEXTS = ("group_by", "time_from_key")
 
@@ -78,6 +81,7 @@ class Rules:
     keep_yearly: int = 0
     group_by: str = ""
     time_from_key: str = ""
+    protect_tags: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
@@ -143,6 +147,11 @@ class Rules:
         problems += [
             f"time_from_key: {problem}" for problem in time_from_key_problems(self.time_from_key)
         ]
+        problems += [
+            f"protect_tags[{index}]: {problem}"
+            for index, tag in enumerate(self.protect_tags)
+            for problem in protect_tag_problems(tag)
+        ]
         return problems
 
     def versions_problems(self, versions: str) -> list[str]:
@@ -206,6 +215,7 @@ class Rules:
             min_size=header.get("min_size"),
             max_size=header.get("max_size"),
             storage_classes=tuple(header.get("storage_classes", ())),
+            protect_tags=tuple(header.get("protect_tags", ())),
             **{name: header.get(name, 0) for name in KEEP_RULES},
             **{name: header.get(name, "") for name in _TEXTS},
         )
@@ -224,6 +234,8 @@ class Rules:
             return f"{name}: an S3 lifecycle rule cannot keep the newest objects of a group"
         if self.time_from_key:
             return "time_from_key: an S3 lifecycle rule ages objects by LastModified only"
+        if self.protect_tags:
+            return "protect_tags: an S3 lifecycle rule can select tagged objects, not spare them"
         return None
 
     def lifecycle_filter(self, prefix: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tasks.s3.listing import SHARD_SIZE, ListedObject, list_current_objects, lis
 from tasks.s3.manifest import PlannedObject, PlanTarget, isoformat
 from tasks.s3.progress import Progress
 from tasks.s3.rules import Rules
+from tasks.s3.vetting import Vetting
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -134,6 +135,7 @@ class Selection:
         progress: Progress | None = None,
         max_groups: int = MAX_GROUPS,
         settled: bool = True,
+        vetting: Vetting | None = None,
     ) -> None:
         if cutoff.tzinfo is None:
             raise ValueError("cutoff must be timezone-aware")  # S3 reports LastModified in UTC
@@ -151,12 +153,22 @@ class Selection:
         self._settled = settled
         #: What the keep rules still hold at the end of an unsettled selection, by group.
         self.held: list[Ranked] = []
+        self._vetting = vetting
 
     @property
     def unrecoverable_keys(self) -> int:
         return self._lost.count
 
     def __iter__(self) -> Iterator[PlannedObject]:
+        decided = self._decided()
+        if self._vetting is None:
+            yield from decided
+            return
+        # Tags and locks are asked of S3 last: only for what every other rule would delete.
+        yield from self._vetting.vetted(decided, self.kept)
+
+    def _decided(self) -> Iterator[PlannedObject]:
+        """What the listing and the rules plan, before S3 is asked about tags and locks."""
         if self._keeper is not None and self.target.versions != "current":
             yield from self._by_key(self._keeper)
             return
@@ -270,13 +282,18 @@ class HeldSelection(Selection):
     nothing: `scanned` is 0, the shards counted every object."""
 
     def __init__(
-        self, held: Iterable[Ranked], target: PlanTarget, cutoff: datetime, max_groups: int
+        self,
+        held: Iterable[Ranked],
+        target: PlanTarget,
+        cutoff: datetime,
+        max_groups: int,
+        vetting: Vetting | None = None,
     ) -> None:
-        super().__init__((), target, cutoff, max_groups=max_groups)
+        super().__init__((), target, cutoff, max_groups=max_groups, vetting=vetting)
         self._held = held
         self._max_groups = max_groups
 
-    def __iter__(self) -> Iterator[PlannedObject]:
+    def _decided(self) -> Iterator[PlannedObject]:
         released, kept = settle(self.rules.keep_counts, self._max_groups, self._held)
         self.kept.update(kept)
         for item in released:

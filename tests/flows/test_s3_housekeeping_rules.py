@@ -4,7 +4,7 @@ they keep counted by reason, and a saved plan bound to its rules."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -251,3 +251,53 @@ def test_names_every_problem_of_bad_keep_rules_at_once() -> None:
 def test_refuses_keep_rules_it_cannot_use(rules: dict[str, Any], says: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(says)):
         load_settings({"bucket": BUCKET, "prefix": "logs/", **rules})
+
+
+def test_protect_tags_keep_tagged_objects_asking_only_about_what_would_go(
+    aws: AwsClients, seeded: None, as_of: datetime
+) -> None:
+    """Tags are read for the 3 objects the other rules would delete (not the young one, not
+    the one outside the prefix, not the one exclude keeps), one request each."""
+    aws.s3.put_object_tagging(
+        Bucket=BUCKET,
+        Key="logs/app/1.log",
+        Tagging={"TagSet": [{"Key": "retain", "Value": "legal"}]},
+    )
+    aws.s3.put_object_tagging(
+        Bucket=BUCKET, Key="logs/tiny.txt", Tagging={"TagSet": [{"Key": "keep", "Value": "x"}]}
+    )
+    aws.s3.put_object_tagging(
+        Bucket=BUCKET,
+        Key="logs/db/dump.sql.gz",
+        Tagging={"TagSet": [{"Key": "retain", "Value": "no"}]},
+    )
+
+    report = run(as_of, dry_run=False, protect_tags=["retain=legal", "keep"], exclude=["**/*.keep"])
+
+    assert set(OBJECTS) - keys(aws) == {"logs/db/dump.sql.gz"}
+    assert report.kept == {"exclude": 1, "protect_tag": 2}
+    assert report.requests["GetObjectTagging"] == 3
+    assert report.lifecycle_rule == {}
+
+
+def test_object_lock_keeps_objects_under_retention_or_a_legal_hold(
+    aws: AwsClients, as_of: datetime
+) -> None:
+    aws.s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+    for key in ("logs/retained", "logs/held", "logs/free"):
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+        backdate(BUCKET, key, as_of - timedelta(days=90))
+    aws.s3.put_object_retention(
+        Bucket=BUCKET,
+        Key="logs/retained",
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": datetime.now(UTC) + timedelta(days=9)},
+    )
+    aws.s3.put_object_legal_hold(Bucket=BUCKET, Key="logs/held", LegalHold={"Status": "ON"})
+
+    report = run(as_of, dry_run=False)
+
+    current = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/")["Contents"]}
+    assert current == {"logs/retained", "logs/held"}
+    assert (report.deleted, report.kept) == (1, {"locked": 2})
+    assert report.requests["GetObjectLockConfiguration"] == 1
+    assert report.requests["HeadObject"] == 3

@@ -4,6 +4,7 @@ in shards settled together, and never a young object deleted."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -164,7 +165,7 @@ def test_shards_settled_together_plan_what_one_listing_plans(objects, rules, cut
     planned: list[str] = []
     held = []
     kept = Counter[str]()
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         shard = Selection(objects[start:end], target(rules), CUTOFF, settled=False)
         planned += [entry.key for entry in shard]
         held += shard.held

@@ -9,6 +9,7 @@ planned. A delete marker holds no data, no tags and no lock: it is not asked abo
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -104,13 +105,21 @@ class Vetting:
     ) -> Iterator[PlannedObject]:
         """The entries no tag and no lock protects, in their order; the others counted in
         `kept` by reason (protect_tag, locked)."""
+        entries = iter(entries)
+        first = next(entries, None)
+        if first is None:
+            return
+        if self.object_lock is None:
+            self.object_lock = object_lock_enabled(self.s3, self.bucket, self.owner)
+        everything = itertools.chain([first], entries)
+        if not (self.object_lock or self.protect_tags):
+            yield from everything  # nothing to ask: no lock on the bucket, no protect tags
+            return
         width = max(1, self.concurrency)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="vet") as pool:
             window: deque[tuple[PlannedObject, Future[str | None]]] = deque()
-            for entry in entries:
-                if self.object_lock is None:
-                    self.object_lock = object_lock_enabled(self.s3, self.bucket, self.owner)
-                if entry.is_delete_marker or not (self.object_lock or self.protect_tags):
+            for entry in everything:
+                if entry.is_delete_marker:
                     window.append((entry, _none()))
                 else:
                     window.append((entry, pool.submit(self.kept_by, entry)))

@@ -203,3 +203,41 @@ def test_inventory_rows_for_objects_rewritten_or_gone_since_are_kept_or_counted_
         "bench/rewritten",
         "bench/young",
     }
+
+
+def test_protect_tags_with_keep_and_exclude_rules_on_a_real_server(
+    on_weed: S3Server, prefect_harness: None
+) -> None:
+    """Tags as a real server keeps them, read only for the 6 objects the other rules would
+    delete; the newest of folder b kept, the tagged one of folder a, the excluded one."""
+    from flows.s3_housekeeping import s3_housekeeping
+
+    bucket = f"tags-{uuid.uuid4().hex[:8]}"
+    s3 = on_weed.client()
+    s3.create_bucket(Bucket=bucket)
+    for key in ("a/1", "a/2", "a/3", "a/4", "b/1", "b/2", "b/3", "x.keep"):
+        tagging = "keep=yes&team=data" if key == "a/2" else "team=data"
+        s3.put_object(Bucket=bucket, Key=f"bench/{key}", Body=b"x", Tagging=tagging)
+    time.sleep(1.5)
+    between = datetime.now(UTC) - timedelta(seconds=0.7)
+    time.sleep(1.5)
+    s3.put_object(Bucket=bucket, Key="bench/a/new", Body=b"x")
+
+    with audit_requests() as audit:
+        report = s3_housekeeping(
+            bucket=bucket,
+            prefix="bench/",
+            older_than_days=30,
+            as_of=between + timedelta(days=30),
+            dry_run=False,
+            create_bucket=False,
+            protect_tags=["keep=yes"],
+            exclude=["*.keep"],
+            keep_newest=1,
+            group_by="depth:1",
+        )
+
+    assert keys(on_weed, bucket) == {f"bench/{k}" for k in ("a/2", "a/new", "b/3", "x.keep")}
+    assert report.kept == {"exclude": 1, "keep_newest": 1, "protect_tag": 1}
+    asked = sorted(call.params["Key"] for call in audit.of("GetObjectTagging"))
+    assert asked == [f"bench/{k}" for k in ("a/1", "a/2", "a/3", "a/4", "b/1", "b/2")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, read_inventory
 from tasks.s3.journal import Journal, journal_name
 from tasks.s3.keep import MAX_GROUPS
+from tasks.s3.kept_list import KeptList, kept_list_name
 from tasks.s3.listing import SHARD_SIZE, list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
@@ -82,6 +83,8 @@ class PlanRequest:
     max_groups: int = MAX_GROUPS
     #: Objects asked about (tags, Object Lock) at once: the run's delete concurrency.
     vet_concurrency: int = 8
+    #: Write the kept list beside a new plan (tasks/s3/kept_list.py).
+    list_kept: bool = False
 
 
 def plan_request(
@@ -115,6 +118,7 @@ def plan_request(
         shard_size=settings.shard_size,
         max_groups=settings.max_groups,
         vet_concurrency=settings.delete_concurrency,
+        list_kept=settings.list_kept,
     )
 
 
@@ -224,6 +228,7 @@ def plan_cleanup(
     inventory: Inventory | None = None,
     max_groups: int = MAX_GROUPS,
     vetting: Vetting | None = None,
+    kept_list: KeptList | None = None,
 ) -> PlanSummary:
     """List the prefix (or read the target's inventory) and write every selected object (or
     version) to a manifest.
@@ -246,6 +251,7 @@ def plan_cleanup(
         inventory: the target's S3 Inventory, read instead of listing.
         max_groups: the most groups the keep rules track at once.
         vetting: what S3 is asked of each object every other rule would delete.
+        kept_list: where each object a rule keeps is listed, if anywhere.
     """
     logger.info(
         "Planning cleanup of s3://%s/%s (%s versions) older than %s",
@@ -256,7 +262,9 @@ def plan_cleanup(
         extra={"bucket": target.bucket, "prefix": target.prefix, "cutoff": target.cutoff},
     )
     listed = listing(s3, target, list_workers, shard_size, inventory) if bucket_exists else ()
-    selection = Selection(listed, target, cutoff, progress, max_groups, vetting=vetting)
+    selection = Selection(
+        listed, target, cutoff, progress, max_groups, vetting=vetting, kept_list=kept_list
+    )
     plan = record_plan(selection, manifest_path, target, deletes)
     logger.info(
         "Planned %d of %d objects (%d bytes) under s3://%s/%s",
@@ -419,22 +427,32 @@ def make_plan(
         request.location, request.target.bucket, request.name, scratch
     )
     target, inventory = with_inventory(s3, request.target)
-    plan = plan_cleanup(
-        s3,
-        target,
-        request.cutoff,
-        plan_file.path,
-        request.bucket_exists,
-        request.list_workers,
-        deletes,
-        progress,
-        request.shard_size,
-        inventory,
-        request.max_groups,
-        vetting_of(s3, request, target),
-    )
+    with ExitStack() as stack:
+        kept_file, kept_list = None, None
+        if request.list_kept:
+            name = kept_list_name(request.name)
+            kept_file = plan_store.new_plan_file(request.location, target.bucket, name, scratch)
+            kept_list = stack.enter_context(closing(KeptList(kept_file.path, target)))
+        plan = plan_cleanup(
+            s3,
+            target,
+            request.cutoff,
+            plan_file.path,
+            request.bucket_exists,
+            request.list_workers,
+            deletes,
+            progress,
+            request.shard_size,
+            inventory,
+            request.max_groups,
+            vetting_of(s3, request, target),
+            kept_list,
+        )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
         plan_store.keep(s3, plan_file)
+        if kept_file is not None:
+            plan_store.keep(s3, kept_file)
+            plan = replace(plan, kept_list=kept_file.location)
     copy = plan_store.private_copy(plan_file, scratch)
     plan = replace(plan, manifest=plan_file.location, copy=copy)
     if file_sha256(copy) != plan.sha256:

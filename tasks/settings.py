@@ -287,6 +287,13 @@ class RunSettings(BaseSettings):
         "second) give an object's time, for the cutoff and the keep rules; empty: "
         "LastModified. A key it does not match is kept; LastModified still bounds the age.",
     )
+    list_kept: Annotated[bool, Parameter()] = Field(
+        False,
+        validation_alias=env("LIST_KEPT"),
+        description="Also write the kept list beside the plan (PLAN.kept.jsonl.gz): each object "
+        "old enough that a rule kept, with the rule. In one process only (not with "
+        "dask_address).",
+    )
     max_groups: Annotated[int, Parameter()] = Field(
         MAX_GROUPS,
         ge=1,
@@ -820,6 +827,10 @@ class RunSettings(BaseSettings):
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
+        if info.data.get("list_kept"):
+            raise ValueError(
+                "cannot be given with list_kept: a kept list is written in one process"
+            )
         return _within_operator_choice(value, info)
 
     @field_validator("plan", "manifest_location")

@@ -72,9 +72,11 @@ class RunReport:
     scanned: int = 0
     matched: int = 0
     matched_bytes: int = 0
-    #: The objects old enough that the retention rules kept, by reason (exclude, include, size,
-    #: storage_class); empty when no rule is set or none kept one.
+    #: The objects old enough that the retention rules kept, by reason (tasks/s3/rules.py
+    #: REASONS); empty when no rule is set or none kept one.
     kept: dict[str, int] = field(default_factory=dict)
+    #: Where each of them is listed with its reason (list_kept).
+    kept_list: str | None = None
     #: Versions modes: keys the plan leaves with no version holding data (unrecoverable).
     unrecoverable_keys: int = 0
     deleted: int = 0
@@ -138,6 +140,7 @@ class RunReport:
         self.cutoff = plan.target.cutoff
         self.inventory_created = plan.target.inventory_created
         self.kept = dict(plan.kept)
+        self.kept_list = plan.kept_list
 
     def record_approval(self, approval: Approval) -> None:
         self.approval = approval
@@ -227,6 +230,7 @@ class RunReport:
             "requests": ", ".join(f"{k}: {v}" for k, v in self.requests.items()) or "-",
             "manifest": f"`{self.manifest}`" if self.manifest else "-",
             "manifest SHA-256": f"`{self.manifest_sha256}`" if self.manifest_sha256 else "-",
+            "kept list": f"`{self.kept_list}`" if self.kept_list else "-",
             "journal": f"`{self.journal}`" if self.journal else "-",
             "duration (s)": self.duration_s,
         }

@@ -170,15 +170,18 @@ class Keeper:
             state = self.groups[group] = _Group(self.counts)
         return state.offer(item)
 
-    def close(self, group: str) -> None:
-        """The group is complete: what its rules hold is kept."""
+    def close(self, group: str) -> list[tuple[Ranked, str]]:
+        """The group is complete: what its rules hold is kept. Returns the candidates kept,
+        each with the first rule keeping it (and counts them in `kept`)."""
         state = self.groups.pop(group, None)
-        if state is not None:
-            self.kept.update(name for item, name in state.kept() if item.candidate)
+        if state is None:
+            return []
+        kept = [(item, name) for item, name in state.kept() if item.candidate]
+        self.kept.update(name for _, name in kept)
+        return kept
 
-    def close_all(self) -> None:
-        for group in list(self.groups):
-            self.close(group)
+    def close_all(self) -> list[tuple[Ranked, str]]:
+        return [pair for group in list(self.groups) for pair in self.close(group)]
 
     def held(self) -> list[Ranked]:
         """Every object the open groups hold, young ones included: what a shard hands back
@@ -188,9 +191,9 @@ class Keeper:
 
 def settle(
     counts: dict[str, int], max_groups: int, held: Iterable[Ranked]
-) -> tuple[list[Ranked], Counter[str]]:
+) -> tuple[list[Ranked], list[tuple[Ranked, str]]]:
     """What the shards of one listing still held, decided together: the candidates released
-    for deletion, and the count of those kept, by rule. Each object once, whichever shard
+    for deletion, and those kept, each with its rule. Each object once, whichever shard
     listed it (a shard run twice hands back the same objects)."""
     keeper = Keeper(counts, max_groups)
     released: list[Ranked] = []
@@ -199,5 +202,4 @@ def settle(
         if item not in seen:
             seen.add(item)
             released += keeper.offer(item)
-    keeper.close_all()
-    return released, keeper.kept
+    return released, keeper.close_all()

@@ -75,7 +75,24 @@ class PlannedObject:
     is_delete_marker: bool = False
 
 
-def _open(path: Path, mode: str) -> IO[str]:
+def create_private_text(path: Path, what: str) -> IO[str]:
+    """A new text file (gzip when its name ends in .gz) readable by its owner only, in a
+    folder it creates 0700.
+
+    Raises:
+        ConfigError: it cannot be written there (`what` names it).
+    """
+    try:
+        private_folder(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        return open_text(path, "w")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot write {what} in '{path.parent}' ({reason})") from None
+
+
+def open_text(path: Path, mode: str) -> IO[str]:
+    """A plan's (or a file beside it) text, gzip when its name ends in .gz."""
     if path.suffix == ".gz":
         return cast(IO[str], gzip.open(path, mode + "t", encoding="utf-8"))
     return path.open(mode, encoding="utf-8")
@@ -126,6 +143,8 @@ class PlanSummary:
     saved: bool = False
     #: The objects old enough that the retention rules kept, by reason.
     kept: dict[str, int] = field(default_factory=dict)
+    #: Where the kept list is (list_kept), if one was written.
+    kept_list: str | None = None
 
     @property
     def from_a_listing(self) -> bool:
@@ -189,13 +208,7 @@ class ManifestWriter:
 
     def __init__(self, path: Path, target: PlanTarget) -> None:
         self.path = path
-        try:
-            private_folder(path.parent)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-            self._file = _open(path, "w")
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ConfigError(f"cannot write the plan in '{path.parent}' ({reason})") from None
+        self._file = create_private_text(path, "the plan")
         self._write({"format": FORMAT, **target.as_header()})
 
     def add(self, entry: PlannedObject) -> None:
@@ -249,7 +262,7 @@ def _lines(path: Path) -> Iterator[str]:
         ConfigError: the file is not gzip or not UTF-8 text.
     """
     try:
-        with _open(path, "r") as lines:
+        with open_text(path, "r") as lines:
             yield from lines
     except EOFError:
         raise SafetyRefusal(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tasks.s3.bucket_lock import LOCK_FOLDER
 from tasks.s3.inventory import Inventory, inventory_objects
 from tasks.s3.keep import MAX_GROUPS, Keeper, Ranked, settle
+from tasks.s3.kept_list import KeptList
 from tasks.s3.key_fields import group_of, time_of
 from tasks.s3.key_order import in_key_order
 from tasks.s3.listing import SHARD_SIZE, ListedObject, list_current_objects, list_object_versions
@@ -136,6 +137,7 @@ class Selection:
         max_groups: int = MAX_GROUPS,
         settled: bool = True,
         vetting: Vetting | None = None,
+        kept_list: KeptList | None = None,
     ) -> None:
         if cutoff.tzinfo is None:
             raise ValueError("cutoff must be timezone-aware")  # S3 reports LastModified in UTC
@@ -154,6 +156,7 @@ class Selection:
         #: What the keep rules still hold at the end of an unsettled selection, by group.
         self.held: list[Ranked] = []
         self._vetting = vetting
+        self._kept_list = kept_list
 
     @property
     def unrecoverable_keys(self) -> int:
@@ -165,7 +168,7 @@ class Selection:
             yield from decided
             return
         # Tags and locks are asked of S3 last: only for what every other rule would delete.
-        yield from self._vetting.vetted(decided, self.kept)
+        yield from self._vetting.vetted(decided, self._planned_kept)
 
     def _decided(self) -> Iterator[PlannedObject]:
         """What the listing and the rules plan, before S3 is asked about tags and locks."""
@@ -201,7 +204,8 @@ class Selection:
             for _, verdict in history:
                 if isinstance(verdict, Ranked):
                     released.update(item.listed for item in keeper.offer(verdict))
-            keeper.close(history[0][0].key)
+            for item, rule in keeper.close(history[0][0].key):
+                self._kept(item.listed, rule)
             for listed, verdict in history:
                 self.scanned += 1
                 chosen = verdict is True or (isinstance(verdict, Ranked) and listed in released)
@@ -212,7 +216,27 @@ class Selection:
                 if chosen:
                     yield planned(listed, self.target.versions)
         self._lost.close()
-        self.kept.update(keeper.kept)
+
+    def _kept(self, listed: ListedObject, reason: str) -> None:
+        """A candidate a rule keeps: counted by its reason, and listed when asked."""
+        self.kept[reason] += 1
+        if self._kept_list is not None:
+            self._kept_list.add(
+                listed.key,
+                listed.version_id if self.target.versions != "current" else None,
+                listed.size,
+                isoformat(listed.last_modified),
+                reason,
+            )
+
+    def _planned_kept(self, entry: PlannedObject, reason: str, detail: str | None) -> None:
+        """A planned object S3 says must stay (a tag, a lock): no longer planned."""
+        self.kept[reason] += 1
+        self.progress.add(matched=-1, matched_bytes=-entry.size)
+        if self._kept_list is not None:
+            self._kept_list.add(
+                entry.key, entry.version_id, entry.size, entry.last_modified, reason, detail
+            )
 
     def _released(self, listed: ListedObject) -> PlannedObject:
         self.progress.add(matched=1, matched_bytes=listed.size)
@@ -223,8 +247,8 @@ class Selection:
         if self._keeper is None:
             return
         if self._settled:
-            self._keeper.close_all()
-            self.kept.update(self._keeper.kept)
+            for item, rule in self._keeper.close_all():
+                self._kept(item.listed, rule)
         else:
             self.held = self._keeper.held()
 
@@ -248,14 +272,14 @@ class Selection:
                 if old and when >= self.cutoff:
                     # Named for a time after the cutoff (copied, or restored, long ago): kept,
                     # and among the newest of its group all the same.
-                    self.kept["time_from_key"] += 1
+                    self._kept(listed, "time_from_key")
                     old = False
         group = self._group(listed) if reason is None and self._ranks(listed) else None
         if reason is None and self._ranks(listed) and group is None:
             reason = "group_by"
         if reason is not None:
             if old:
-                self.kept[reason] += 1
+                self._kept(listed, reason)
             return False
         if group is None:
             return old
@@ -288,13 +312,17 @@ class HeldSelection(Selection):
         cutoff: datetime,
         max_groups: int,
         vetting: Vetting | None = None,
+        kept_list: KeptList | None = None,
     ) -> None:
-        super().__init__((), target, cutoff, max_groups=max_groups, vetting=vetting)
+        super().__init__(
+            (), target, cutoff, max_groups=max_groups, vetting=vetting, kept_list=kept_list
+        )
         self._held = held
         self._max_groups = max_groups
 
     def _decided(self) -> Iterator[PlannedObject]:
         released, kept = settle(self.rules.keep_counts, self._max_groups, self._held)
-        self.kept.update(kept)
+        for item, rule in kept:
+            self._kept(item.listed, rule)
         for item in released:
             yield self._released(item.listed)

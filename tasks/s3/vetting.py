@@ -10,8 +10,8 @@ planned. A delete marker holds no data, no tags and no lock: it is not asked abo
 from __future__ import annotations
 
 import itertools
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,11 @@ from tasks.s3.manifest import PlannedObject, PlanTarget
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+#: Why S3 says an object stays, and what it said ("legal hold", "retained until ..."); None
+#: when nothing keeps it.
+Verdict = tuple[str, str | None] | None
+#: What is told of each object kept: the entry, the reason, what S3 said.
+OnKept = Callable[[PlannedObject, str, str | None], None]
 #: The most characters of a tag's key and value (S3's limits).
 TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
 #: What S3 answers for an object (or version) deleted since it was listed: it is planned still,
@@ -100,11 +105,9 @@ class Vetting:
             datetime.now(UTC),
         )
 
-    def vetted(
-        self, entries: Iterable[PlannedObject], kept: Counter[str]
-    ) -> Iterator[PlannedObject]:
-        """The entries no tag and no lock protects, in their order; the others counted in
-        `kept` by reason (protect_tag, locked)."""
+    def vetted(self, entries: Iterable[PlannedObject], kept: OnKept) -> Iterator[PlannedObject]:
+        """The entries no tag and no lock protects, in their order; the others handed to
+        `kept` with their reason (protect_tag, locked) and what S3 said."""
         entries = iter(entries)
         first = next(entries, None)
         if first is None:
@@ -117,7 +120,7 @@ class Vetting:
             return
         width = max(1, self.concurrency)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="vet") as pool:
-            window: deque[tuple[PlannedObject, Future[str | None]]] = deque()
+            window: deque[tuple[PlannedObject, Future[Verdict]]] = deque()
             for entry in everything:
                 if entry.is_delete_marker:
                     window.append((entry, _none()))
@@ -128,8 +131,9 @@ class Vetting:
             while window:
                 yield from _settled(window.popleft(), kept)
 
-    def kept_by(self, entry: PlannedObject) -> str | None:
-        """Why S3 says the object must stay (locked, protect_tag), or None."""
+    def kept_by(self, entry: PlannedObject) -> Verdict:
+        """Why S3 says the object must stay (locked, protect_tag) and what it said, or
+        None."""
         from botocore.exceptions import ClientError
 
         arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": entry.key}
@@ -138,39 +142,41 @@ class Vetting:
         if self.owner:
             arguments["ExpectedBucketOwner"] = self.owner
         try:
-            if self.object_lock and self._locked(self.s3.head_object(**arguments)):
-                return "locked"
+            if self.object_lock:
+                lock = self._lock(self.s3.head_object(**arguments))
+                if lock is not None:
+                    return "locked", lock
             if self.protect_tags:
                 tags = self.s3.get_object_tagging(**arguments)["TagSet"]
                 if is_protected(tags, self.protect_tags):
-                    return "protect_tag"
+                    return "protect_tag", None
         except ClientError as error:
             if str(error.response.get("Error", {}).get("Code")) in GONE:
                 return None
             raise
         return None
 
-    def _locked(self, head: Any) -> bool:
-        """Under a legal hold, or a retention (governance or compliance) not yet over: never
-        bypassed."""
+    def _lock(self, head: Any) -> str | None:
+        """What holds the object: a legal hold, or a retention (governance or compliance) not
+        yet over, never bypassed; None when nothing does."""
         if head.get("ObjectLockLegalHoldStatus") == "ON":
-            return True
+            return "legal hold"
         until = head.get("ObjectLockRetainUntilDate")
-        return bool(head.get("ObjectLockMode")) and until is not None and until > self.now
+        if head.get("ObjectLockMode") and until is not None and until > self.now:
+            return f"retained until {until.astimezone(UTC).isoformat()}"
+        return None
 
 
-def _none() -> Future[str | None]:
-    done: Future[str | None] = Future()
+def _none() -> Future[Verdict]:
+    done: Future[Verdict] = Future()
     done.set_result(None)
     return done
 
 
-def _settled(
-    pair: tuple[PlannedObject, Future[str | None]], kept: Counter[str]
-) -> Iterator[PlannedObject]:
+def _settled(pair: tuple[PlannedObject, Future[Verdict]], kept: OnKept) -> Iterator[PlannedObject]:
     entry, answer = pair
-    reason = answer.result()
-    if reason is None:
+    verdict = answer.result()
+    if verdict is None:
         yield entry
     else:
-        kept[reason] += 1
+        kept(entry, *verdict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from deployments.local_aws import backdate
 from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, SafetyRefusal
+from tasks.s3.kept_list import read_kept_list
 from tasks.settings import load_settings
 from tests.support.moto_backend import backdate_versions
 
@@ -301,3 +303,54 @@ def test_object_lock_keeps_objects_under_retention_or_a_legal_hold(
     assert (report.deleted, report.kept) == (1, {"locked": 2})
     assert report.requests["GetObjectLockConfiguration"] == 1
     assert report.requests["HeadObject"] == 3
+
+
+def test_the_kept_list_names_each_kept_object_with_its_rule(
+    aws: AwsClients, backups: None, as_of: datetime, tmp_path: Path
+) -> None:
+    """borg's --list-kept: beside the plan, each candidate a rule kept, and nothing else."""
+    report = run(
+        as_of,
+        keep_newest=2,
+        group_by="depth:1",
+        exclude=["db1/005.sql"],
+        list_kept=True,
+        manifest_location=str(tmp_path),
+    )
+
+    assert report.kept_list == report.manifest.removesuffix(".jsonl.gz") + ".kept.jsonl.gz"
+    listed = read_kept_list(Path(report.kept_list))
+    assert sorted((line["key"], line["reason"]) for line in listed) == [
+        ("logs/db1/000.sql", "keep_newest"),
+        ("logs/db1/001.sql", "keep_newest"),
+        ("logs/db1/005.sql", "exclude"),
+    ]
+    assert all(line["size"] == 1 and line["last_modified"] for line in listed)
+    assert report.kept == {"keep_newest": 2, "exclude": 1}
+
+
+def test_the_kept_list_says_what_holds_a_locked_object(
+    aws: AwsClients, as_of: datetime, tmp_path: Path
+) -> None:
+    aws.s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+    aws.s3.put_object(Bucket=BUCKET, Key="logs/held", Body=b"x")
+    backdate(BUCKET, "logs/held", as_of - timedelta(days=90))
+    aws.s3.put_object_legal_hold(Bucket=BUCKET, Key="logs/held", LegalHold={"Status": "ON"})
+
+    report = run(as_of, list_kept=True, manifest_location=str(tmp_path))
+
+    [line] = read_kept_list(Path(report.kept_list))
+    assert (line["key"], line["reason"], line["detail"]) == ("logs/held", "locked", "legal hold")
+    assert report.matched == 0
+
+
+def test_a_kept_list_is_refused_on_a_cluster() -> None:
+    with pytest.raises(ConfigError, match="list_kept"):
+        load_settings(
+            {
+                "bucket": BUCKET,
+                "prefix": "logs/",
+                "list_kept": True,
+                "dask_address": "tcp://127.0.0.1:8786",
+            }
+        )

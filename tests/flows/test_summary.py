@@ -58,6 +58,18 @@ def objects() -> list[PlannedObject]:
 
 
 class TestRunSummary:
+    def test_says_what_the_rules_kept_by_reason_and_where_they_are_listed(
+        self, tmp_path: Path, objects: list[PlannedObject]
+    ) -> None:
+        path = plan_file(tmp_path / "plan.jsonl.gz", objects)
+        kept = {"locked": 1, "keep_daily": 7, "exclude": 3}
+
+        text = run_summary(report(path, objects, kept=kept, kept_list="k.jsonl.gz"), now=NOW)
+
+        lines = text.splitlines()
+        assert lines[1] == "Old enough but kept by the rules: exclude 3, keep_daily 7, locked 1."
+        assert lines[2] == "Each of them, with its rule: k.jsonl.gz"
+
     def test_shows_folders_and_the_first_objects_with_age_and_size_when_a_dry_run_planned(
         self, tmp_path: Path, objects: list[PlannedObject]
     ) -> None:

@@ -24,11 +24,17 @@ LOCK = f"{BUCKET_ARN}/.s3-housekeeping/*"
 PREFIX_ONLY = {"StringLike": {"s3:prefix": ["tmp/*"]}}
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:housekeeping-notices"
 BASELINE_READS = [
+    "s3:GetBucketObjectLockConfiguration",
     "s3:GetBucketPublicAccessBlock",
     "s3:GetBucketTagging",
     "s3:GetBucketVersioning",
     "s3:GetEncryptionConfiguration",
 ]
+#: Whether the bucket has Object Lock on: every run asks it once, when it would delete.
+READS = ["s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"]
+#: HeadObject of each object a plan would delete, when the bucket has Object Lock on.
+ASK = ["s3:GetObject", "s3:GetObjectLegalHold", "s3:GetObjectRetention"]
+ASKING = {"AskAboutTheLocksAndTagsOfObjectsToDelete": {"Action": ASK, "Resource": UNDER_PREFIX}}
 BASELINE_WRITES = [
     "s3:CreateBucket",
     "s3:PutBucketPublicAccessBlock",
@@ -75,6 +81,7 @@ class TestBucketAndListing:
             # HeadBucket is authorized as s3:ListBucket and names no prefix.
             "HeadAndListTheBucket": {"Action": ["s3:ListBucket"], "Resource": BUCKET_ARN},
             "ReadTheBucketSettings": {"Action": BASELINE_READS, "Resource": BUCKET_ARN},
+            **ASKING,
         }
 
     def test_listing_is_limited_to_the_prefix_when_the_bucket_is_not_created(self) -> None:
@@ -86,7 +93,8 @@ class TestBucketAndListing:
                 "Resource": BUCKET_ARN,
                 "Condition": PREFIX_ONLY,
             },
-            "ReadTheBucketSettings": {"Action": ["s3:GetBucketVersioning"], "Resource": BUCKET_ARN},
+            "ReadTheBucketSettings": {"Action": READS, "Resource": BUCKET_ARN},
+            **ASKING,
         }
 
     def test_bucket_is_created_with_its_baseline_only_when_the_run_executes(self) -> None:
@@ -117,6 +125,7 @@ class TestDeletes:
         assert statements(policy) == {
             "HeadAndListTheBucket": {"Action": ["s3:ListBucket"], "Resource": BUCKET_ARN},
             "ReadTheBucketSettings": {"Action": BASELINE_READS, "Resource": BUCKET_ARN},
+            **ASKING,
             "CreateTheBucketWithItsBaseline": {"Action": BASELINE_WRITES, "Resource": BUCKET_ARN},
             # An ETag-conditional delete needs s3:GetObject as well.
             "DeleteUnchangedObjectsUnderThePrefix": {
@@ -141,7 +150,11 @@ class TestDeletes:
                 "Resource": BUCKET_ARN,
                 "Condition": PREFIX_ONLY,
             },
-            "ReadTheBucketSettings": {"Action": ["s3:GetBucketVersioning"], "Resource": BUCKET_ARN},
+            "ReadTheBucketSettings": {"Action": READS, "Resource": BUCKET_ARN},
+            "AskAboutTheLocksAndTagsOfObjectsToDelete": {
+                "Action": [*ASK, "s3:GetObjectVersion"],
+                "Resource": UNDER_PREFIX,
+            },
             "DeleteOldVersionsUnderThePrefix": {
                 "Action": ["s3:DeleteObjectVersion"],
                 "Resource": UNDER_PREFIX,
@@ -170,10 +183,30 @@ class TestDeletes:
 
     @pytest.mark.parametrize("versions", ["current", "noncurrent", "all"])
     def test_dry_run_may_neither_delete_nor_write_when_planning(self, versions: str) -> None:
-        granted = actions(iam_policy(settings(versions=versions)))
+        policy = iam_policy(settings(versions=versions))
+        granted = actions(policy)
 
         assert not {a for a in granted if a.startswith(("s3:Delete", "s3:Put", "s3:Create"))}
-        assert "s3:GetObject" not in granted
+        # It reads objects only to ask about their locks (HeadObject), under the prefix.
+        reading = [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]]
+        assert [(s["Sid"], s["Resource"]) for s in reading] == [
+            ("AskAboutTheLocksAndTagsOfObjectsToDelete", UNDER_PREFIX)
+        ]
+
+    @pytest.mark.parametrize(
+        ("versions", "action"),
+        [("current", "s3:GetObjectTagging"), ("all", "s3:GetObjectVersionTagging")],
+    )
+    def test_protect_tags_add_reading_the_tags_under_the_prefix(
+        self, versions: str, action: str
+    ) -> None:
+        without = statements(iam_policy(settings(versions=versions)))
+        policy = statements(iam_policy(settings(versions=versions, protect_tags=["keep"])))
+
+        asking = policy["AskAboutTheLocksAndTagsOfObjectsToDelete"]
+        assert action in asking["Action"]
+        assert action not in without["AskAboutTheLocksAndTagsOfObjectsToDelete"]["Action"]
+        assert asking["Resource"] == UNDER_PREFIX
 
     def test_lock_statement_covers_the_lock_the_run_takes_when_executing(self) -> None:
         lock = statements(iam_policy(settings(dry_run=False)))["HoldTheRunLock"]

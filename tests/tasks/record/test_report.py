@@ -45,6 +45,7 @@ EXTRA_FIELDS = {
     "throttled_s",
     "unrecoverable_keys",
     "kept",
+    "kept_list",
     "manifest_sha256",
     "approval",
     "journal",

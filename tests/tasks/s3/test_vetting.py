@@ -55,4 +55,12 @@ def test_a_lock_holds_under_a_legal_hold_or_a_retention_not_yet_over(
     head: dict[str, object], locked: bool
 ) -> None:
     vetting = Vetting(None, "b", None, (), True, 1, NOW)  # type: ignore[arg-type]
-    assert vetting._locked(head) is locked
+    assert (vetting._lock(head) is not None) is locked
+
+
+def test_a_lock_is_said_as_a_legal_hold_or_the_date_its_retention_ends() -> None:
+    vetting = Vetting(None, "b", None, (), True, 1, NOW)  # type: ignore[arg-type]
+    until = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    head = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+    assert vetting._lock(head) == "retained until 2030-01-02T03:04:05+00:00"
+    assert vetting._lock({"ObjectLockLegalHoldStatus": "ON", **head}) == "legal hold"

@@ -31,8 +31,10 @@ def run_summary(report: dict[str, Any], now: datetime | None = None) -> str:
     lines = [headline(report)]
     if report.get("kept"):
         lines.append(f"Old enough but kept by the rules: {kept_text(report['kept'])}.")
-    if report.get("kept_list"):
+    if report.get("kept_list") and report.get("kept"):
         lines.append(f"Each of them, with its rule: {report['kept_list']}")
+    elif report.get("kept_list"):
+        lines.append(f"No rule kept an old object (an empty kept list: {report['kept_list']}).")
     lines += [f"note: {note}" for note in report.get("notes", [])]
     if report.get("bucket_action") == "would_create":
         lines.append(

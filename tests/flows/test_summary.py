@@ -70,6 +70,17 @@ class TestRunSummary:
         assert lines[1] == "Old enough but kept by the rules: exclude 3, keep_daily 7, locked 1."
         assert lines[2] == "Each of them, with its rule: k.jsonl.gz"
 
+    def test_says_no_rule_kept_an_old_object_when_its_kept_list_is_empty(
+        self, tmp_path: Path, objects: list[PlannedObject]
+    ) -> None:
+        path = plan_file(tmp_path / "plan.jsonl.gz", objects)
+
+        text = run_summary(report(path, objects, kept={}, kept_list="k.jsonl.gz"), now=NOW)
+
+        assert (
+            text.splitlines()[1] == "No rule kept an old object (an empty kept list: k.jsonl.gz)."
+        )
+
     def test_shows_folders_and_the_first_objects_with_age_and_size_when_a_dry_run_planned(
         self, tmp_path: Path, objects: list[PlannedObject]
     ) -> None:

@@ -47,7 +47,7 @@ from tasks.s3.manifest import (
 from tasks.s3.plan_index import is_index
 from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
-from tasks.s3.saved_plan import load_plan, verify_entries
+from tasks.s3.saved_plan import load_plan, needs_its_digest, plan_rules, verify_entries
 from tasks.s3.selection import Selection, listing
 from tasks.s3.still_selected import still_selected
 from tasks.s3.vetting import Vetting, object_lock_enabled
@@ -420,6 +420,7 @@ def make_plan(
                 f"plan '{request.saved_plan}' was made in shards: apply it with dask_address"
             )
         saved = load_plan(copy, request.target, request.max_plan_age)
+        check_digest_given(saved.target, request)
         # The run's own owner (a secret's is not in the file) goes on every request.
         target = replace(saved.target, owner=request.target.owner)
         return replace(saved, manifest=request.saved_plan, copy=copy, target=target)
@@ -478,6 +479,25 @@ def vetting_of(
         with translated_aws_errors(f"bucket '{target.bucket}'"):
             locked = object_lock_enabled(s3, target.bucket, target.owner)
     return Vetting.of(s3, target, locked, request.vet_concurrency)
+
+
+def check_digest_given(header: PlanTarget, request: PlanRequest) -> None:
+    """A saved plan made under rules none of its lines can be checked against alone (a keep
+    rule, protect tags) is applied only as the plan reviewed: with its SHA-256.
+
+    Raises:
+        SafetyRefusal: no digest was given; nothing has been deleted.
+    """
+    rule = needs_its_digest(plan_rules(header))
+    if rule is not None and request.saved_plan_sha256 is None:
+        raise SafetyRefusal(
+            "plan_digest",
+            0,
+            0,
+            reason=f"the plan '{request.saved_plan}' was made under {rule}, which its lines "
+            "cannot be checked against one by one: apply it with its SHA-256 (plan_sha256, "
+            "as its dry run printed it)",
+        )
 
 
 def check_digest(copy: Path, request: PlanRequest) -> None:

@@ -33,6 +33,7 @@ from tasks.cleanup import (
     PlanRequest,
     changed_since_checked,
     check_digest,
+    check_digest_given,
     journaled_deletes,
     planned_objects,
     record_plan,
@@ -526,6 +527,7 @@ def saved_in_shards(
                 f"plan '{location}' was made in one process: apply it without dask_address"
             )
         index = load_index(copy, request.target, request.max_plan_age)
+        check_digest_given(index.target, request)
         folder = scratch / "parts"
         folder.mkdir(exist_ok=True)
         # Every part is read and checked here, before the first goes to a worker: the counts

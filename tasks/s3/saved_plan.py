@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tasks.errors import SafetyRefusal, shown_text
 from tasks.s3.bucket_lock import LOCK_FOLDER
+from tasks.s3.key_fields import time_of
 from tasks.s3.manifest import (
     FIRST_ROWS,
     PlannedObject,
@@ -237,7 +238,10 @@ def verify_entries(
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
         below = entry.key[len(header.prefix) :]
-        if rules is not None and rules.kept_by(below, entry.size, entry.storage_class):
+        if rules is not None and (
+            rules.kept_by(below, entry.size, entry.storage_class)
+            or not key_time_before(rules, below, cutoff)
+        ):
             raise refused("plan_entries", f"{where} is an object its retention rules keep")
         if header.versions != "current" and entry.key < previous_key:
             raise refused("plan_entries", f"{where} is out of listing order (keys ascending)")
@@ -262,6 +266,26 @@ def plan_rules(header: PlanTarget) -> Rules | None:
     if rules.problems(header.prefix):
         raise refused("plan_rules", "the plan's retention rules are not usable")
     return rules if rules.any else None
+
+
+def key_time_before(rules: Rules, key_below_prefix: str, cutoff: datetime) -> bool:
+    """Whether the key gives a time before the cutoff, when the rules read times from keys
+    (time_from_key); True when they do not."""
+    if not rules.time_from_key:
+        return True
+    when = time_of(rules.time_from_key, key_below_prefix)
+    return when is not None and when < cutoff
+
+
+def needs_its_digest(rules: Rules | None) -> str | None:
+    """Which of a plan's rules no line of it can be checked against alone, so that only the
+    plan a person reviewed (its SHA-256 given) may be applied; None when every line can be.
+    A keep rule decides from the whole group, a tag and a lock from S3 at planning time."""
+    if rules is None:
+        return None
+    for name in rules.keep_counts:
+        return name
+    return "protect_tags" if rules.protect_tags else None
 
 
 def fits_mode(entry: PlannedObject, versions: str) -> bool:

@@ -354,3 +354,21 @@ def test_a_kept_list_is_refused_on_a_cluster() -> None:
                 "dask_address": "tcp://127.0.0.1:8786",
             }
         )
+
+
+def test_a_plan_under_keep_rules_is_applied_only_with_its_digest(
+    aws: AwsClients, backups: None, as_of: datetime
+) -> None:
+    """A line a keep rule keeps cannot be told from one it releases without the whole group:
+    only the plan reviewed, bound by its SHA-256, is applied."""
+    rules = {"keep_newest": 2, "group_by": "depth:1"}
+    planned = run(as_of, **rules)
+
+    with pytest.raises(SafetyRefusal, match=r"keep_newest.*SHA-256"):
+        run(as_of, dry_run=False, plan=planned.manifest, **rules)
+    assert keys(aws) == set(BACKUPS)
+
+    applied = run(
+        as_of, dry_run=False, plan=planned.manifest, plan_sha256=planned.manifest_sha256, **rules
+    )
+    assert applied.deleted == planned.matched == 7

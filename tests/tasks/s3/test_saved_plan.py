@@ -437,6 +437,21 @@ class TestRetentionRules:
         assert refused.guard == "plan_entries"
         assert "line 3 of the plan is an object its retention rules keep" in str(refused)
 
+    @pytest.mark.parametrize("key", ["temp/2026-05-10.sql", "temp/latest.sql"])
+    def test_refuses_a_line_whose_key_time_is_not_before_the_cutoff(
+        self, tmp_path: Path, key: str
+    ) -> None:
+        """A key named for after the cutoff (2026-05-02), or for no time: its rules keep it."""
+        named = r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)"
+        dated = replace(TARGET, rules={"time_from_key": named})
+        lines = [entry("temp/2026-04-01.sql"), entry(key)]
+        path = write_plan(tmp_path / "plan.jsonl", lines, dated)
+
+        refused = refusal(path, dated)
+
+        assert refused.guard == "plan_entries"
+        assert "line 3 of the plan is an object its retention rules keep" in str(refused)
+
     def test_refuses_rules_it_cannot_read(self, tmp_path: Path) -> None:
         broken = replace(TARGET, rules={"exclude": "not-a-list"})
         path = write_plan(tmp_path / "plan.jsonl", [entry("temp/a")], broken)

@@ -47,7 +47,8 @@ from tasks.s3.manifest import (
 from tasks.s3.plan_index import is_index
 from tasks.s3.plan_store import PlanFile
 from tasks.s3.progress import Progress
-from tasks.s3.saved_plan import load_plan, needs_its_digest, plan_rules, verify_entries
+from tasks.s3.rules import Rules
+from tasks.s3.saved_plan import load_plan, needs_its_digest, verify_entries
 from tasks.s3.selection import Selection, listing
 from tasks.s3.still_selected import still_selected
 from tasks.s3.vetting import Vetting, object_lock_enabled
@@ -412,6 +413,7 @@ def make_plan(
     """The plan step: a saved plan fetched and checked, or a new plan listed, recorded and kept
     where `request.location` says (a copy stays in `scratch` when that is S3)."""
     if request.saved_plan is not None:
+        check_digest_given(request)
         with translated_aws_errors(f"plan '{request.saved_plan}'"):
             copy = plan_store.fetch(s3, request.saved_plan, scratch)
         check_digest(copy, request)
@@ -420,7 +422,6 @@ def make_plan(
                 f"plan '{request.saved_plan}' was made in shards: apply it with dask_address"
             )
         saved = load_plan(copy, request.target, request.max_plan_age)
-        check_digest_given(saved.target, request)
         # The run's own owner (a secret's is not in the file) goes on every request.
         target = replace(saved.target, owner=request.target.owner)
         return replace(saved, manifest=request.saved_plan, copy=copy, target=target)
@@ -481,14 +482,15 @@ def vetting_of(
     return Vetting.of(s3, target, locked, request.vet_concurrency)
 
 
-def check_digest_given(header: PlanTarget, request: PlanRequest) -> None:
+def check_digest_given(request: PlanRequest) -> None:
     """A saved plan made under rules none of its lines can be checked against alone (a keep
-    rule, protect tags) is applied only as the plan reviewed: with its SHA-256.
+    rule, protect tags) is applied only as the plan reviewed: with its SHA-256. Judged by the
+    run's own rules, before the file is read: a plan made under other rules is refused anyway.
 
     Raises:
         SafetyRefusal: no digest was given; nothing has been deleted.
     """
-    rule = needs_its_digest(plan_rules(header))
+    rule = needs_its_digest(Rules.from_header(request.target.rules))
     if rule is not None and request.saved_plan_sha256 is None:
         raise SafetyRefusal(
             "plan_digest",

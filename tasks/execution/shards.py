@@ -519,6 +519,7 @@ def saved_in_shards(
 ) -> ShardedPlan:
     """The saved plan made in shards at `location`, checked against this run, with the parts
     an earlier apply finished left out (their journals end with every object accounted for)."""
+    check_digest_given(request)
     with translated_aws_errors(f"plan '{location}'"):
         copy = plan_store.fetch(s3, location, scratch)
         check_digest(copy, request)
@@ -527,7 +528,6 @@ def saved_in_shards(
                 f"plan '{location}' was made in one process: apply it without dask_address"
             )
         index = load_index(copy, request.target, request.max_plan_age)
-        check_digest_given(index.target, request)
         folder = scratch / "parts"
         folder.mkdir(exist_ok=True)
         # Every part is read and checked here, before the first goes to a worker: the counts

@@ -343,14 +343,16 @@ def live(bench: Bench) -> Executed:
 
 def saved(bench: Bench) -> Executed:
     """A dry run keeps its plan; it is edited (before the apply, or while the apply waits for
-    approval), then applied with --plan (and the dry run's digest, for saved-digest)."""
-    dry = dry_run(bench)
+    approval), then applied with --plan (and the dry run's digest, for saved-digest; under a
+    keep rule, and without the digest, for saved-keep)."""
+    rules = ["--keep-newest", "1"] if bench.source == "saved-keep" else []
+    dry = dry_run(bench, *rules)
     path = Path(dry["manifest"])
 
     def edit() -> None:
         bench.tamper(PlanFile(path), files=path.read_bytes)
 
-    options = ["--plan", str(path)]
+    options = [*rules, "--plan", str(path)]
     if bench.source == "saved-digest":
         options += ["--plan-sha256", dry["manifest_sha256"]]
     if bench.source == "saved-approved":
@@ -512,6 +514,7 @@ RUNNERS: dict[str, Callable[[Bench], Executed]] = {
     "saved": saved,
     "saved-digest": saved,
     "saved-approved": saved,
+    "saved-keep": saved,
     "inventory": inventory,
     "inventory-vouched": inventory,
     "cluster": cluster,

@@ -32,6 +32,7 @@ Source = Literal[
     "saved",
     "saved-digest",
     "saved-approved",
+    "saved-keep",
     "inventory",
     "inventory-vouched",
     "cluster",
@@ -47,6 +48,9 @@ SOURCES: dict[Source, str] = {
     "saved-digest": "a dry run's plan edited, then run --execute --plan --plan-sha256 (the dry "
     "run's manifest_sha256)",
     "saved-approved": "run --execute --plan --require-approval: the plan edited while it waits",
+    "saved-keep": "a dry run's plan under a keep rule (--keep-newest 1) edited, then run --execute "
+    "--plan under the same rule without its digest: its lines cannot be checked against a keep "
+    "rule one by one, so only the plan reviewed, bound by its SHA-256, may be applied",
     "inventory": "an inventory data file's rows edited (its manifest's MD5 and size left), then "
     "run --execute --inventory",
     "inventory-vouched": "an inventory data file's rows edited and its MD5 and size given to the "
@@ -71,6 +75,7 @@ SEED_FREE: frozenset[Source] = frozenset(
         "live",
         "saved-digest",
         "saved-approved",
+        "saved-keep",
         "cluster",
         "cluster-approved",
         "cluster-live",
@@ -252,6 +257,8 @@ EVERYWHERE: dict[Source, Expected] = {
     "cluster-approved": refused("plan_digest"),
     "cluster-live": refused("plan_digest"),
     "saved-digest": refused("plan_digest"),
+    # Refused before its file is read: whatever the edit, a digest is wanted.
+    "saved-keep": refused("plan_digest"),
     "cluster": refused("plan_digest"),
     "fleet": refused("plan_digest"),
 }
@@ -373,6 +380,7 @@ QUICK: frozenset[tuple[Source, str]] = frozenset(
         ("saved", "young-dated-old"),
         ("saved-digest", "young-dated-old"),
         ("saved-approved", "truncated"),
+        ("saved-keep", "young-row-added"),
         ("inventory", "young-dated-old"),
         ("inventory-vouched", "young-dated-old"),
         ("cluster", "size-changed"),

@@ -229,7 +229,7 @@ class TestTheMatrixAsData:
 
     def test_every_tampering_applies_to_every_plan_file_source_when_listed(self) -> None:
         everywhere = {
-            *("live", "saved", "saved-digest", "saved-approved"),
+            *("live", "saved", "saved-digest", "saved-approved", "saved-keep"),
             *("cluster", "cluster-approved", "cluster-live", "fleet"),
         }
 

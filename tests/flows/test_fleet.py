@@ -120,6 +120,24 @@ class TestEveryTarget:
         assert audit.of("DeleteObjects") == []
         assert all(len(left(bucket)) == 35 for bucket in BUCKETS)
 
+    def test_each_target_applies_its_own_retention_rules_when_it_has_some(
+        self, fleet_buckets: None, tmp_path: Path
+    ) -> None:
+        """Rules are target fields like any parameter: the first keeps its 7 newest (5 young,
+        so 2 old), the second excludes old-1 and old-10 to old-19, the third has none."""
+        text = THREE_TARGETS.replace(
+            "  - bucket: fleet-build-cache\n    prefix: tmp/\n",
+            "  - bucket: fleet-build-cache\n    prefix: tmp/\n    keep_newest: 7\n",
+        ).replace("    region: eu-west-1\n", "    region: eu-west-1\n    exclude: ['old-1*']\n")
+
+        report = s3_housekeeping_fleet(targets=targets_file(tmp_path, text), dry_run=False)
+
+        assert report.status == "completed", report.targets
+        assert [o.counts["deleted"] for o in report.targets] == [23, 14, 25]
+        excluded = {"tmp/old-1", *(f"tmp/old-1{n}" for n in range(10))}
+        assert left("fleet-logs") == expected_left() | excluded
+        assert left("fleet-ml") == expected_left()
+
     def test_runs_only_the_group_asked_for_when_a_group_is_given(
         self, fleet_buckets: None, tmp_path: Path
     ) -> None:

@@ -239,3 +239,79 @@ class TestWorkedExamples:
         with pytest.raises(ConfigError, match=r"max_groups \(3\)"):
             list(Selection(objects, target(rules), CUTOFF, max_groups=3))
         assert len(list(Selection(objects, target(rules), CUTOFF, max_groups=4))) == 0
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[ListedObject]:
+    """Versions of a few keys as a listing of versions gives them: key by key, newest first,
+    each noncurrent one superseded when the next newer was written; markers among them."""
+    listed: list[ListedObject] = []
+    for key in draw(st.lists(st.sampled_from(KEYS[:12]), unique=True, max_size=4)):
+        hours = sorted(
+            draw(st.lists(st.integers(-24 * 100, 24 * 20), min_size=1, max_size=6, unique=True)),
+            reverse=True,
+        )
+        newer: datetime | None = None
+        for n, hour in enumerate(hours):
+            when = CUTOFF + timedelta(hours=hour)
+            marker = draw(st.booleans()) if n < len(hours) - 1 else False
+            listed.append(
+                ListedObject(
+                    key,
+                    "" if marker else '"e"',
+                    0 if marker else 5,
+                    when,
+                    "" if marker else "STANDARD",
+                    f"v{n}",
+                    marker,
+                    newer,
+                )
+            )
+            newer = when
+    return listed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    objects=histories(),
+    versions=st.sampled_from(["noncurrent", "all"]),
+    keep_newest=counts,
+    keep_daily=counts,
+)
+def test_in_a_versions_mode_keep_rules_count_each_keys_versions(
+    objects: list[ListedObject], versions: str, keep_newest: int, keep_daily: int
+) -> None:
+    """As lifecycle's NewerNoncurrentVersions: per key, the newest versions holding data that
+    the mode considers are kept; markers are never counted, and deleted by age."""
+    rules = Rules(keep_newest=keep_newest, keep_daily=keep_daily)
+    moment = CUTOFF.isoformat()
+    header = PlanTarget(
+        "b", "us-east-1", PREFIX, moment, moment, versions=versions, rules=rules.as_header()
+    )
+
+    planned = {(entry.key, entry.version_id) for entry in Selection(objects, header, CUTOFF)}
+
+    expected: set[tuple[str, str | None]] = set()
+    for key in {listed.key for listed in objects}:
+        history = [listed for listed in objects if listed.key == key]
+        ranked = sorted(
+            (
+                (listed.last_modified, listed.version_id)
+                for listed in history
+                if not listed.is_delete_marker
+                and (versions == "all" or listed.noncurrent_since is not None)
+            ),
+            reverse=True,
+        )
+        kept = {version for _, version in ranked[:keep_newest]}
+        days: list[object] = []
+        for when, version in ranked:
+            if len(days) < keep_daily and when.date() not in days:
+                days.append(when.date())
+                kept.add(version)
+        for listed in history:
+            since = listed.noncurrent_since if versions == "noncurrent" else listed.last_modified
+            old = since is not None and since < CUTOFF and key.startswith(PREFIX)
+            if old and listed.version_id not in kept:
+                expected.add((key, listed.version_id))
+    assert planned == expected

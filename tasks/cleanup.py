@@ -447,7 +447,7 @@ def make_plan(
             request.shard_size,
             inventory,
             request.max_groups,
-            vetting_of(s3, request, target),
+            vetting_of(s3, request, target, inventory),
             kept_list,
         )
     with translated_aws_errors(f"plan '{plan_file.location}'"):
@@ -467,16 +467,22 @@ def make_plan(
 
 
 def vetting_of(
-    s3: S3Client, request: PlanRequest, target: PlanTarget, ask_now: bool = False
+    s3: S3Client,
+    request: PlanRequest,
+    target: PlanTarget,
+    inventory: Inventory | None = None,
+    ask_now: bool = False,
 ) -> Vetting | None:
     """What a new plan asks S3 of each object it would delete: its tags when protect_tags are
     set, its retention and legal hold when the bucket has Object Lock on. Whether it has is
     one request a run: `ask_now` (a run in shards tells its workers), else when the first
-    object would be deleted."""
+    object would be deleted. An inventory with its lock fields has said already."""
     if not request.bucket_exists:
         return None
     locked = None
-    if ask_now:
+    if inventory is not None and inventory.has_locks:
+        locked = False  # each row's lock is read from it (tasks/s3/selection.py)
+    elif ask_now:
         with translated_aws_errors(f"bucket '{target.bucket}'"):
             locked = object_lock_enabled(s3, target.bucket, target.owner)
     return Vetting.of(s3, target, locked, request.vet_concurrency)

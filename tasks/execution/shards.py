@@ -310,7 +310,7 @@ def plan_in_shards(
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
     target, inventory = with_inventory(s3, target)
-    vetting = vetting_of(s3, request, target, ask_now=True)
+    vetting = vetting_of(s3, request, target, inventory, ask_now=True)
     object_lock = vetting is not None and bool(vetting.object_lock)
     if inventory is not None and target.versions == "current":  # one shard a data file
         for data_file in inventory.files:

@@ -39,6 +39,9 @@ MANIFEST_FIELDS = (
 REQUIRED_FIELDS = ("Key", "Size", "LastModifiedDate", "ETag")
 #: What an inventory of all versions adds to the schema.
 VERSION_FIELDS = ("VersionId", "IsLatest", "IsDeleteMarker")
+#: An inventory's Object Lock fields: with them, what holds an object is read from its row,
+#: not asked of S3 object by object (tasks/s3/vetting.py).
+LOCK_FIELDS = ("ObjectLockRetainUntilDate", "ObjectLockMode", "ObjectLockLegalHoldStatus")
 VERSIONS_MODES = ("current", "noncurrent", "all")
 #: Bytes asked of S3 per read: data files are streamed, never held whole in memory.
 CHUNK_BYTES = 1 << 20
@@ -87,6 +90,11 @@ class Inventory:
         """Whether the inventory lists every version and delete marker, not current objects only."""
         return all(name in self.fields for name in VERSION_FIELDS)
 
+    @property
+    def has_locks(self) -> bool:
+        """Whether its rows say what Object Lock holds each object."""
+        return all(name in self.fields for name in LOCK_FIELDS)
+
 
 @dataclass(frozen=True)
 class _Row:
@@ -101,6 +109,18 @@ class _Row:
     last_modified: datetime
     etag: str
     storage_class: str
+    #: Object Lock, when the inventory has its fields: a legal hold, a retention's mode and end.
+    legal_hold: bool = False
+    lock_mode: str = ""
+    retain_until: datetime | None = None
+
+    def lock(self, now: datetime) -> str:
+        """What holds the object now, as a kept list says it; "" for nothing."""
+        if self.legal_hold:
+            return "legal hold"
+        if self.lock_mode and self.retain_until is not None and self.retain_until > now:
+            return f"retained until {self.retain_until.astimezone(UTC).isoformat()}"
+        return ""
 
 
 class _MalformedRow(ValueError):
@@ -350,6 +370,7 @@ def inventory_objects(
 def _selected(
     rows: Iterator[tuple[int, _Row]], inventory: Inventory, prefix: str, versions: str, where: str
 ) -> Iterator[ListedObject]:
+    now = datetime.now(UTC)
     # Every row was decoded, under the prefix or not: a malformed one anywhere refuses the file.
     for number, row in rows:
         if row.bucket is not None and row.bucket != inventory.source_bucket:
@@ -370,6 +391,7 @@ def _selected(
                 size=row.size,
                 last_modified=row.last_modified,
                 storage_class=row.storage_class,
+                lock=row.lock(now),
             )
         else:
             yield ListedObject(
@@ -380,6 +402,7 @@ def _selected(
                 storage_class="" if row.is_delete_marker else row.storage_class,
                 version_id=row.version_id,
                 is_delete_marker=row.is_delete_marker,
+                lock="" if row.is_delete_marker else row.lock(now),
             )
 
 
@@ -504,6 +527,13 @@ def _row(raw: Mapping[str, Any]) -> _Row:
         # The plan's ETag conditions compare with what ListObjectsV2 returns: quoted.
         etag=etag if not etag or etag.startswith('"') else f'"{etag}"',
         storage_class=_text(raw.get("StorageClass")) or "STANDARD",
+        legal_hold=_text(raw.get("ObjectLockLegalHoldStatus")) == "ON",
+        lock_mode=_text(raw.get("ObjectLockMode")),
+        retain_until=(
+            _moment(raw["ObjectLockRetainUntilDate"], "ObjectLockRetainUntilDate")
+            if raw.get("ObjectLockRetainUntilDate")
+            else None
+        ),
     )
 
 
@@ -535,17 +565,17 @@ def _size(value: Any) -> int | None:
     return size
 
 
-def _moment(value: Any) -> datetime:
+def _moment(value: Any, name: str = "LastModifiedDate") -> datetime:
     if isinstance(value, datetime):
         # Parquet timestamps are UTC by the format's definition, whether marked or not.
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise _MalformedRow("LastModifiedDate is not an ISO 8601 time") from None
+        raise _MalformedRow(f"{name} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         # Comparing it with the aware cutoff would raise later, far from the row.
-        raise _MalformedRow("LastModifiedDate has no time zone")
+        raise _MalformedRow(f"{name} has no time zone")
     return moment
 
 

@@ -33,6 +33,9 @@ class ListedObject:
     is_delete_marker: bool = False
     #: For a noncurrent version: when the next newer version (or delete marker) replaced it.
     noncurrent_since: datetime | None = None
+    #: What Object Lock holds it by, where the listing says ("legal hold", "retained until
+    #: ..."): an inventory with its lock fields. "" for nothing, or not said.
+    lock: str = ""
 
 
 def current_object(entry: dict[str, Any]) -> ListedObject:

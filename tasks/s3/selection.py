@@ -227,6 +227,7 @@ class Selection:
                 listed.size,
                 isoformat(listed.last_modified),
                 reason,
+                listed.lock if reason == "locked" else None,
             )
 
     def _planned_kept(self, entry: PlannedObject, reason: str, detail: str | None) -> None:
@@ -258,7 +259,7 @@ class Selection:
         prefix, versions = self.target.prefix, self.target.versions
         old = is_selected(listed, prefix, self.cutoff, versions)
         rules = self.rules
-        if not rules.any or not (old or self._ranks(listed)):
+        if not (rules.any or listed.lock) or not (old or self._ranks(listed)):
             return old
         below = listed.key[len(prefix) :]
         reason = rules.kept_by(below, listed.size, listed.storage_class)
@@ -274,6 +275,8 @@ class Selection:
                     # and among the newest of its group all the same.
                     self._kept(listed, "time_from_key")
                     old = False
+        if reason is None and listed.lock:
+            reason = "locked"  # an inventory's row says so; a listing's are asked of S3 later
         group = self._group(listed) if reason is None and self._ranks(listed) else None
         if reason is None and self._ranks(listed) and group is None:
             reason = "group_by"

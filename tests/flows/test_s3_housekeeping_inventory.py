@@ -232,3 +232,60 @@ class TestVersionsFromAnInventory:
             ("temp/a", young_a["VersionId"])
         ]
         assert left.get("DeleteMarkers", []) == []
+
+
+def test_an_inventorys_lock_fields_keep_locked_objects_without_asking_s3_about_each(
+    aws: AwsClients, as_of: datetime
+) -> None:
+    """With ObjectLockRetainUntilDate, ObjectLockMode and ObjectLockLegalHoldStatus in its
+    schema, an inventory says what holds each object: no HeadObject, no
+    GetObjectLockConfiguration."""
+    aws.s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+    aws.s3.create_bucket(Bucket=REPORTS)
+    old = stamp(as_of - timedelta(days=90))
+    unlocked = {
+        "ObjectLockRetainUntilDate": "",
+        "ObjectLockMode": "",
+        "ObjectLockLegalHoldStatus": "",
+    }
+    rows = [
+        row("logs/held", LastModifiedDate=old, **{**unlocked, "ObjectLockLegalHoldStatus": "ON"}),
+        row(
+            "logs/retained",
+            LastModifiedDate=old,
+            **{
+                **unlocked,
+                "ObjectLockMode": "GOVERNANCE",
+                "ObjectLockRetainUntilDate": "2999-01-01T00:00:00.000Z",
+            },
+        ),
+        row(
+            "logs/expired",
+            LastModifiedDate=old,
+            **{
+                **unlocked,
+                "ObjectLockMode": "COMPLIANCE",
+                "ObjectLockRetainUntilDate": "2020-01-01T00:00:00.000Z",
+            },
+        ),
+        row("logs/free", LastModifiedDate=old, **unlocked),
+    ]
+    fields = (*CURRENT_FIELDS, *unlocked)
+    written = put_inventory(aws.s3, REPORTS, BUCKET, [rows], fields=fields)
+
+    with audit_requests() as audit:
+        report = s3_housekeeping(
+            bucket=BUCKET,
+            prefix="logs/",
+            older_than_days=30,
+            as_of=as_of,
+            inventory=written.manifest_uri,
+            create_bucket=False,
+            list_kept=True,
+        )
+
+    assert (report.matched, report.kept) == (2, {"locked": 2})
+    with gzip.open(Path(report.kept_list or ""), "rt") as kept:
+        details = sorted(json.loads(line).get("detail", "") for line in list(kept)[1:])
+    assert details == ["legal hold", "retained until 2999-01-01T00:00:00+00:00"]
+    assert audit.of("HeadObject") == [] and audit.of("GetObjectLockConfiguration") == []

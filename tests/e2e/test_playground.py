@@ -50,22 +50,26 @@ class Playground:
 
 
 def exported_by(lines: list[str]) -> dict[str, str]:
-    """The variables the `export NAME=VALUE ...` lines set, as a shell would read them."""
+    """The variables the `export NAME=VALUE ...` lines set, as a shell would read them: a
+    comment ended, `$PATH` expanded (the line added when the command is not on the PATH)."""
     variables = {}
     for line in lines:
-        words = shlex.split(line)
+        words = shlex.split(line, comments=True)
         if words[:1] == ["export"]:
-            variables |= dict(word.split("=", 1) for word in words[1:])
+            variables |= dict(os.path.expandvars(word).split("=", 1) for word in words[1:])
     return variables
 
 
 @pytest.fixture(scope="module")
 def playground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
-    """The playground running, its instructions read (its own stdout is a pipe, as a test's)."""
+    """The playground running, its instructions read (its own stdout is a pipe, as a test's),
+    with the command on the PATH, as in an activated environment or under `make` (whether the
+    suite itself was started so or not)."""
     home = tmp_path_factory.mktemp("playground-home")
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
     process = subprocess.Popen(
         [str(BIN / "s3-housekeeping"), "demo", "--keep"],
-        env={"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LANG": "C.UTF-8"},
+        env={"PATH": path, "HOME": str(home), "LANG": "C.UTF-8"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from hypothesis import settings
 from moto import mock_aws
 
 from deployments.local_aws import LocalAws, local_aws
+from devtools.prefect_server import migrated_database
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.settings import all_environment_variables
 
@@ -136,6 +139,22 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect database with the schema, made once for the run (the first xdist worker makes
+    it, the others wait for it): each test's `prefect server start` begins from a copy and skips
+    the migrations, 9 s of CPU each on a machine of two cores."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # beside the workers' own folders, shared by them
+    database = root / "prefect-database" / "prefect.db"
+    with (root / "prefect-database.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            migrated_database(database)
+    return database
 
 
 @pytest.fixture

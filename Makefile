@@ -42,10 +42,11 @@ deps: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict
 
-# Three workers (pytest-xdist), a test file each at a time, so a module's fixtures start once
-# (`loadgroup` could also put the files on the deployed stack together, but pytest-xdist 3.8
-# cannot name groups under pytest 9.2). Most of the suite waits on servers and processes: on
-# two cores, two workers kept them busy 74 % of the time (13 min 34 s), three 88 % (12 min 5 s).
+# Three workers (pytest-xdist), a test file each at a time, so a module's fixtures start once;
+# tests/conftest.py hands the deployed stack's files to one worker as one unit, so the stack
+# starts once (pytest-xdist 3.8 cannot name `loadgroup` groups under pytest 9.2). Most of the
+# suite waits on servers and processes: on two cores, two workers kept them busy 74 % of the
+# time (13 min 34 s), three 88 % (12 min 5 s).
 pytest: install
 	$(RUN) pytest -n 3 --dist loadfile
 

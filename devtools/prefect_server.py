@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import subprocess
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -13,21 +15,46 @@ from pathlib import Path
 
 from devtools.processes import BIN, ServerProcess, free_port, http_ok, wait_until
 
+#: Where a server keeps its SQLite database: Prefect's default, in its home.
+DATABASE = "prefect.db"
+
+
+def migrated_database(path: Path) -> Path:
+    """A new SQLite database at `path` with Prefect's schema (`prefect server database
+    upgrade`): a server whose home starts with a copy skips its migrations (9 s of CPU)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "PREFECT_HOME": str(path.parent), "PREFECT_API_URL": ""}
+    environment["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{path}"
+    subprocess.run(  # noqa: S603 - our own fixed command line
+        [str(BIN / "prefect"), "server", "database", "upgrade", "--yes"],
+        env=environment,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    return path
+
 
 class PrefectServer(ServerProcess):
-    """`prefect server start` on 127.0.0.1 with SQLite under `home`, healthy at /api/health."""
+    """`prefect server start` on 127.0.0.1 with SQLite under `home`, healthy at /api/health;
+    its database a copy of `database` (made by `migrated_database`) when given."""
 
     name = "the Prefect server"
     ready_timeout_s = 120.0
 
     def __init__(
-        self, home: Path, port: int | None = None, extra_env: Mapping[str, str] | None = None
+        self,
+        home: Path,
+        port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        database: Path | None = None,
     ) -> None:
         super().__init__(home / "server.log")
         self.home = home
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.extra_env = dict(extra_env or {})
+        self.database = database
 
     def command(self) -> list[str]:
         port = str(self.port)
@@ -47,6 +74,12 @@ class PrefectServer(ServerProcess):
 
     def ready(self) -> bool:
         return http_ok(f"{self.api_url}/health")
+
+    def start(self) -> None:
+        if self.database is not None and not (self.home / DATABASE).exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.database, self.home / DATABASE)
+        super().start()
 
     def __enter__(self) -> PrefectServer:
         self.start()

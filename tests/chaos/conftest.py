@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -57,10 +58,12 @@ def chaos_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
 
 
 @pytest.fixture(scope="session")
-def chaos_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[PrefectServer]]:
+def chaos_prefect(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
+) -> Iterator[Future[PrefectServer]]:
     """A Prefect server the runs report to (a run then starts in about 3 s instead of 10 or
     more), starting in the background while the buckets are filled."""
-    server = PrefectServer(tmp_path_factory.mktemp("chaos-prefect"))
+    server = PrefectServer(tmp_path_factory.mktemp("chaos-prefect"), database=prefect_database)
 
     def start() -> PrefectServer:
         server.start()

@@ -18,8 +18,11 @@ from tests.support.stack import Stack, deployed_stack
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with PrefectServer(tmp_path_factory.mktemp("prefect-server-home")) as server:
+def prefect_api(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
+) -> Iterator[PrefectServer]:
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    with PrefectServer(home, database=prefect_database) as server:
         yield server
 
 
@@ -81,7 +84,7 @@ def cli(prefect_api: PrefectServer, moto_http: LocalAws, tmp_path: Path) -> Cli:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, prefect_database: Path) -> Iterator[Stack]:
     """prefect.yaml deployed to a server of its own, workers polling, blocks pointing at moto."""
-    with deployed_stack(tmp_path_factory.mktemp("stack")) as deployed:
+    with deployed_stack(tmp_path_factory.mktemp("stack"), prefect_database) as deployed:
         yield deployed

@@ -430,12 +430,13 @@ SERVE_PASSWORD = "admin:make-serve-test-only"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
+) -> Iterator[PrefectServer]:
     """A Prefect server as `make serve` starts it: every call wants its password."""
     home = tmp_path_factory.mktemp("served")
-    with PrefectServer(
-        home, extra_env={"PREFECT_SERVER_API_AUTH_STRING": SERVE_PASSWORD}
-    ) as server:
+    password = {"PREFECT_SERVER_API_AUTH_STRING": SERVE_PASSWORD}
+    with PrefectServer(home, extra_env=password, database=prefect_database) as server:
         yield server
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from deployments.local_aws import LocalAws, backdate
+from devtools.prefect_server import PrefectServer
 from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
@@ -159,7 +160,7 @@ class TestInstalledCommand:
         assert "{run,demo,settings,iam-policy,fleet}" in completed.stdout
 
     def test_dry_run_plans_and_sends_no_mutating_request_when_installed_from_the_wheel(
-        self, installed: Installed, moto_http: LocalAws, tmp_path: Path
+        self, installed: Installed, moto_http: LocalAws, prefect_api: PrefectServer, tmp_path: Path
     ) -> None:
         bucket = f"wheel-{uuid.uuid4().hex[:12]}"
         s3 = moto_http.client("s3")
@@ -171,6 +172,9 @@ class TestInstalledCommand:
         report = tmp_path / "report.json"
 
         # Through a recording proxy: what reached the server is counted outside the command.
+        # Reporting to the session's Prefect server: a temporary API would cost its start (on a
+        # busy machine, most of this test); the command's own is proven by tests/e2e/test_demo.py
+        # and tests/flows/test_temporary_api.py.
         with FaultProxy(moto_http.endpoint_url) as proxy:
             completed = installed.run(
                 tmp_path,
@@ -178,7 +182,11 @@ class TestInstalledCommand:
                 "run",
                 *("--bucket", bucket, "--prefix", "temp/", "--older-than-days", "30"),
                 *("--as-of", AS_OF.isoformat(), "--report-json", str(report)),
-                env={**moto_http.environment(), "AWS_ENDPOINT_URL": proxy.url},
+                env={
+                    **moto_http.environment(),
+                    "AWS_ENDPOINT_URL": proxy.url,
+                    "PREFECT_API_URL": prefect_api.api_url,
+                },
             )
             assert proxy.wait_idle(10)
             operations = {exchange.operation for exchange in proxy.exchanges}

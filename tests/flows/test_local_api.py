@@ -18,10 +18,13 @@ PASSWORD = "local:test-only-password"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
+) -> Iterator[PrefectServer]:
     """A real Prefect server that wants a password, as make serve starts it."""
     home = tmp_path_factory.mktemp("served")
-    with PrefectServer(home, extra_env={"PREFECT_SERVER_API_AUTH_STRING": PASSWORD}) as server:
+    password = {"PREFECT_SERVER_API_AUTH_STRING": PASSWORD}
+    with PrefectServer(home, extra_env=password, database=prefect_database) as server:
         yield server
 
 

@@ -202,13 +202,14 @@ def worker_environment(api_url: str, home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def deployed_stack(home: Path) -> Iterator[Stack]:
+def deployed_stack(home: Path, database: Path | None = None) -> Iterator[Stack]:
     """A Prefect server of its own (deployments, blocks and runs stay out of the other tests'
-    server), moto over HTTP in this process, prefect.yaml applied with its blocks pointing at
-    moto, and one worker per test pool."""
+    server; its database a copy of `database` when given), moto over HTTP in this process,
+    prefect.yaml applied with its blocks pointing at moto, and one worker per test pool."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with PrefectServer(home / "server-home") as server, local_aws() as aws:
+    server = PrefectServer(home / "server-home", database=database)
+    with server, local_aws() as aws:
         env = worker_environment(server.api_url, home)
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             bootstrap(env, aws.environment(), overwrite_blocks=True)

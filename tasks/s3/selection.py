@@ -148,6 +148,7 @@ class Selection:
         self.scanned = 0
         self._lost = LostKeys()
         self.rules = Rules.from_header(target.rules)
+        self._any_rule = self.rules.any  # asked of every listed object: once here
         #: The objects old enough that a rule kept, by reason.
         self.kept: Counter[str] = Counter()
         counts = self.rules.keep_counts
@@ -258,9 +259,12 @@ class Selection:
         Ranked). A rule that keeps a candidate is counted under its reason."""
         prefix, versions = self.target.prefix, self.target.versions
         old = is_selected(listed, prefix, self.cutoff, versions)
-        rules = self.rules
-        if not (rules.any or listed.lock) or not (old or self._ranks(listed)):
+        if not (self._any_rule or listed.lock):
+            return old  # a run without rules: the age and the prefix decide alone
+        ranks = self._ranks(listed)
+        if not (old or ranks):
             return old
+        rules = self.rules
         below = listed.key[len(prefix) :]
         reason = rules.kept_by(below, listed.size, listed.storage_class)
         when = listed.last_modified
@@ -277,8 +281,8 @@ class Selection:
                     old = False
         if reason is None and listed.lock:
             reason = "locked"  # an inventory's row says so; a listing's are asked of S3 later
-        group = self._group(listed) if reason is None and self._ranks(listed) else None
-        if reason is None and self._ranks(listed) and group is None:
+        group = self._group(listed) if reason is None and ranks else None
+        if reason is None and ranks and group is None:
             reason = "group_by"
         if reason is not None:
             if old:

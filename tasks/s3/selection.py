@@ -146,6 +146,8 @@ class Selection:
         self.scanned = 0
         self._lost = LostKeys()
         self.rules = Rules.from_header(target.rules)
+        # Asked of every listed object: `Rules.any` builds the rules' header each time.
+        self._any_rule = self.rules.any
         #: The objects old enough that a rule kept, by reason.
         self.kept: Counter[str] = Counter()
         counts = self.rules.keep_counts
@@ -234,7 +236,7 @@ class Selection:
         prefix, versions = self.target.prefix, self.target.versions
         old = is_selected(listed, prefix, self.cutoff, versions)
         rules = self.rules
-        if not rules.any or not (old or self._ranks(listed)):
+        if not self._any_rule or not (old or self._ranks(listed)):
             return old
         below = listed.key[len(prefix) :]
         reason = rules.kept_by(below, listed.size, listed.storage_class)

@@ -58,6 +58,8 @@ class Ranked:
 class _Newest:
     """keep_newest: the N newest objects seen."""
 
+    __slots__ = ("count", "heap")
+
     def __init__(self, count: int) -> None:
         self.count = count
         self.heap: list[Ranked] = []
@@ -78,6 +80,8 @@ class _Newest:
 
 class _Periodic:
     """keep_daily and the like: the newest object of each of the N latest periods seen."""
+
+    __slots__ = ("by_period", "count", "period_of")
 
     def __init__(self, count: int, period_of: Callable[[datetime], Any]) -> None:
         self.count, self.period_of = count, period_of
@@ -107,6 +111,9 @@ class _Periodic:
 
 class _Group:
     """One group's rules, and how many of them hold each object."""
+
+    # One per open group: slots, as a listing in any order keeps every group open to its end.
+    __slots__ = ("holders", "rules")
 
     def __init__(self, counts: dict[str, int]) -> None:
         self.rules: list[tuple[str, _Newest | _Periodic]] = [

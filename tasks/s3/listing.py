@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListedObject:
-    """One listed object or version, with what selection needs."""
+    """One listed object or version, with what selection needs. Slots: the keep rules hold
+    thousands of them until a listing ends (no per-object attribute dict)."""
 
     key: str
     etag: str

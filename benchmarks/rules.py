@@ -181,11 +181,17 @@ def keep_rows(order: str, total: int, groups: int, cutoff: datetime) -> Iterator
 # moto, in a process of its own.
 
 
-def _sorted_names(bucket: Any, cache: dict[int, tuple[int, list[str]]] = {}) -> list[str]:  # noqa: B006 - a cache
+#: Each bucket's key names, sorted, by the bucket's id: (how many keys it had, the names).
+_INDEXES: dict[int, tuple[int, list[str]]] = {}
+
+
+def _sorted_names(bucket: Any) -> list[str]:
+    """The bucket's key names in order, sorted again whenever their number changed (the
+    bench writes nothing while it lists)."""
     count = len(bucket.keys)
-    held = cache.get(id(bucket))
+    held = _INDEXES.get(id(bucket))
     if held is None or held[0] != count:
-        held = cache[id(bucket)] = (count, sorted(name for name, _ in bucket.keys.items()))
+        held = _INDEXES[id(bucket)] = (count, sorted(name for name, _ in bucket.keys.items()))
     return held[1]
 
 

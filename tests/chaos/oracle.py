@@ -238,8 +238,14 @@ def _check_plan_is_the_selection(run: RunEvidence, verdict: Verdict) -> None:
         )
     if planned - eligible:
         verdict.fail(f"planned but not eligible: {sorted(planned - eligible, key=str)[:5]}")
-    if eligible - planned:
-        verdict.fail(f"eligible but not planned: {len(eligible - planned)} objects")
+    # Object Lock keeps what it holds, counted in the report: the only eligible objects a plan
+    # of these runs (made under no other rule) may leave out.
+    locked = ((run.report or {}).get("kept") or {}).get("locked", 0)
+    if len(eligible - planned) != locked:
+        verdict.fail(
+            f"eligible but not planned: {len(eligible - planned)} objects "
+            f"({locked} kept as locked by the report)"
+        )
 
 
 def _check_refusal(run: RunEvidence, verdict: Verdict) -> None:

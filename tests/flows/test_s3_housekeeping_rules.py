@@ -219,7 +219,14 @@ def test_a_saved_plan_is_refused_under_other_keep_rules(
     planned = run(as_of, keep_newest=2, group_by="depth:1")
 
     with pytest.raises(SafetyRefusal, match="plan_rules"):
-        run(as_of, dry_run=False, plan=planned.manifest, keep_newest=1, group_by="depth:1")
+        run(
+            as_of,
+            dry_run=False,
+            plan=planned.manifest,
+            plan_sha256=planned.manifest_sha256,
+            keep_newest=1,
+            group_by="depth:1",
+        )
     assert keys(aws) == set(BACKUPS)
 
 

@@ -34,6 +34,9 @@ IN_THIS_PROCESS = (
     "tasks.s3.bucket_lock.BucketLock.check",
     "tasks.s3.manifest.PlanSummary.from_a_listing",
     "tasks.s3.manifest.PlanSummary.path",
+    # One process asks whether the bucket has Object Lock when the first object would go; a
+    # cluster asks before its first shard, and hands the answer to its workers.
+    "tasks.s3.vetting.Vetting.vetted",
 )
 #: What only a cluster calls: its executor and shards, the index of the parts, the workers'
 #: watch of the lease, and the check that the run may name the cluster it names.

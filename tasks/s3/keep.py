@@ -150,7 +150,7 @@ class _Group:
 class Keeper:
     """The keep rules over the groups of one listing. `offer` an object of a group, get back the
     candidates released for deletion; `close` a group once no more of its objects can come (a
-    listing in key order, groups by key); `kept` counts what the closed groups kept, by rule.
+    listing in key order, groups by key), which returns what the group kept, by rule.
 
     Memory: the open groups, each holding at most the sum of the counts; a listing whose groups
     are not contiguous keeps every group open to its end, so more than `max_groups` groups is
@@ -161,7 +161,6 @@ class Keeper:
         self.counts = {name: counts[name] for name in KEEP_RULES if counts.get(name)}
         self.max_groups = max_groups
         self.groups: dict[str, _Group] = {}
-        self.kept: Counter[str] = Counter()
 
     def offer(self, item: Ranked) -> Iterator[Ranked]:
         group = item.group
@@ -179,13 +178,11 @@ class Keeper:
 
     def close(self, group: str) -> list[tuple[Ranked, str]]:
         """The group is complete: what its rules hold is kept. Returns the candidates kept,
-        each with the first rule keeping it (and counts them in `kept`)."""
+        each with the first rule keeping it."""
         state = self.groups.pop(group, None)
         if state is None:
             return []
-        kept = [(item, name) for item, name in state.kept() if item.candidate]
-        self.kept.update(name for _, name in kept)
-        return kept
+        return [(item, name) for item, name in state.kept() if item.candidate]
 
     def close_all(self) -> list[tuple[Ranked, str]]:
         return [pair for group in list(self.groups) for pair in self.close(group)]

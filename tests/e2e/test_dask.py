@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,18 +71,23 @@ def cluster(
         yield running
 
 
-def fill(s3_endpoint: LocalAws, bucket: str) -> tuple[set[str], set[str]]:
-    """A prefix with two folders and a large flat part, old and young mixed, and old objects
-    beside it; returns (the old keys under the prefix, every key that must remain)."""
+def filler(s3_endpoint: LocalAws) -> Any:
+    """A client of the S3 server with the identity that fills its buckets (no proxy between)."""
     import boto3
 
-    boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=s3_endpoint.endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="fill-fake-access-key",
         aws_secret_access_key="fill-fake-secret-key",
-    ).create_bucket(Bucket=bucket)
+    )
+
+
+def fill(s3_endpoint: LocalAws, bucket: str) -> tuple[set[str], set[str]]:
+    """A prefix with two folders and a large flat part, old and young mixed, and old objects
+    beside it; returns (the old keys under the prefix, every key that must remain)."""
+    filler(s3_endpoint).create_bucket(Bucket=bucket)
     old = {f"data/day-{d}/part-{n:05d}" for d in (1, 2) for n in range(1200)}
     old |= {f"data/flat-{n:06d}" for n in range(0, 6000, 2)}
     young = {f"data/flat-{n:06d}" for n in range(1, 6000, 2)} | {"data/day-1/new"}
@@ -163,15 +169,7 @@ def test_workers_plan_then_apply_the_saved_plan_deleting_exactly_the_old_objects
 def fill_versions(s3_endpoint: LocalAws, bucket: str) -> None:
     """A versioned bucket: 800 keys under data/ with three versions each, superseded 58 and 59
     days ago, every tenth deleted (a delete marker on top), and old versions beside it."""
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="fill-fake-access-key",
-        aws_secret_access_key="fill-fake-secret-key",
-    )
+    s3 = filler(s3_endpoint)
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     for key in [f"data/k{n:04d}" for n in range(800)] + ["data-keep/k"]:
@@ -244,15 +242,7 @@ def fill_backups(s3_endpoint: LocalAws, bucket: str) -> set[str]:
     """Two databases' backups, 1,500 each, one every 2 hours back from 31 days ago (so each
     spans 125 days), in folders larger than a shard: each folder, a group, is cut between
     shards. The first also has a young backup. Returns every key."""
-    import boto3
-
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="fill-fake-access-key",
-        aws_secret_access_key="fill-fake-secret-key",
-    ).create_bucket(Bucket=bucket)
+    filler(s3_endpoint).create_bucket(Bucket=bucket)
     start = datetime.now(UTC) - timedelta(days=31)
     everything = set()
     for database in ("db-a", "db-b"):

@@ -125,7 +125,7 @@ class PartPlan:
     requests: dict[str, int]
     #: What the keep rules still hold when the shard's listing ends (a group may go on in
     #: another shard): at most the sum of the keep counts a group, settled by the run.
-    held: tuple[Ranked, ...] = ()
+    held: tuple[tuple[str, Ranked], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -322,7 +322,7 @@ def plan_in_shards(
     else:
         submit(Shard(target.prefix, delimited=target.versions == "current"), first=True)
     parts: list[Part] = []
-    held: list[Ranked] = []
+    held: list[tuple[str, Ranked]] = []
     workers: set[str] = set()
     requests: Counter[str] = Counter()
     while pending:
@@ -390,7 +390,7 @@ def settled_part(
     request: PlanRequest,
     target: PlanTarget,
     name: str,
-    held: list[Ranked],
+    held: list[tuple[str, Ranked]],
     scratch: Path,
     vetting: Vetting | None,
 ) -> Part:

@@ -44,15 +44,17 @@ PERIODS: dict[str, Callable[[datetime], Any]] = {
 @dataclass(frozen=True, slots=True, order=True)
 class Ranked:
     """An object the keep rules rank: its time (LastModified, or read from its key), key and
-    version id; `candidate` when it may be deleted (old enough, and no other rule keeps it). A
-    younger object counts among the newest all the same, and is never released."""
+    version id; `candidate` when it may be deleted (old enough, and no other rule keeps it),
+    with the rule its plan line names if it is (`Rules.selected_by`). A younger object counts
+    among the newest all the same, and is never released. Its group is not held here: the
+    group's name is held once, by the Keeper."""
 
     when: datetime
     key: str
     version: str
-    group: str = field(compare=False)
     listed: ListedObject = field(compare=False)
     candidate: bool = field(compare=False)
+    rule: str | None = field(compare=False, default=None)
 
 
 class _Newest:
@@ -66,13 +68,18 @@ class _Newest:
 
     def offer(self, item: Ranked) -> Ranked | None:
         """Hold the item if it is among the newest so far; what is no longer held (the item
-        itself, or the oldest held), or None."""
-        if len(self.heap) < self.count:
-            heapq.heappush(self.heap, item)
+        itself, or the oldest held), or None. An item held already (listed twice) changes
+        nothing."""
+        heap = self.heap
+        if len(heap) < self.count:
+            if item not in heap:
+                heapq.heappush(heap, item)
             return None
-        if item > self.heap[0]:
-            return heapq.heapreplace(self.heap, item)
-        return item
+        if item < heap[0]:
+            return item  # most items of a long listing: older than all held
+        if item in heap:
+            return None
+        return heapq.heapreplace(heap, item)
 
     def held(self) -> Iterable[Ranked]:
         return self.heap
@@ -91,6 +98,8 @@ class _Periodic:
         period = self.period_of(item.when)
         holder = self.by_period.get(period)
         if holder is not None:
+            if item == holder:
+                return None  # listed twice: held once
             if item > holder:
                 self.by_period[period] = item
                 return holder
@@ -109,17 +118,18 @@ class _Periodic:
         return self.by_period.values()
 
 
+def _rule(name: str, count: int) -> _Newest | _Periodic:
+    return _Newest(count) if name == "keep_newest" else _Periodic(count, PERIODS[name])
+
+
 class _Group:
-    """One group's rules, and how many of them hold each object."""
+    """One group's rules, when there are several, and how many of them hold each object."""
 
     # One per open group: slots, as a listing in any order keeps every group open to its end.
     __slots__ = ("holders", "rules")
 
     def __init__(self, counts: dict[str, int]) -> None:
-        self.rules: list[tuple[str, _Newest | _Periodic]] = [
-            (name, _Newest(count) if name == "keep_newest" else _Periodic(count, PERIODS[name]))
-            for name, count in counts.items()
-        ]
+        self.rules = [(name, _rule(name, count)) for name, count in counts.items()]
         self.holders: Counter[Ranked] = Counter()
 
     def offer(self, item: Ranked) -> Iterator[Ranked]:
@@ -147,6 +157,25 @@ class _Group:
                     yield item, name
 
 
+class _OneRule:
+    """A group under a single keep rule (the common case, keep_newest alone): the rule is the
+    group, with no count of holders, so an open group costs its rule and what it holds."""
+
+    __slots__ = ("name", "rule")
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        ((self.name, count),) = counts.items()
+        self.rule = _rule(self.name, count)
+
+    def offer(self, item: Ranked) -> Iterator[Ranked]:
+        dropped = self.rule.offer(item)
+        if dropped is not None and dropped.candidate:
+            yield dropped
+
+    def kept(self) -> Iterator[tuple[Ranked, str]]:
+        return ((item, self.name) for item in self.rule.held())
+
+
 class Keeper:
     """The keep rules over the groups of one listing. `offer` an object of a group, get back the
     candidates released for deletion; `close` a group once no more of its objects can come (a
@@ -160,20 +189,21 @@ class Keeper:
     def __init__(self, counts: dict[str, int], max_groups: int) -> None:
         self.counts = {name: counts[name] for name in KEEP_RULES if counts.get(name)}
         self.max_groups = max_groups
-        self.groups: dict[str, _Group] = {}
+        self.groups: dict[str, _Group | _OneRule] = {}
+        self._group_of = _OneRule if len(self.counts) == 1 else _Group
 
-    def offer(self, item: Ranked) -> Iterator[Ranked]:
-        group = item.group
+    def offer(self, group: str, item: Ranked) -> Iterator[Ranked]:
+        """The candidates released once the item, of this group, is offered."""
         state = self.groups.get(group)
         if state is None:
             if len(self.groups) >= self.max_groups:
                 raise ConfigError(
                     f"the keep rules track more than max_groups ({self.max_groups:,}) groups at "
                     "once: raise max_groups (each open group holds at most the sum of the keep "
-                    "counts, about 300 bytes an object), or group by folder (depth:N) in a "
+                    "counts, about 550 bytes an object), or group by folder (depth:N) in a "
                     "listing of one folder at a time"
                 )
-            state = self.groups[group] = _Group(self.counts)
+            state = self.groups[group] = self._group_of(self.counts)
         return state.offer(item)
 
     def close(self, group: str) -> list[tuple[Ranked, str]]:
@@ -187,14 +217,14 @@ class Keeper:
     def close_all(self) -> list[tuple[Ranked, str]]:
         return [pair for group in list(self.groups) for pair in self.close(group)]
 
-    def held(self) -> list[Ranked]:
-        """Every object the open groups hold, young ones included: what a shard hands back
-        for `settle`."""
-        return [item for state in self.groups.values() for item, _ in state.kept()]
+    def held(self) -> list[tuple[str, Ranked]]:
+        """Every object the open groups hold, young ones included, with its group: what a
+        shard hands back for `settle`."""
+        return [(group, item) for group, state in self.groups.items() for item, _ in state.kept()]
 
 
 def settle(
-    counts: dict[str, int], max_groups: int, held: Iterable[Ranked]
+    counts: dict[str, int], max_groups: int, held: Iterable[tuple[str, Ranked]]
 ) -> tuple[list[Ranked], list[tuple[Ranked, str]]]:
     """What the shards of one listing still held, decided together: the candidates released
     for deletion, and those kept, each with its rule. Each object once, whichever shard
@@ -202,8 +232,8 @@ def settle(
     keeper = Keeper(counts, max_groups)
     released: list[Ranked] = []
     seen: set[Ranked] = set()
-    for item in held:
+    for group, item in held:
         if item not in seen:
             seen.add(item)
-            released += keeper.offer(item)
+            released += keeper.offer(group, item)
     return released, keeper.close_all()

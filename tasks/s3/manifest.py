@@ -73,6 +73,9 @@ class PlannedObject:
     #: Set for a specific version (versions "noncurrent" or "all"): deleted by id, for good.
     version_id: str | None = None
     is_delete_marker: bool = False
+    #: Under retention rules, the rule that selected it: "age", "time_from_key" (its age by
+    #: the time in its key) or "include:<pattern>" (the include pattern that let it through).
+    rule: str | None = None
 
 
 def create_private_text(path: Path, what: str) -> IO[str]:
@@ -209,6 +212,7 @@ class ManifestWriter:
     def __init__(self, path: Path, target: PlanTarget) -> None:
         self.path = path
         self._file = create_private_text(path, "the plan")
+        self._rule_fields: dict[str, str] = {}
         self._write({"format": FORMAT, **target.as_header()})
 
     def add(self, entry: PlannedObject) -> None:
@@ -224,7 +228,14 @@ class ManifestWriter:
             line += f',"version_id":{_json_string(entry.version_id)}'
         if entry.is_delete_marker:
             line += ',"is_delete_marker":true'
+        if entry.rule is not None:
+            line += self._rule_fields.get(entry.rule) or self._rule_field(entry.rule)
         self._file.write(line + "}\n")
+
+    def _rule_field(self, rule: str) -> str:
+        # A plan names a few rules, on every line: each is made JSON once.
+        field = self._rule_fields[rule] = f',"rule":{_json_string(rule)}'
+        return field
 
     def finish(self, totals: PlanTotals) -> None:
         """Write the totals: the plan is complete."""
@@ -342,6 +353,7 @@ PLANNED_FIELDS: dict[str, tuple[type, ...]] = {
     "storage_class": (str,),
     "version_id": (str, type(None)),
     "is_delete_marker": (bool,),
+    "rule": (str, type(None)),
 }
 TOTALS_FIELDS: dict[str, tuple[type, ...]] = {
     "scanned": (int,),
@@ -350,7 +362,7 @@ TOTALS_FIELDS: dict[str, tuple[type, ...]] = {
     "unrecoverable_keys": (int,),
     "kept": (dict,),
 }
-_OPTIONAL = {"version_id": None, "is_delete_marker": False}
+_OPTIONAL = {"version_id": None, "is_delete_marker": False, "rule": None}
 
 
 def _typed(

@@ -198,6 +198,24 @@ def matches(pattern: str, key_below_prefix: str) -> bool:
     return compile_pattern(pattern).fullmatch(key_below_prefix) is not None
 
 
+@lru_cache(maxsize=256)
+def compile_patterns(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of the patterns, as one regular expression to `fullmatch`: one match per key
+    whatever their number. Each is a capturing group of its own (a pattern's regex captures
+    nothing), so the match's `lastindex` is the first pattern that matched, counted from 1.
+
+    Raises:
+        ValueError: a pattern's syntax is broken (as `compile_pattern`).
+    """
+    return re.compile("|".join(f"({compile_pattern(p).pattern})" for p in patterns), re.DOTALL)
+
+
+def first_match(patterns: tuple[str, ...], key_below_prefix: str) -> str | None:
+    """The first of the patterns that matches the whole of a key below the prefix, or None."""
+    found = compile_patterns(patterns).fullmatch(key_below_prefix) if patterns else None
+    return None if found is None or found.lastindex is None else patterns[found.lastindex - 1]
+
+
 def _fewest_bytes(segments: list[list[_Token]]) -> int | None:
     """The length in UTF-8 of the shortest text the pattern matches (None: it matches none)."""
     total = len(segments) - 1  # the slashes

@@ -8,13 +8,15 @@ under the rules it was made with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tasks.s3.keep import KEEP_RULES
 from tasks.s3.key_fields import group_by_problems, time_from_key_problems
-from tasks.s3.patterns import matches, pattern_problems
+from tasks.s3.patterns import compile_patterns, pattern_problems
 from tasks.s3.sizes import MAX_SIZE, size_text
 from tasks.s3.vetting import protect_tag_problems
 
@@ -100,17 +102,52 @@ class Rules:
         Raises:
             ValueError: a pattern is broken (`problems` finds it before any listing).
         """
-        if any(matches(pattern, key_below_prefix) for pattern in self.exclude):
-            return "exclude"
-        if self.include and not any(matches(p, key_below_prefix) for p in self.include):
-            return "include"
+        return self.decision(key_below_prefix, size, storage_class)[0]
+
+    def decision(
+        self, key_below_prefix: str, size: int, storage_class: str
+    ) -> tuple[str | None, str | None]:
+        """Why a candidate is kept (as `kept_by`), and, when it is not and include is set,
+        the include pattern that let it through (the first that matches). One regex match a
+        key for all the exclude patterns, one for all the include patterns."""
+        if self._excluded is not None and self._excluded(key_below_prefix):
+            return "exclude", None
+        included = None
+        if self._included is not None:
+            found = self._included(key_below_prefix)
+            if found is None:
+                return "include", None
+            # Each pattern is a group of its own: a match always says which (from 1).
+            included = self.include[found.lastindex - 1] if found.lastindex else None
         if (self.min_size is not None and size < self.min_size) or (
             self.max_size is not None and size > self.max_size
         ):
-            return "size"
+            return "size", None
         if self.storage_classes and storage_class not in self.storage_classes:
-            return "storage_class"
-        return None
+            return "storage_class", None
+        return None, included
+
+    # Asked of every listed object: the patterns' regexes are looked up once, not per key.
+    @cached_property
+    def _excluded(self) -> Callable[[str], re.Match[str] | None] | None:
+        return compile_patterns(self.exclude).fullmatch if self.exclude else None
+
+    @cached_property
+    def _included(self) -> Callable[[str], re.Match[str] | None] | None:
+        return compile_patterns(self.include).fullmatch if self.include else None
+
+    def selected_by(self, included: str | None) -> str:
+        """The rule a planned object names in its plan line: the include pattern that let it
+        through, else its age by the time in its key, else its age (the other rules only keep:
+        they select nothing). One string each, made once: a plan holds it for every line."""
+        return self.selecting_rules[included]
+
+    @cached_property
+    def selecting_rules(self) -> dict[str | None, str]:
+        """`selected_by` as a table: by include pattern, and None for no pattern."""
+        names: dict[str | None, str] = {p: f"include:{p}" for p in self.include}
+        names[None] = "time_from_key" if self.time_from_key else "age"
+        return names
 
     def problems(self, prefix: str) -> list[str]:
         """Every problem of these rules below this prefix, each naming its setting (lists by

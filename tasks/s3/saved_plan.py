@@ -238,11 +238,16 @@ def verify_entries(
         if not fits_mode(entry, header.versions) or entry.size < 0:
             raise refused("plan_entries", f"{where} is not a {header.versions}-versions entry")
         below = entry.key[len(header.prefix) :]
-        if rules is not None and (
-            rules.kept_by(below, entry.size, entry.storage_class)
-            or not key_time_before(rules, below, cutoff)
-        ):
-            raise refused("plan_entries", f"{where} is an object its retention rules keep")
+        selected_by = None
+        if rules is not None:
+            reason, included = rules.decision(below, entry.size, entry.storage_class)
+            if reason or not key_time_before(rules, below, cutoff):
+                raise refused("plan_entries", f"{where} is an object its retention rules keep")
+            selected_by = rules.selected_by(included)
+        # A plan made before lines named their rule names none; one that names it names the
+        # rule its header's rules give.
+        if entry.rule not in (None, selected_by):
+            raise refused("plan_entries", f"{where} names a rule its plan's rules do not give")
         if header.versions != "current" and entry.key < previous_key:
             raise refused("plan_entries", f"{where} is out of listing order (keys ascending)")
         previous_key = entry.key

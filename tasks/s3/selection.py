@@ -41,9 +41,10 @@ def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: s
     return listed.last_modified < cutoff
 
 
-def planned(listed: ListedObject, versions: str) -> PlannedObject:
+def planned(listed: ListedObject, versions: str, rule: str | None = None) -> PlannedObject:
     """The plan's line for a selected object: a specific version only when versions are asked
-    for (then it is deleted by id), else the current object with its ETag."""
+    for (then it is deleted by id), else the current object with its ETag; under retention
+    rules, with the rule that selected it."""
     return PlannedObject(
         key=listed.key,
         etag=listed.etag,
@@ -52,6 +53,7 @@ def planned(listed: ListedObject, versions: str) -> PlannedObject:
         storage_class=listed.storage_class,
         version_id=listed.version_id if versions != "current" else None,
         is_delete_marker=listed.is_delete_marker,
+        rule=rule,
     )
 
 
@@ -86,6 +88,11 @@ def inventory_listing(
         for row in inventory_objects(s3, inventory, data_file, target.prefix, target.versions)
     )
     return rows if target.versions == "current" else in_key_order(rows)
+
+
+def _rule(verdict: bool | str) -> str | None:
+    """The rule a plan line names, from a verdict that plans it (None without rules)."""
+    return verdict if isinstance(verdict, str) else None
 
 
 class LostKeys:
@@ -148,14 +155,16 @@ class Selection:
         self.scanned = 0
         self._lost = LostKeys()
         self.rules = Rules.from_header(target.rules)
-        self._any_rule = self.rules.any  # asked of every listed object: once here
+        # Asked of every listed object: looked up once here.
+        self._any_rule = self.rules.any
+        self._selecting_rules = self.rules.selecting_rules
         #: The objects old enough that a rule kept, by reason.
         self.kept: Counter[str] = Counter()
         counts = self.rules.keep_counts
         self._keeper = Keeper(counts, max_groups) if counts else None
         self._settled = settled
         #: What the keep rules still hold at the end of an unsettled selection, by group.
-        self.held: list[Ranked] = []
+        self.held: list[tuple[str, Ranked]] = []
         self._vetting = vetting
         self._kept_list = kept_list
 
@@ -179,19 +188,20 @@ class Selection:
         for listed in self.listed:
             self.scanned += 1
             verdict = self._judged(listed)
-            if isinstance(verdict, Ranked):  # only with keep rules
+            if isinstance(verdict, tuple):  # only with keep rules
                 self.progress.add(listed=1)
                 if self._keeper is not None:
-                    for released in self._keeper.offer(verdict):
-                        yield self._released(released.listed)
+                    for released in self._keeper.offer(*verdict):
+                        yield self._released(released)
                 continue
+            chosen = verdict is not False
             self.progress.add(
-                listed=1, matched=int(verdict), matched_bytes=listed.size if verdict else 0
+                listed=1, matched=int(chosen), matched_bytes=listed.size if chosen else 0
             )
             if self.target.versions != "current":
-                self._lost.see(listed, verdict)
-            if verdict:
-                yield planned(listed, self.target.versions)
+                self._lost.see(listed, chosen)
+            if chosen:
+                yield planned(listed, self.target.versions, _rule(verdict))
         self._lost.close()
         self._end()
 
@@ -201,21 +211,25 @@ class Selection:
         holds one key's history."""
         for _, versions in itertools.groupby(self.listed, key=attrgetter("key")):
             history = [(listed, self._judged(listed)) for listed in versions]
-            released: set[ListedObject] = set()
+            released: dict[ListedObject, Ranked] = {}
             for _, verdict in history:
-                if isinstance(verdict, Ranked):
-                    released.update(item.listed for item in keeper.offer(verdict))
-            for item, rule in keeper.close(history[0][0].key):
-                self._kept(item.listed, rule)
+                if isinstance(verdict, tuple):
+                    released.update((item.listed, item) for item in keeper.offer(*verdict))
+            for item, reason in keeper.close(history[0][0].key):
+                self._kept(item.listed, reason)
             for listed, verdict in history:
                 self.scanned += 1
-                chosen = verdict is True or (isinstance(verdict, Ranked) and listed in released)
+                if isinstance(verdict, tuple):
+                    ranked = released.get(listed)
+                    chosen, rule = ranked is not None, ranked.rule if ranked else None
+                else:
+                    chosen, rule = verdict is not False, _rule(verdict)
                 self.progress.add(
                     listed=1, matched=int(chosen), matched_bytes=listed.size if chosen else 0
                 )
                 self._lost.see(listed, chosen)
                 if chosen:
-                    yield planned(listed, self.target.versions)
+                    yield planned(listed, self.target.versions, rule)
         self._lost.close()
 
     def _kept(self, listed: ListedObject, reason: str) -> None:
@@ -240,9 +254,9 @@ class Selection:
                 entry.key, entry.version_id, entry.size, entry.last_modified, reason, detail
             )
 
-    def _released(self, listed: ListedObject) -> PlannedObject:
-        self.progress.add(matched=1, matched_bytes=listed.size)
-        return planned(listed, self.target.versions)
+    def _released(self, item: Ranked) -> PlannedObject:
+        self.progress.add(matched=1, matched_bytes=item.listed.size)
+        return planned(item.listed, self.target.versions, item.rule)
 
     def _end(self) -> None:
         """The listing is over: what the keep rules hold is kept, or, unsettled, handed on."""
@@ -254,19 +268,20 @@ class Selection:
         else:
             self.held = self._keeper.held()
 
-    def _judged(self, listed: ListedObject) -> bool | Ranked:
-        """Whether the object is planned (True), not (False), or left to the keep rules (a
-        Ranked). A rule that keeps a candidate is counted under its reason."""
+    def _judged(self, listed: ListedObject) -> bool | str | tuple[str, Ranked]:
+        """Whether the object is planned (under rules, the rule its line names; else True),
+        not (False), or left to the keep rules (its group and rank). A rule that keeps a
+        candidate is counted under its reason."""
         prefix, versions = self.target.prefix, self.target.versions
         old = is_selected(listed, prefix, self.cutoff, versions)
         if not (self._any_rule or listed.lock):
             return old  # a run without rules: the age and the prefix decide alone
-        ranks = self._ranks(listed)
+        ranks = self._keeper is not None and self._ranks(listed)
         if not (old or ranks):
             return old
         rules = self.rules
         below = listed.key[len(prefix) :]
-        reason = rules.kept_by(below, listed.size, listed.storage_class)
+        reason, included = rules.decision(below, listed.size, listed.storage_class)
         when = listed.last_modified
         if reason is None and rules.time_from_key:
             key_time = time_of(rules.time_from_key, below)
@@ -281,21 +296,24 @@ class Selection:
                     old = False
         if reason is None and listed.lock:
             reason = "locked"  # an inventory's row says so; a listing's are asked of S3 later
-        group = self._group(listed) if reason is None and ranks else None
-        if reason is None and ranks and group is None:
-            reason = "group_by"
         if reason is not None:
             if old:
                 self._kept(listed, reason)
             return False
-        if group is None:
-            return old
-        return Ranked(when, listed.key, listed.version_id or "", group, listed, candidate=old)
+        rule = self._selecting_rules[included] if old else None
+        if not ranks:
+            return rule or False
+        group = self._group(listed)
+        if group is None:  # in no group: kept, as no keep rule can count it
+            if old:
+                self._kept(listed, "group_by")
+            return False
+        return group, Ranked(when, listed.key, listed.version_id or "", listed, old, rule)
 
     def _ranks(self, listed: ListedObject) -> bool:
         """Whether the keep rules count the object: any current object under the prefix; of
         versions, those holding data (a marker holds none) that the mode considers."""
-        if self._keeper is None or listed.is_delete_marker:
+        if listed.is_delete_marker:
             return False
         if not listed.key.startswith(self.target.prefix) or listed.key.startswith(LOCK_FOLDER):
             return False
@@ -314,7 +332,7 @@ class HeldSelection(Selection):
 
     def __init__(
         self,
-        held: Iterable[Ranked],
+        held: Iterable[tuple[str, Ranked]],
         target: PlanTarget,
         cutoff: datetime,
         max_groups: int,
@@ -332,4 +350,4 @@ class HeldSelection(Selection):
         for item, rule in kept:
             self._kept(item.listed, rule)
         for item in released:
-            yield self._released(item.listed)
+            yield self._released(item)

@@ -187,6 +187,13 @@ def outside_row_added(file: TamperedFile, bucket: BucketView, pick: random.Rando
     file.save()
 
 
+def rule_named(file: TamperedFile, bucket: BucketView, pick: random.Random) -> None:
+    """A planned row names a rule that did not select it (`include:**`, where the plan has no
+    include pattern): what the plan says of why it deletes the object, misstated."""
+    file.lines[pick_line(file, bucket, pick)]["rule"] = "include:**"
+    file.save()
+
+
 def row_repeated(file: TamperedFile, bucket: BucketView, pick: random.Random) -> None:
     """A row appears twice (the totals count it twice)."""
     number = pick_line(file, bucket, pick)
@@ -299,6 +306,15 @@ TAMPERINGS: tuple[Tampering, ...] = (
             "inventory": DAMAGED,
             # An inventory lists the whole bucket: rows outside the prefix are passed over.
             "inventory-vouched": APPLIED,
+            "cluster-vouched": refused("plan_entries"),
+        },
+    ),
+    Tampering(
+        "rule-named",
+        rule_named,
+        {
+            **EVERYWHERE,
+            "saved": refused("plan_entries"),
             "cluster-vouched": refused("plan_entries"),
         },
     ),

@@ -15,6 +15,7 @@ from flows.s3_housekeeping import s3_housekeeping
 from tasks.aws import AwsClients
 from tasks.errors import ConfigError, SafetyRefusal
 from tasks.s3.kept_list import read_kept_list
+from tasks.s3.manifest import read_objects
 from tasks.settings import load_settings
 from tests.support.moto_backend import backdate_versions
 
@@ -103,6 +104,28 @@ def test_a_dry_runs_plan_applies_only_under_the_rules_it_was_made_with(
 
     assert applied.deleted == 2
     assert set(OBJECTS) - keys(aws) == {"logs/app/1.log", "logs/db/dump.sql.gz"}
+
+
+def test_each_plan_line_names_the_rule_that_selected_it(
+    aws: AwsClients, seeded: None, as_of: datetime
+) -> None:
+    """Under include patterns, the first one matching; under rules that only keep, the age;
+    without rules, nothing (the header says every line is there by its age)."""
+    included = run(as_of, include=["db/**", "**/*.log", "**"], exclude=["**/*.keep"])
+    only_keeping = run(as_of, min_size="10")
+    without = run(as_of)
+
+    assert rules_named(included.manifest) == {
+        "logs/app/1.log": "include:**/*.log",
+        "logs/db/dump.sql.gz": "include:db/**",
+        "logs/tiny.txt": "include:**",
+    }
+    assert set(rules_named(only_keeping.manifest).values()) == {"age"}
+    assert set(rules_named(without.manifest).values()) == {None}
+
+
+def rules_named(manifest: str) -> dict[str, str | None]:
+    return {entry.key: entry.rule for entry in read_objects(Path(manifest))}
 
 
 def test_says_no_lifecycle_rule_can_do_a_run_with_patterns(

@@ -17,6 +17,7 @@ from tasks.errors import ConfigError
 from tasks.s3.keep import KEEP_RULES, settle
 from tasks.s3.listing import ListedObject
 from tasks.s3.manifest import PlanTarget
+from tasks.s3.patterns import matches
 from tasks.s3.rules import Rules
 from tasks.s3.selection import Selection
 
@@ -51,6 +52,7 @@ listings = st.lists(
 counts = st.integers(min_value=0, max_value=4)
 rule_sets = st.builds(
     Rules,
+    include=st.sampled_from([(), ("db2/**", "**/*.sql"), ("**/*.sql", "**")]),
     exclude=st.sampled_from([(), ("**/*.txt",)]),
     min_size=st.sampled_from([None, 3]),
     keep_newest=counts,
@@ -134,6 +136,18 @@ def reference(objects: list[ListedObject], rules: Rules) -> tuple[set[str], Coun
     return planned, reasons
 
 
+def selecting_rule(rules: Rules, key: str) -> str | None:
+    """The rule a planned key's line names: the first include pattern it matches, else the
+    key's time, else its age; none at all without rules."""
+    if not rules.any:
+        return None
+    below = key.removeprefix(PREFIX)
+    included = [pattern for pattern in rules.include if matches(pattern, below)]
+    if included:
+        return f"include:{included[0]}"
+    return "time_from_key" if rules.time_from_key else "age"
+
+
 def target(rules: Rules) -> PlanTarget:
     moment = CUTOFF.isoformat()
     return PlanTarget("b", "us-east-1", PREFIX, moment, moment, rules=rules.as_header())
@@ -146,9 +160,11 @@ def test_a_plan_is_the_references_in_any_listing_order(objects, rules, order) ->
     (a parallel listing's is any), and no object younger than the cutoff is planned."""
     order.shuffle(objects)
     selection = Selection(objects, target(rules), CUTOFF)
-    planned = [entry.key for entry in selection]
+    entries = list(selection)
+    planned = [entry.key for entry in entries]
     expected, reasons = reference(objects, rules)
     assert sorted(planned) == sorted(expected)
+    assert [entry.rule for entry in entries] == [selecting_rule(rules, key) for key in planned]
     assert len(planned) == len(set(planned))
     assert selection.kept == reasons
     by_key = {listed.key: listed for listed in objects}
@@ -172,6 +188,7 @@ def test_shards_settled_together_plan_what_one_listing_plans(objects, rules, cut
         kept += shard.kept
     released, kept_at_the_end = settle(rules.keep_counts, 1000, held)
     planned += [item.key for item in released]
+    assert [item.rule for item in released] == [selecting_rule(rules, i.key) for i in released]
     expected, reasons = reference(objects, rules)
     assert sorted(planned) == sorted(expected)
     assert kept + Counter(rule for _, rule in kept_at_the_end) == reasons

@@ -126,6 +126,7 @@ TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
         storage_class=TEXT,
         version_id=st.none() | TEXT,
         is_delete_marker=st.booleans(),
+        rule=st.none() | TEXT,
     )
 )
 def test_writes_the_line_json_dumps_writes_when_any_object_is_added(
@@ -140,6 +141,8 @@ def test_writes_the_line_json_dumps_writes_when_any_object_is_added(
         del record["version_id"]
     if not entry.is_delete_marker:
         del record["is_delete_marker"]
+    if entry.rule is None:
+        del record["rule"]
     expected = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
     assert path.read_bytes().split(b"\n")[1] + b"\n" == expected.encode()
     assert list(read_objects(path)) == [entry]

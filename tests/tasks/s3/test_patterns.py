@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.s3.patterns import compile_pattern, matches, pattern_problems
+from tasks.s3.patterns import compile_pattern, first_match, matches, pattern_problems
 
 PREFIX = "logs/"
 
@@ -323,6 +323,18 @@ class TestAgainstReference:
             return
         for key in some_keys:
             assert matches(pattern, key) is reference_match(pattern, key), key
+
+    @settings(max_examples=300)
+    @given(drawn=st.lists(patterns_and_keys(), min_size=1, max_size=4))
+    def test_names_the_first_pattern_the_reference_matches_when_several_are_joined(
+        self, drawn: list[tuple[str, list[str]]]
+    ) -> None:
+        """Several patterns, matched as one regex: the one named is the first that matches
+        on its own, and none when none does."""
+        usable = tuple(pattern for pattern, _ in drawn if reference_tokens(pattern) is not None)
+        for key in (key for _, some_keys in drawn for key in some_keys):
+            first = next((p for p in usable if reference_match(p, key)), None)
+            assert first_match(usable, key) == first, key
 
     @settings(max_examples=500)
     @given(

@@ -33,6 +33,30 @@ class TestKeptBy:
         assert rules.kept_by("a.csv", 1, "STANDARD") == "include"
         assert rules.kept_by("a.log", 1, "STANDARD") is None
 
+
+class TestSelectedBy:
+    def test_names_the_first_include_pattern_that_matches_when_several_do(self) -> None:
+        rules = Rules(include=("*.tmp", "**/*.log", "a.*"))
+        assert rules.decision("a.log", 1, "STANDARD") == (None, "**/*.log")
+        assert rules.selected_by("**/*.log") == "include:**/*.log"
+        assert rules.decision("b.csv", 1, "STANDARD") == ("include", None)
+
+    def test_names_no_pattern_when_a_later_rule_keeps_the_object(self) -> None:
+        assert Rules(include=("*",), min_size=5).decision("a", 1, "STANDARD") == ("size", None)
+
+    @pytest.mark.parametrize(
+        ("rules", "expected"),
+        [
+            (Rules(keep_newest=2), "age"),
+            (Rules(min_size=1), "age"),
+            (Rules(time_from_key=r"(?P<year>\d{4})"), "time_from_key"),
+        ],
+    )
+    def test_names_the_age_when_no_include_pattern_is_set(
+        self, rules: Rules, expected: str
+    ) -> None:
+        assert rules.selected_by(None) == expected
+
     @pytest.mark.parametrize(
         ("size", "expected"), [(9, "size"), (10, None), (20, None), (21, "size")]
     )

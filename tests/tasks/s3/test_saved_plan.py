@@ -437,6 +437,37 @@ class TestRetentionRules:
         assert refused.guard == "plan_entries"
         assert "line 3 of the plan is an object its retention rules keep" in str(refused)
 
+    @pytest.mark.parametrize(
+        ("rules", "named"),
+        [
+            (RULES, "include:*"),
+            ({"include": ["a*", "c*"]}, "include:a*"),
+            ({"keep_newest": 1}, "include:c*"),
+            ({}, "age"),
+        ],
+        ids=["another-rule", "another-pattern", "a-pattern-not-set", "without-rules"],
+    )
+    def test_refuses_a_line_naming_a_rule_its_rules_do_not_give(
+        self, tmp_path: Path, rules: dict[str, object], named: str
+    ) -> None:
+        """A line names the rule that selected it; an edited name is refused even where the
+        digest was not asked for."""
+        ruled = replace(TARGET, rules=rules)
+        lines = [entry("temp/c"), replace(entry("temp/c2"), rule=named)]
+        path = write_plan(tmp_path / "plan.jsonl", lines, ruled)
+
+        refused = refusal(path, ruled)
+
+        assert refused.guard == "plan_entries"
+        assert "line 3 of the plan names a rule its plan's rules do not give" in str(refused)
+
+    def test_accepts_lines_naming_the_rule_their_rules_give(self, tmp_path: Path) -> None:
+        ruled = replace(TARGET, rules={"include": ["a*", "c*"]})
+        lines = [replace(entry("temp/c"), rule="include:c*"), entry("temp/a")]
+        path = write_plan(tmp_path / "plan.jsonl", lines, ruled)
+
+        assert load_plan(path, ruled, MAX_AGE, now=NOW).matched == 2
+
     @pytest.mark.parametrize("key", ["temp/2026-05-10.sql", "temp/latest.sql"])
     def test_refuses_a_line_whose_key_time_is_not_before_the_cutoff(
         self, tmp_path: Path, key: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,11 +134,22 @@ def sns_queue(moto: None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for every test that runs a flow."""
+def prefect_harness(
+    prefect_database: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """One temporary Prefect API for every test that runs a flow: Prefect's test harness, its
+    database a copy of the migrated one (it makes its own in a folder from `mkdtemp`, and
+    migrating that cost 10 s of CPU on each xdist worker)."""
+    from unittest import mock
+
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    folder = tmp_path_factory.mktemp("prefect-harness")
+    shutil.copyfile(prefect_database, folder / "prefect-test.db")
+    with (
+        mock.patch("prefect.testing.utilities.mkdtemp", return_value=str(folder)),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
         yield
 
 

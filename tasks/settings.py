@@ -300,7 +300,7 @@ class RunSettings(BaseSettings):
         le=100_000_000,
         validation_alias=env("CLEANUP_MAX_GROUPS"),
         description="The most groups the keep rules track at once (each holds at most the sum "
-        "of the keep counts, about 550 bytes an object): past it a run stops, deleting nothing "
+        "of the keep counts, about 400 bytes an object): past it a run stops, deleting nothing "
         "more.",
     )
     older_than_days: Annotated[int, Parameter()] = Field(

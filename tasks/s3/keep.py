@@ -17,10 +17,11 @@ the same second is kept does not depend on the order they were listed in.
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks.errors import ConfigError
@@ -41,61 +42,133 @@ PERIODS: dict[str, Callable[[datetime], Any]] = {
 }
 
 
+#: An ETag as S3 gives a single-part upload's: its 16 bytes are held, not its 34 characters.
+_PLAIN_ETAG = re.compile(r'"[0-9a-f]{32}"')
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Ranked:
-    """An object the keep rules rank: its time (LastModified, or read from its key), key and
-    version id; `candidate` when it may be deleted (old enough, and no other rule keeps it),
-    with the rule its plan line names if it is (`Rules.selected_by`). A younger object counts
-    among the newest all the same, and is never released. Its group is not held here: the
-    group's name is held once, by the Keeper."""
+    """An object the keep rules rank: its time (LastModified, or read from its key, in POSIX
+    seconds), key and version id ("" for none); the rule its plan line names (`rule`,
+    `Rules.selected_by`) when it may be deleted (a candidate: old enough, and no other rule
+    keeps it). A younger object counts among the newest all the same, and is never released.
 
-    when: datetime
+    It carries what its plan line or kept-list line needs, not the listed object (a delete
+    marker is never ranked), as compactly as it can be read back: thousands are held until a
+    listing ends (docs/guides/retention-rules.md, Memory). Its group is not held here: the
+    Keeper holds each group's name once."""
+
+    when: float
     key: str
     version: str
-    listed: ListedObject = field(compare=False)
-    candidate: bool = field(compare=False)
-    rule: str | None = field(compare=False, default=None)
+    rule: str | None = field(compare=False)
+    packed_etag: str | bytes = field(compare=False)
+    size: int = field(compare=False)
+    modified: float = field(compare=False)
+    storage_class: str = field(compare=False)
+
+    #: As a listed object says them (a plan line is made from either): never a delete marker,
+    #: never found under a lock (a lock found in a listing keeps an object before it is ranked).
+    is_delete_marker = False
+    lock = ""
+
+    @classmethod
+    def of(cls, listed: ListedObject, when: datetime, candidate: bool, rule: str | None) -> Ranked:
+        modified = listed.last_modified.timestamp()
+        etag = listed.etag
+        return cls(
+            modified if when is listed.last_modified else when.timestamp(),
+            listed.key,
+            listed.version_id or "",
+            rule if candidate else None,
+            bytes.fromhex(etag[1:-1]) if _PLAIN_ETAG.fullmatch(etag) else etag,
+            listed.size,
+            modified,
+            listed.storage_class,
+        )
+
+    @property
+    def candidate(self) -> bool:
+        return self.rule is not None
+
+    @property
+    def version_id(self) -> str | None:
+        return self.version or None
+
+    @property
+    def etag(self) -> str:
+        packed = self.packed_etag
+        return f'"{packed.hex()}"' if isinstance(packed, bytes) else packed
+
+    @property
+    def last_modified(self) -> datetime:
+        return datetime.fromtimestamp(self.modified, UTC)
 
 
-class _Newest:
-    """keep_newest: the N newest objects seen."""
+class _Alone:
+    """A rule that is its group's only one (the common case, keep_newest alone) is the group
+    itself, with no count of holders: an open group costs the rule and what it holds."""
 
-    __slots__ = ("count", "heap")
+    __slots__ = ()
+    name: str
+
+    def offer(self, item: Ranked) -> Ranked | None:
+        raise NotImplementedError
+
+    def held(self) -> Iterable[Ranked]:
+        raise NotImplementedError
+
+    def release(self, item: Ranked) -> Iterator[Ranked]:
+        """The candidate no longer held once the item is offered, if any."""
+        dropped = self.offer(item)
+        if dropped is not None and dropped.candidate:
+            yield dropped
+
+    def kept(self) -> Iterator[tuple[Ranked, str]]:
+        return ((item, self.name) for item in self.held())
+
+
+class _Newest(_Alone, list[Ranked]):
+    """keep_newest: the N newest objects seen, as a heap. It is the heap's list itself: a
+    listing in any order keeps every group open to its end, and a group under keep_newest
+    alone is this object and what it holds."""
+
+    __slots__ = ("most",)
+    name = "keep_newest"
 
     def __init__(self, count: int) -> None:
-        self.count = count
-        self.heap: list[Ranked] = []
+        super().__init__()
+        self.most = count
 
     def offer(self, item: Ranked) -> Ranked | None:
         """Hold the item if it is among the newest so far; what is no longer held (the item
         itself, or the oldest held), or None. An item held already (listed twice) changes
         nothing."""
-        heap = self.heap
-        if len(heap) < self.count:
-            if item not in heap:
-                heapq.heappush(heap, item)
+        if len(self) < self.most:
+            if item not in self:
+                heapq.heappush(self, item)
             return None
-        if item < heap[0]:
+        if item < self[0]:
             return item  # most items of a long listing: older than all held
-        if item in heap:
+        if item in self:
             return None
-        return heapq.heapreplace(heap, item)
+        return heapq.heapreplace(self, item)
 
     def held(self) -> Iterable[Ranked]:
-        return self.heap
+        return self
 
 
-class _Periodic:
+class _Periodic(_Alone):
     """keep_daily and the like: the newest object of each of the N latest periods seen."""
 
-    __slots__ = ("by_period", "count", "period_of")
+    __slots__ = ("by_period", "count", "name", "period_of")
 
-    def __init__(self, count: int, period_of: Callable[[datetime], Any]) -> None:
-        self.count, self.period_of = count, period_of
+    def __init__(self, name: str, count: int) -> None:
+        self.name, self.count, self.period_of = name, count, PERIODS[name]
         self.by_period: dict[Any, Ranked] = {}
 
     def offer(self, item: Ranked) -> Ranked | None:
-        period = self.period_of(item.when)
+        period = self.period_of(datetime.fromtimestamp(item.when, UTC))
         holder = self.by_period.get(period)
         if holder is not None:
             if item == holder:
@@ -119,7 +192,7 @@ class _Periodic:
 
 
 def _rule(name: str, count: int) -> _Newest | _Periodic:
-    return _Newest(count) if name == "keep_newest" else _Periodic(count, PERIODS[name])
+    return _Newest(count) if name == "keep_newest" else _Periodic(name, count)
 
 
 class _Group:
@@ -132,7 +205,7 @@ class _Group:
         self.rules = [(name, _rule(name, count)) for name, count in counts.items()]
         self.holders: Counter[Ranked] = Counter()
 
-    def offer(self, item: Ranked) -> Iterator[Ranked]:
+    def release(self, item: Ranked) -> Iterator[Ranked]:
         """The candidates no rule holds any longer once the item is offered to each."""
         if item in self.holders:
             return  # listed twice (a row repeated across an inventory's data files): held once
@@ -157,25 +230,6 @@ class _Group:
                     yield item, name
 
 
-class _OneRule:
-    """A group under a single keep rule (the common case, keep_newest alone): the rule is the
-    group, with no count of holders, so an open group costs its rule and what it holds."""
-
-    __slots__ = ("name", "rule")
-
-    def __init__(self, counts: dict[str, int]) -> None:
-        ((self.name, count),) = counts.items()
-        self.rule = _rule(self.name, count)
-
-    def offer(self, item: Ranked) -> Iterator[Ranked]:
-        dropped = self.rule.offer(item)
-        if dropped is not None and dropped.candidate:
-            yield dropped
-
-    def kept(self) -> Iterator[tuple[Ranked, str]]:
-        return ((item, self.name) for item in self.rule.held())
-
-
 class Keeper:
     """The keep rules over the groups of one listing. `offer` an object of a group, get back the
     candidates released for deletion; `close` a group once no more of its objects can come (a
@@ -189,8 +243,7 @@ class Keeper:
     def __init__(self, counts: dict[str, int], max_groups: int) -> None:
         self.counts = {name: counts[name] for name in KEEP_RULES if counts.get(name)}
         self.max_groups = max_groups
-        self.groups: dict[str, _Group | _OneRule] = {}
-        self._group_of = _OneRule if len(self.counts) == 1 else _Group
+        self.groups: dict[str, _Group | _Newest | _Periodic] = {}
 
     def offer(self, group: str, item: Ranked) -> Iterator[Ranked]:
         """The candidates released once the item, of this group, is offered."""
@@ -200,11 +253,17 @@ class Keeper:
                 raise ConfigError(
                     f"the keep rules track more than max_groups ({self.max_groups:,}) groups at "
                     "once: raise max_groups (each open group holds at most the sum of the keep "
-                    "counts, about 550 bytes an object), or group by folder (depth:N) in a "
+                    "counts, about 400 bytes an object), or group by folder (depth:N) in a "
                     "listing of one folder at a time"
                 )
-            state = self.groups[group] = self._group_of(self.counts)
-        return state.offer(item)
+            state = self.groups[group] = self._new_group()
+        return state.release(item)
+
+    def _new_group(self) -> _Group | _Newest | _Periodic:
+        if len(self.counts) == 1:
+            ((name, count),) = self.counts.items()
+            return _rule(name, count)
+        return _Group(self.counts)
 
     def close(self, group: str) -> list[tuple[Ranked, str]]:
         """The group is complete: what its rules hold is kept. Returns the candidates kept,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,8 @@ def current_object(entry: dict[str, Any]) -> ListedObject:
         etag=entry.get("ETag", ""),
         size=int(entry.get("Size", 0)),
         last_modified=entry["LastModified"],
-        storage_class=entry.get("StorageClass", "STANDARD"),
+        # One string per class, not one per object: the keep rules hold thousands of objects.
+        storage_class=sys.intern(entry.get("StorageClass", "STANDARD")),
     )
 
 

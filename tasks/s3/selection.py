@@ -41,7 +41,7 @@ def is_selected(listed: ListedObject, prefix: str, cutoff: datetime, versions: s
     return listed.last_modified < cutoff
 
 
-def planned(listed: ListedObject, versions: str, rule: str | None = None) -> PlannedObject:
+def planned(listed: ListedObject | Ranked, versions: str, rule: str | None = None) -> PlannedObject:
     """The plan's line for a selected object: a specific version only when versions are asked
     for (then it is deleted by id), else the current object with its ETag; under retention
     rules, with the rule that selected it."""
@@ -211,16 +211,16 @@ class Selection:
         holds one key's history."""
         for _, versions in itertools.groupby(self.listed, key=attrgetter("key")):
             history = [(listed, self._judged(listed)) for listed in versions]
-            released: dict[ListedObject, Ranked] = {}
+            released: dict[str, Ranked] = {}  # by version id: the versions of one key
             for _, verdict in history:
                 if isinstance(verdict, tuple):
-                    released.update((item.listed, item) for item in keeper.offer(*verdict))
+                    released.update((item.version, item) for item in keeper.offer(*verdict))
             for item, reason in keeper.close(history[0][0].key):
-                self._kept(item.listed, reason)
+                self._kept(item, reason)
             for listed, verdict in history:
                 self.scanned += 1
                 if isinstance(verdict, tuple):
-                    ranked = released.get(listed)
+                    ranked = released.get(listed.version_id or "")
                     chosen, rule = ranked is not None, ranked.rule if ranked else None
                 else:
                     chosen, rule = verdict is not False, _rule(verdict)
@@ -232,7 +232,7 @@ class Selection:
                     yield planned(listed, self.target.versions, rule)
         self._lost.close()
 
-    def _kept(self, listed: ListedObject, reason: str) -> None:
+    def _kept(self, listed: ListedObject | Ranked, reason: str) -> None:
         """A candidate a rule keeps: counted by its reason, and listed when asked."""
         self.kept[reason] += 1
         if self._kept_list is not None:
@@ -255,8 +255,8 @@ class Selection:
             )
 
     def _released(self, item: Ranked) -> PlannedObject:
-        self.progress.add(matched=1, matched_bytes=item.listed.size)
-        return planned(item.listed, self.target.versions, item.rule)
+        self.progress.add(matched=1, matched_bytes=item.size)
+        return planned(item, self.target.versions, item.rule)
 
     def _end(self) -> None:
         """The listing is over: what the keep rules hold is kept, or, unsettled, handed on."""
@@ -264,7 +264,7 @@ class Selection:
             return
         if self._settled:
             for item, rule in self._keeper.close_all():
-                self._kept(item.listed, rule)
+                self._kept(item, rule)
         else:
             self.held = self._keeper.held()
 
@@ -308,7 +308,7 @@ class Selection:
             if old:
                 self._kept(listed, "group_by")
             return False
-        return group, Ranked(when, listed.key, listed.version_id or "", listed, old, rule)
+        return group, Ranked.of(listed, when, old, rule)
 
     def _ranks(self, listed: ListedObject) -> bool:
         """Whether the keep rules count the object: any current object under the prefix; of
@@ -348,6 +348,6 @@ class HeldSelection(Selection):
     def _decided(self) -> Iterator[PlannedObject]:
         released, kept = settle(self.rules.keep_counts, self._max_groups, self._held)
         for item, rule in kept:
-            self._kept(item.listed, rule)
+            self._kept(item, rule)
         for item in released:
             yield self._released(item)

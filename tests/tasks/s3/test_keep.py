@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from tasks.errors import ConfigError
 from tasks.s3.keep import KEEP_RULES, settle
 from tasks.s3.listing import ListedObject
-from tasks.s3.manifest import PlanTarget
+from tasks.s3.kept_list import KeptList, read_kept_list
+from tasks.s3.manifest import PlanTarget, isoformat
 from tasks.s3.patterns import matches
 from tasks.s3.rules import Rules
-from tasks.s3.selection import Selection
+from tasks.s3.selection import Selection, planned
 
 CUTOFF = datetime(2026, 3, 1, tzinfo=UTC)
 PREFIX = "backups/"
@@ -332,3 +333,43 @@ def test_in_a_versions_mode_keep_rules_count_each_keys_versions(
             if old and listed.version_id not in kept:
                 expected.add((key, listed.version_id))
     assert planned == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    etags=st.lists(
+        st.one_of(
+            st.binary(min_size=16, max_size=16).map(lambda b: f'"{b.hex()}"'),
+            st.binary(min_size=16, max_size=16).map(lambda b: f'"{b.hex().upper()}"'),
+            st.integers(1, 99).map(lambda parts: f'"{"ab" * 16}-{parts}"'),
+            st.text(max_size=40),
+        ),
+        min_size=3,
+        max_size=3,
+    ),
+    microseconds=st.lists(st.integers(0, 999_999), min_size=3, max_size=3),
+)
+def test_a_released_or_kept_object_keeps_its_etag_and_time_exactly(
+    tmp_path_factory: pytest.TempPathFactory, etags: list[str], microseconds: list[int]
+) -> None:
+    """The keep rules hold a compact record of each object: what comes back out of it, in
+    the plan's line or the kept list's, is what the listing said, to the byte."""
+    objects = [
+        ListedObject(f"{PREFIX}db1/{n}.sql", etag, n, at(40 + n).replace(microsecond=micro))
+        for n, (etag, micro) in enumerate(zip(etags, microseconds, strict=True))
+    ]
+    path = tmp_path_factory.mktemp("kept") / "plan.kept.jsonl.gz"
+    ruled = target(Rules(keep_newest=1))
+    kept_list = KeptList(path, ruled)
+    selection = Selection(objects, ruled, CUTOFF, kept_list=kept_list)
+    entries = list(selection)
+    kept_list.close()
+
+    assert entries == [planned(listed, "current", "age") for listed in objects[1:]]
+    (kept,) = read_kept_list(path)
+    assert kept == {
+        "key": objects[0].key,
+        "size": 0,
+        "last_modified": isoformat(objects[0].last_modified),
+        "reason": "keep_newest",
+    }

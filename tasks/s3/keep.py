@@ -273,8 +273,11 @@ class Keeper:
             return []
         return [(item, name) for item, name in state.kept() if item.candidate]
 
-    def close_all(self) -> list[tuple[Ranked, str]]:
-        return [pair for group in list(self.groups) for pair in self.close(group)]
+    def close_all(self) -> Iterator[tuple[Ranked, str]]:
+        """Every group closed, one after another: a group's objects are let go as the next
+        is closed (at the end of a listing the rules hold the most they ever do)."""
+        while self.groups:
+            yield from self.close(next(iter(self.groups)))
 
     def held(self) -> list[tuple[str, Ranked]]:
         """Every object the open groups hold, young ones included, with its group: what a
@@ -295,4 +298,4 @@ def settle(
         if item not in seen:
             seen.add(item)
             released += keeper.offer(group, item)
-    return released, keeper.close_all()
+    return released, list(keeper.close_all())

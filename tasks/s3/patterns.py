@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -210,10 +210,71 @@ def compile_patterns(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"({compile_pattern(p).pattern})" for p in patterns), re.DOTALL)
 
 
+@lru_cache(maxsize=256)
+def first_matching(patterns: tuple[str, ...]) -> Callable[[str], int | None]:
+    """A function of a key below the prefix: the index of the first of the patterns that
+    matches it, or None. Asked of every listed key: when every pattern has one of the shapes
+    rules are mostly written in (`_string_test`), string tests answer, at a tenth of a regex
+    match's cost; otherwise one regex match (`compile_patterns`).
+
+    Raises:
+        ValueError: a pattern's syntax is broken (as `compile_pattern`).
+    """
+    tests = [_string_test(pattern) for pattern in patterns]
+    regex = compile_patterns(patterns)  # compiled all the same: it checks the syntax
+    if all(test is not None for test in tests):
+        simple = [test for test in tests if test is not None]
+
+        def by_strings(key: str) -> int | None:
+            for index, test in enumerate(simple):
+                if test(key):
+                    return index
+            return None
+
+        return by_strings
+
+    def by_regex(key: str) -> int | None:
+        found = regex.fullmatch(key)
+        # Each pattern is a group of its own: a match always says which.
+        return None if found is None or found.lastindex is None else found.lastindex - 1
+
+    return by_regex
+
+
 def first_match(patterns: tuple[str, ...], key_below_prefix: str) -> str | None:
     """The first of the patterns that matches the whole of a key below the prefix, or None."""
-    found = compile_patterns(patterns).fullmatch(key_below_prefix) if patterns else None
-    return None if found is None or found.lastindex is None else patterns[found.lastindex - 1]
+    index = first_matching(patterns)(key_below_prefix) if patterns else None
+    return None if index is None else patterns[index]
+
+
+#: What a literal part of a shape may not hold: a wildcard, a class, a slash.
+_NOT_LITERAL = re.compile(r"[*?\[/]")
+
+
+def _string_test(pattern: str) -> Callable[[str], bool] | None:
+    """The pattern as a string test that answers as its regex does, for these shapes (NAME
+    and EXT literal, without a slash): `**`; `**/*.EXT` (the key ends with ".EXT": its last
+    segment does, `*` being any run inside it, empty included); `**/*.*` (a "." in the last
+    segment); `**/NAME/**` (a segment NAME, at the start or after a "/", then a "/");
+    `NAME/**` (the key starts with "NAME/"). None for any other pattern."""
+    if pattern == "**":
+        return lambda key: True
+    if pattern == "**/*.*":
+        return lambda key: "." in key[key.rfind("/") + 1 :]
+    if pattern.startswith("**/*.") and not _NOT_LITERAL.search(pattern[5:]):
+        suffix = pattern[4:]
+        return lambda key: key.endswith(suffix)
+    middle = pattern[3:-3]
+    if pattern.startswith("**/") and pattern.endswith("/**") and middle:
+        if _NOT_LITERAL.search(middle):
+            return None
+        first, inside = f"{middle}/", f"/{middle}/"
+        return lambda key: key.startswith(first) or inside in key
+    name = pattern[:-3]
+    if pattern.endswith("/**") and name and not _NOT_LITERAL.search(name):
+        start = f"{name}/"
+        return lambda key: key.startswith(start)
+    return None
 
 
 def _fewest_bytes(segments: list[list[_Token]]) -> int | None:

@@ -8,7 +8,6 @@ under the rules it was made with.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,7 +15,7 @@ from typing import Any
 
 from tasks.s3.keep import KEEP_RULES
 from tasks.s3.key_fields import group_by_problems, time_from_key_problems
-from tasks.s3.patterns import compile_patterns, pattern_problems
+from tasks.s3.patterns import first_matching, pattern_problems
 from tasks.s3.sizes import MAX_SIZE, size_text
 from tasks.s3.vetting import protect_tag_problems
 
@@ -110,15 +109,14 @@ class Rules:
         """Why a candidate is kept (as `kept_by`), and, when it is not and include is set,
         the include pattern that let it through (the first that matches). One regex match a
         key for all the exclude patterns, one for all the include patterns."""
-        if self._excluded is not None and self._excluded(key_below_prefix):
+        if self._excluded is not None and self._excluded(key_below_prefix) is not None:
             return "exclude", None
         included = None
         if self._included is not None:
-            found = self._included(key_below_prefix)
-            if found is None:
+            index = self._included(key_below_prefix)
+            if index is None:
                 return "include", None
-            # Each pattern is a group of its own: a match always says which (from 1).
-            included = self.include[found.lastindex - 1] if found.lastindex else None
+            included = self.include[index]
         if (self.min_size is not None and size < self.min_size) or (
             self.max_size is not None and size > self.max_size
         ):
@@ -127,14 +125,14 @@ class Rules:
             return "storage_class", None
         return None, included
 
-    # Asked of every listed object: the patterns' regexes are looked up once, not per key.
+    # Asked of every listed object: the patterns' matchers are looked up once, not per key.
     @cached_property
-    def _excluded(self) -> Callable[[str], re.Match[str] | None] | None:
-        return compile_patterns(self.exclude).fullmatch if self.exclude else None
+    def _excluded(self) -> Callable[[str], int | None] | None:
+        return first_matching(self.exclude) if self.exclude else None
 
     @cached_property
-    def _included(self) -> Callable[[str], re.Match[str] | None] | None:
-        return compile_patterns(self.include).fullmatch if self.include else None
+    def _included(self) -> Callable[[str], int | None] | None:
+        return first_matching(self.include) if self.include else None
 
     def selected_by(self, included: str | None) -> str:
         """The rule a planned object names in its plan line: the include pattern that let it

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.s3.patterns import compile_pattern, first_match, matches, pattern_problems
+from tasks.s3.patterns import (
+    compile_pattern,
+    first_match,
+    first_matching,
+    matches,
+    pattern_problems,
+)
 
 PREFIX = "logs/"
 
@@ -335,6 +341,41 @@ class TestAgainstReference:
         for key in (key for _, some_keys in drawn for key in some_keys):
             first = next((p for p in usable if reference_match(p, key)), None)
             assert first_match(usable, key) == first, key
+
+    # The shapes string tests answer (tasks/s3/patterns.py `_string_test`), and two near them
+    # that the regex answers, mixed.
+    @settings(max_examples=500)
+    @given(
+        patterns=st.lists(
+            st.sampled_from(
+                [
+                    "**",
+                    "**/*.*",
+                    "**/*.o",
+                    "**/*.",
+                    "**/*.lo.o",
+                    "**/a/**",
+                    "**/a.l/**",
+                    "a/**",
+                    "a/l/**",
+                    "**/*.[o]",
+                    "a*/**",
+                ]
+            ),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        ),
+        some_keys=st.lists(st.text(alphabet="al./o\n", max_size=12), max_size=12),
+    )
+    def test_string_tests_answer_as_the_regex_when_a_pattern_has_a_common_shape(
+        self, patterns: list[str], some_keys: list[str]
+    ) -> None:
+        for key in some_keys:
+            by_regex = next(
+                (n for n, p in enumerate(patterns) if compile_pattern(p).fullmatch(key)), None
+            )
+            assert first_matching(tuple(patterns))(key) == by_regex, key
 
     @settings(max_examples=500)
     @given(

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from tasks.errors import ConfigError
 from tasks.s3.keep import KEEP_RULES, settle
-from tasks.s3.listing import ListedObject
 from tasks.s3.kept_list import KeptList, read_kept_list
+from tasks.s3.listing import ListedObject
 from tasks.s3.manifest import PlanTarget, isoformat
 from tasks.s3.patterns import matches
 from tasks.s3.rules import Rules

@@ -103,10 +103,12 @@ def plan_table(rows: Iterator[PlannedObject], report: dict[str, Any], now: datet
     if len(counts) > FIRST_FOLDERS:
         lines.append(f"  ... and {len(counts) - FIRST_FOLDERS:,} more folders")
     width = max(len("planned object"), *(len(shown_text(row.key)) for row in first))
-    lines += ["", f"  {'planned object':<{width}}  {'age':>9}  {'size':>10}"]
+    # Under retention rules each line names the rule that selected it: shown beside it.
+    ruled = any(row.rule for row in first)
+    lines += ["", f"  {'planned object':<{width}}  {'age':>9}  {'size':>10}" + ruled * "  rule"]
     lines += [
         f"  {shown_text(row.key):<{width}}  {age(row.last_modified, now):>9}  "
-        f"{human_bytes(row.size):>10}"
+        f"{human_bytes(row.size):>10}" + (f"  {shown_text(row.rule or '')}" if ruled else "")
         for row in first
     ]
     more = report["matched"] - len(first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,22 @@ class TestRunSummary:
         lines = text.splitlines()
         assert lines[1] == "Old enough but kept by the rules: exclude 3, keep_daily 7, locked 1."
         assert lines[2] == "Each of them, with its rule: k.jsonl.gz"
+
+    def test_names_each_shown_objects_rule_when_the_plan_was_made_under_rules(
+        self, tmp_path: Path
+    ) -> None:
+        objects = [
+            replace(planned("tmp/a.tgz", 40), rule="include:**/*.tgz"),
+            replace(planned("tmp/b.log", 50), rule="age"),
+        ]
+        path = plan_file(tmp_path / "plan.jsonl.gz", objects)
+
+        lines = run_summary(report(path, objects), now=NOW).splitlines()
+
+        header = lines.index(next(line for line in lines if "planned object" in line))
+        assert lines[header].split() == ["planned", "object", "age", "size", "rule"]
+        assert lines[header + 1].split()[::5] == ["tmp/a.tgz", "include:**/*.tgz"]
+        assert lines[header + 2].split()[::5] == ["tmp/b.log", "age"]
 
     def test_says_no_rule_kept_an_old_object_when_its_kept_list_is_empty(
         self, tmp_path: Path, objects: list[PlannedObject]

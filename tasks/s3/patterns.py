@@ -241,12 +241,6 @@ def first_matching(patterns: tuple[str, ...]) -> Callable[[str], int | None]:
     return by_regex
 
 
-def first_match(patterns: tuple[str, ...], key_below_prefix: str) -> str | None:
-    """The first of the patterns that matches the whole of a key below the prefix, or None."""
-    index = first_matching(patterns)(key_below_prefix) if patterns else None
-    return None if index is None else patterns[index]
-
-
 #: What a literal part of a shape may not hold: a wildcard, a class, a slash.
 _NOT_LITERAL = re.compile(r"[*?\[/]")
 

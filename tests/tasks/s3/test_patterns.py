@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from tasks.s3.patterns import (
     compile_pattern,
-    first_match,
     first_matching,
     matches,
     pattern_problems,
@@ -310,6 +309,12 @@ def patterns_and_keys(draw: st.DrawFn, globstars: bool = True) -> tuple[str, lis
     chooser = draw(st.randoms(use_true_random=False))
     made = ["".join(chooser.choice(FRAGMENTS[f]) for f in fragments) for _ in range(4)]
     return "".join(fragments), [*draw(st.lists(keys, max_size=4)), *made]
+
+
+def first_match(patterns: tuple[str, ...], key: str) -> str | None:
+    """The first of the patterns that matches the key, as `first_matching` names it."""
+    index = first_matching(patterns)(key) if patterns else None
+    return None if index is None else patterns[index]
 
 
 class TestAgainstReference:

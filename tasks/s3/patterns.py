@@ -224,6 +224,9 @@ def first_matching(patterns: tuple[str, ...]) -> Callable[[str], int | None]:
     regex = compile_patterns(patterns)  # compiled all the same: it checks the syntax
     if all(test is not None for test in tests):
         simple = [test for test in tests if test is not None]
+        if len(simple) == 1:
+            [only] = simple
+            return lambda key: 0 if only(key) else None
 
         def by_strings(key: str) -> int | None:
             for index, test in enumerate(simple):
@@ -241,6 +244,21 @@ def first_matching(patterns: tuple[str, ...]) -> Callable[[str], int | None]:
     return by_regex
 
 
+def any_matching(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """A function of a key below the prefix, true when any of the patterns matches it
+    (`first_matching` when which one does not matter): one pattern of a shape string tests
+    answer is that test itself, with no call around it.
+
+    Raises:
+        ValueError: a pattern's syntax is broken (as `compile_pattern`).
+    """
+    compile_patterns(patterns)  # compiled all the same: it checks the syntax
+    if len(patterns) == 1 and (test := _string_test(patterns[0])) is not None:
+        return test
+    first = first_matching(patterns)
+    return lambda key: first(key) is not None
+
+
 #: What a literal part of a shape may not hold: a wildcard, a class, a slash.
 _NOT_LITERAL = re.compile(r"[*?\[/]")
 
@@ -254,7 +272,7 @@ def _string_test(pattern: str) -> Callable[[str], bool] | None:
     if pattern == "**":
         return lambda key: True
     if pattern == "**/*.*":
-        return lambda key: "." in key[key.rfind("/") + 1 :]
+        return lambda key: key.rfind(".") > key.rfind("/")
     if pattern.startswith("**/*.") and not _NOT_LITERAL.search(pattern[5:]):
         suffix = pattern[4:]
         return lambda key: key.endswith(suffix)

@@ -8,6 +8,7 @@ under the rules it was made with.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 
 from tasks.s3.keep import KEEP_RULES
 from tasks.s3.key_fields import group_by_problems, time_from_key_problems
-from tasks.s3.patterns import first_matching, pattern_problems
+from tasks.s3.patterns import any_matching, first_matching, pattern_problems
 from tasks.s3.sizes import MAX_SIZE, size_text
 from tasks.s3.vetting import protect_tag_problems
 
@@ -48,6 +49,9 @@ STORAGE_CLASSES = (
     "AWS_BACKUP_WARM",
     "AWS_BACKUP_LOW_COST_WARM",
 )
+#: `Rules.decision`'s answers for a kept candidate, made once.
+_EXCLUDED, _NOT_INCLUDED = ("exclude", None), ("include", None)
+_SIZE, _STORAGE_CLASS = ("size", None), ("storage_class", None)
 _PATTERN_LISTS = ("include", "exclude")
 _TEXT_LISTS = (*_PATTERN_LISTS, "storage_classes", "protect_tags")
 _SIZES = ("min_size", "max_size")
@@ -107,32 +111,43 @@ class Rules:
         self, key_below_prefix: str, size: int, storage_class: str
     ) -> tuple[str | None, str | None]:
         """Why a candidate is kept (as `kept_by`), and, when it is not and include is set,
-        the include pattern that let it through (the first that matches). One regex match a
-        key for all the exclude patterns, one for all the include patterns."""
-        if self._excluded is not None and self._excluded(key_below_prefix) is not None:
-            return "exclude", None
-        included = None
-        if self._included is not None:
-            index = self._included(key_below_prefix)
-            if index is None:
-                return "include", None
-            included = self.include[index]
-        if (self.min_size is not None and size < self.min_size) or (
-            self.max_size is not None and size > self.max_size
-        ):
-            return "size", None
-        if self.storage_classes and storage_class not in self.storage_classes:
-            return "storage_class", None
-        return None, included
-
-    # Asked of every listed object: the patterns' matchers are looked up once, not per key.
-    @cached_property
-    def _excluded(self) -> Callable[[str], int | None] | None:
-        return first_matching(self.exclude) if self.exclude else None
+        the include pattern that let it through (the first that matches)."""
+        return self.decider(key_below_prefix, size, storage_class)
 
     @cached_property
-    def _included(self) -> Callable[[str], int | None] | None:
-        return first_matching(self.include) if self.include else None
+    def decider(self) -> Callable[[str, int, str], tuple[str | None, str | None]]:
+        """`decision` as one function made for these rules, asked of every listed key: the
+        patterns' matchers, bounds and answers are made once, and a key is matched once
+        against all the exclude patterns, once against all the include patterns."""
+        excluded = any_matching(self.exclude) if self.exclude else None
+        one_include = any_matching(self.include) if len(self.include) == 1 else None
+        first_include = first_matching(self.include) if len(self.include) > 1 else None
+        let_through: list[tuple[str | None, str | None]] = [(None, p) for p in self.include]
+        lowest = self.min_size if self.min_size is not None else -math.inf
+        highest = self.max_size if self.max_size is not None else math.inf
+        classes = frozenset(self.storage_classes)
+        deleted: tuple[str | None, str | None] = (None, None)
+
+        def decide(key: str, size: int, storage_class: str) -> tuple[str | None, str | None]:
+            if excluded is not None and excluded(key):
+                return _EXCLUDED
+            answer = deleted
+            if one_include is not None:
+                if not one_include(key):
+                    return _NOT_INCLUDED
+                answer = let_through[0]
+            elif first_include is not None:
+                index = first_include(key)
+                if index is None:
+                    return _NOT_INCLUDED
+                answer = let_through[index]
+            if not lowest <= size <= highest:
+                return _SIZE
+            if classes and storage_class not in classes:
+                return _STORAGE_CLASS
+            return answer
+
+        return decide
 
     def selected_by(self, included: str | None) -> str:
         """The rule a planned object names in its plan line: the include pattern that let it

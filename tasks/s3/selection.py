@@ -158,6 +158,7 @@ class Selection:
         # Asked of every listed object: looked up once here.
         self._any_rule = self.rules.any
         self._selecting_rules = self.rules.selecting_rules
+        self._decide = self.rules.decider
         #: The objects old enough that a rule kept, by reason.
         self.kept: Counter[str] = Counter()
         counts = self.rules.keep_counts
@@ -201,7 +202,8 @@ class Selection:
             if self.target.versions != "current":
                 self._lost.see(listed, chosen)
             if chosen:
-                yield planned(listed, self.target.versions, _rule(verdict))
+                rule = verdict if isinstance(verdict, str) else None  # _rule, inlined
+                yield planned(listed, self.target.versions, rule)
         self._lost.close()
         self._end()
 
@@ -281,7 +283,7 @@ class Selection:
             return old
         rules = self.rules
         below = listed.key[len(prefix) :]
-        reason, included = rules.decision(below, listed.size, listed.storage_class)
+        reason, included = self._decide(below, listed.size, listed.storage_class)
         when = listed.last_modified
         if reason is None and rules.time_from_key:
             key_time = time_of(rules.time_from_key, below)

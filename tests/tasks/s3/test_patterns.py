@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tasks.s3.patterns import (
+    any_matching,
     compile_pattern,
     first_matching,
     matches,
@@ -381,6 +382,7 @@ class TestAgainstReference:
                 (n for n, p in enumerate(patterns) if compile_pattern(p).fullmatch(key)), None
             )
             assert first_matching(tuple(patterns))(key) == by_regex, key
+            assert bool(any_matching(tuple(patterns))(key)) is (by_regex is not None), key
 
     @settings(max_examples=500)
     @given(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from tasks.s3.deletion import ApplyResult, DeletePipeline, DeleteTarget
 from tasks.s3.inventory import Inventory, check_versions_mode, read_inventory
 from tasks.s3.journal import Journal, journal_name
 from tasks.s3.keep import MAX_GROUPS
-from tasks.s3.kept_list import KeptList, kept_list_name
+from tasks.s3.kept_list import KeptList, kept_list_name, opened_kept_list
 from tasks.s3.listing import SHARD_SIZE, list_object_versions
 from tasks.s3.manifest import (
     ManifestWriter,
@@ -432,9 +432,9 @@ def make_plan(
     with ExitStack() as stack:
         kept_file, kept_list = None, None
         if request.list_kept:
-            name = kept_list_name(request.name)
-            kept_file = plan_store.new_plan_file(request.location, target.bucket, name, scratch)
-            kept_list = stack.enter_context(closing(KeptList(kept_file.path, target)))
+            kept_file, kept_list = opened_kept_list(
+                stack, request.location, target, kept_list_name(request.name), scratch
+            )
         plan = plan_cleanup(
             s3,
             target,

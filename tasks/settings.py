@@ -291,8 +291,8 @@ class RunSettings(BaseSettings):
         False,
         validation_alias=env("LIST_KEPT"),
         description="Also write the kept list beside the plan (PLAN.kept.jsonl.gz): each object "
-        "old enough that a rule kept, with the rule. In one process only (not with "
-        "dask_address).",
+        "old enough that a rule kept, with the rule (on a cluster, each part's too, in "
+        "PLAN.parts/).",
     )
     max_groups: Annotated[int, Parameter()] = Field(
         MAX_GROUPS,
@@ -827,10 +827,6 @@ class RunSettings(BaseSettings):
             return value
         if not DASK_ADDRESS.fullmatch(value):
             raise ValueError("must be a Dask scheduler address like tcp://host:8786")
-        if info.data.get("list_kept"):
-            raise ValueError(
-                "cannot be given with list_kept: a kept list is written in one process"
-            )
         return _within_operator_choice(value, info)
 
     @field_validator("plan", "manifest_location")

@@ -18,7 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ from tasks.s3.deletion import ApplyResult, DeleteTarget
 from tasks.s3.inventory import Inventory
 from tasks.s3.journal import journal_name, read_journal
 from tasks.s3.keep import MAX_GROUPS, Ranked
+from tasks.s3.kept_list import kept_list_name, opened_kept_list
 from tasks.s3.key_ranges import KeyRange
 from tasks.s3.listing import (
     PAGES_BEFORE_SPLITTING,
@@ -113,6 +114,8 @@ class ShardOrder:
     #: worker asks about at once.
     object_lock: bool = False
     vet_concurrency: int = 8
+    #: The name of the part's kept list (list_kept), beside the part; None for none.
+    kept_list_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class PartPlan:
     #: What the keep rules still hold when the shard's listing ends (a group may go on in
     #: another shard): at most the sum of the keep counts a group, settled by the run.
     held: tuple[tuple[str, Ranked], ...] = ()
+    #: Where the part's kept list is, when one was asked for.
+    kept_list: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,10 +195,15 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 follow_ups.append(rest.shard)
                 return
 
-    with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch:
+    with TemporaryDirectory(prefix="s3-housekeeping-shard-") as scratch, ExitStack() as stack:
         part_file = plan_store.new_plan_file(
             order.location, target.bucket, order.part_name, Path(scratch)
         )
+        kept_file, kept_list = None, None
+        if order.kept_list_name is not None:
+            kept_file, kept_list = opened_kept_list(
+                stack, order.location, target, order.kept_list_name, Path(scratch)
+            )
         with translated_aws_errors(f"bucket '{target.bucket}'"):
             source = (
                 inventory_listing(clients.s3, order.inventory, target)
@@ -208,12 +218,21 @@ def plan_part(order: ShardOrder) -> PartPlan:
                 max_groups=order.max_groups,
                 settled=False,
                 vetting=vetting,
+                kept_list=kept_list,
             )
             plan = record_plan(selection, part_file.path, target, None)
             plan_store.keep(clients.s3, part_file)
+            stack.close()  # the kept list is complete
+            if kept_file is not None:
+                plan_store.keep(clients.s3, kept_file)
     part = part_of(part_file.location, plan, order.shard.keys.start_after)
     return PartPlan(
-        part, tuple(follow_ups), this_worker(), clients.requests.snapshot(), tuple(selection.held)
+        part,
+        tuple(follow_ups),
+        this_worker(),
+        clients.requests.snapshot(),
+        tuple(selection.held),
+        kept_file.location if kept_file is not None else None,
     )
 
 
@@ -292,13 +311,14 @@ def plan_in_shards(
     pending: dict[PrefectWrappedFuture[PartPlan, Any], ShardOrder] = {}
 
     def submit(shard: Shard, first: bool = False, inventory: Inventory | None = None) -> None:
+        name = f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz"
         order = ShardOrder(
             shard,
             aws,
             target,
             request.cutoff,
             request.location,
-            f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz",
+            name,
             request.shard_size,
             may_split=len(pending) < parallelism,
             first=first,
@@ -306,6 +326,7 @@ def plan_in_shards(
             max_groups=request.max_groups,
             object_lock=object_lock,
             vet_concurrency=request.vet_concurrency,
+            kept_list_name=kept_list_name(name) if request.list_kept else None,
         )
         pending[runner.submit(plan_part_task, {"order": order})] = order
 
@@ -323,6 +344,7 @@ def plan_in_shards(
         submit(Shard(target.prefix, delimited=target.versions == "current"), first=True)
     parts: list[Part] = []
     held: list[tuple[str, Ranked]] = []
+    kept_lists: list[str] = []
     workers: set[str] = set()
     requests: Counter[str] = Counter()
     while pending:
@@ -336,14 +358,18 @@ def plan_in_shards(
             workers.add(planned.worker)
             requests.update(planned.requests)
             held += planned.held
+            if planned.kept_list is not None:
+                kept_lists.append(planned.kept_list)
             for shard in planned.follow_ups:
                 submit(shard)
     if held:
         # A group may have gone on from one shard into others: what their keep rules still
         # held is decided here, together, into one more part.
         name = f"{stem}.parts/part-{next(numbers):06d}.jsonl.gz"
-        settled = settled_part(s3, request, target, name, held, scratch, vetting)
+        settled, settled_kept = settled_part(s3, request, target, name, held, scratch, vetting)
         parts.append(settled)
+        if settled_kept is not None:
+            kept_lists.append(settled_kept)
         if on_part is not None:
             on_part(settled)
     index_name = request.name.removesuffix(".jsonl.gz") + INDEX_SUFFIX
@@ -373,6 +399,11 @@ def plan_in_shards(
         first_rows=first_rows(s3, parts, scratch),
         copy=index.path,
         sha256=file_sha256(index.path),
+        kept_list=(
+            merged_kept_list(s3, request, target, kept_lists, scratch)
+            if request.list_kept
+            else None
+        ),
     )
     logger.info(
         "Planned %d of %d objects in %d shards on %d workers",
@@ -393,15 +424,45 @@ def settled_part(
     held: list[tuple[str, Ranked]],
     scratch: Path,
     vetting: Vetting | None,
-) -> Part:
+) -> tuple[Part, str | None]:
     """The part of the objects the shards' keep rules held that no rule keeps once their
-    groups are seen whole, written and kept where the other parts are."""
+    groups are seen whole, written and kept where the other parts are; and, with list_kept,
+    where the kept list of what they keep is."""
     part_file = plan_store.new_plan_file(request.location, target.bucket, name, scratch)
-    selection = HeldSelection(held, target, request.cutoff, request.max_groups, vetting)
-    plan = record_plan(selection, part_file.path, target, None)
+    with ExitStack() as stack:
+        kept_file, kept_list = None, None
+        if request.list_kept:
+            kept_file, kept_list = opened_kept_list(
+                stack, request.location, target, kept_list_name(name), scratch
+            )
+        selection = HeldSelection(
+            held, target, request.cutoff, request.max_groups, vetting, kept_list
+        )
+        plan = record_plan(selection, part_file.path, target, None)
     with translated_aws_errors(f"plan '{part_file.location}'"):
         plan_store.keep(s3, part_file)
-    return part_of(part_file.location, plan, None)
+        if kept_file is not None:
+            plan_store.keep(s3, kept_file)
+    return part_of(part_file.location, plan, None), kept_file.location if kept_file else None
+
+
+def merged_kept_list(
+    s3: S3Client, request: PlanRequest, target: PlanTarget, parts: list[str], scratch: Path
+) -> str:
+    """The parts' kept lists, one after another, as one kept list beside the plan's index (the
+    file one process writes): where it is kept."""
+    folder = scratch / "kept-lists"
+    folder.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        kept_file, kept_list = opened_kept_list(
+            stack, request.location, target, kept_list_name(request.name), scratch
+        )
+        for location in parts:
+            with translated_aws_errors(f"plan '{location}'"):
+                kept_list.add_lines_of(plan_store.fetch(s3, location, folder))
+    with translated_aws_errors(f"plan '{kept_file.location}'"):
+        plan_store.keep(s3, kept_file)
+    return kept_file.location
 
 
 def part_of(location: str, plan: PlanSummary, start_after: str | None) -> Part:

@@ -10,10 +10,13 @@ nothing reads it back to decide anything.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
+from tasks.s3 import plan_store
 from tasks.s3.manifest import PlanTarget, create_private_text, open_text
+from tasks.s3.plan_store import PlanFile
 
 FORMAT = "s3-housekeeping/kept-v1"
 SUFFIX = ".kept.jsonl.gz"
@@ -56,8 +59,25 @@ class KeptList:
         self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
         self.count += 1
 
+    def add_lines_of(self, path: Path) -> None:
+        """Every object line of another kept list (a cluster part's), as it is."""
+        with open_text(path, "r") as lines:
+            next(lines, None)  # its header: this list has its own
+            for line in lines:
+                self._file.write(line)
+                self.count += 1
+
     def close(self) -> None:
         self._file.close()
+
+
+def opened_kept_list(
+    stack: ExitStack, location: str, target: PlanTarget, name: str, scratch: Path
+) -> tuple[PlanFile, KeptList]:
+    """A new kept list named `name` where the plans go (`plan_store.new_plan_file`), closed
+    when `stack` closes: keep the file (`plan_store.keep`) after that."""
+    kept_file = plan_store.new_plan_file(location, target.bucket, name, scratch)
+    return kept_file, stack.enter_context(closing(KeptList(kept_file.path, target)))
 
 
 def read_kept_list(path: Path) -> list[dict[str, Any]]:

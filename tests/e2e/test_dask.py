@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from devtools.dask_cluster import DaskCluster, dask_cluster
 from devtools.prefect_server import PrefectServer
 from devtools.processes import BIN
 from tasks.s3.bucket_lock import LOCK_KEY, Lease
+from tasks.s3.kept_list import read_kept_list
 from tasks.s3.manifest import read_objects
 from tests.e2e.conftest import Cli
 from tests.support.fault_proxy import FaultProxy, FaultRule
@@ -262,13 +264,15 @@ def test_keep_rules_on_the_workers_delete_what_one_process_would(
     tmp_path: Path,
 ) -> None:
     """Groups straddle shards: what the shards' keep rules still hold is settled by the run
-    into one more part, and the workers delete exactly what one process plans."""
+    into one more part, and the workers delete exactly what one process plans. The kept list,
+    made of the parts' (the shards' excluded objects, the settled part's kept newest), is the
+    one process's."""
     on_dask, in_one = (f"dask-keep-{uuid.uuid4().hex[:8]}" for _ in range(2))
     everything = fill_backups(moto_http, on_dask)
     fill_backups(moto_http, in_one)
     cli = Cli(client_environment(proxy, prefect_api, tmp_path))
     rules = ("--keep-newest", "3", "--keep-daily", "5", "--keep-monthly", "3")
-    rules += ("--group-by", "depth:1")
+    rules += ("--group-by", "depth:1", "--exclude", "**/dump-014??.sql", "--list-kept")
 
     single = cli(*run_arguments(in_one, None, tmp_path / "one.json", execute=False), *rules)
     spread = cli(*run_arguments(on_dask, cluster.address, tmp_path / "dask.json"), *rules)
@@ -284,11 +288,19 @@ def test_keep_rules_on_the_workers_delete_what_one_process_would(
     assert dask_report["kept"] == one_report["kept"]
     assert dask_report["kept"]["keep_newest"] == 5
     assert sum(dask_report["kept"].values()) == 3000 - len(planned)
-    assert dask_report["deleted"] == len(planned) > 2900
+    assert dask_report["deleted"] == len(planned) > 2700  # 200 excluded
     # The last part is the settled one: it lists nothing and plans what the shards held.
     index = [json.loads(line) for line in Path(dask_report["manifest"]).read_text().splitlines()]
     settled = [line["part"] for line in index if "part" in line][-1]
     assert settled["scanned"] == 0 and settled["matched"] > 0
+    one_kept = read_kept_list(Path(one_report["kept_list"]))
+    dask_kept = read_kept_list(Path(dask_report["kept_list"]))
+    assert dask_report["kept_list"] == dask_report["manifest"].replace(
+        ".index.jsonl", ".kept.jsonl.gz"
+    )
+    assert sorted(dask_kept, key=itemgetter("key")) == sorted(one_kept, key=itemgetter("key"))
+    assert Counter(line["reason"] for line in dask_kept) == dask_report["kept"]
+    assert dask_report["kept"]["exclude"] == 200
 
 
 def test_a_run_refused_by_another_runs_lock_writes_its_report_and_sends_no_work(

@@ -374,18 +374,6 @@ def test_the_kept_list_says_what_holds_a_locked_object(
     assert report.matched == 0
 
 
-def test_a_kept_list_is_refused_on_a_cluster() -> None:
-    with pytest.raises(ConfigError, match="list_kept"):
-        load_settings(
-            {
-                "bucket": BUCKET,
-                "prefix": "logs/",
-                "list_kept": True,
-                "dask_address": "tcp://127.0.0.1:8786",
-            }
-        )
-
-
 def test_a_plan_under_keep_rules_is_applied_only_with_its_digest(
     aws: AwsClients, backups: None, as_of: datetime
 ) -> None:

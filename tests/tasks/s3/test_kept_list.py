@@ -48,3 +48,21 @@ def test_lists_each_object_with_its_reason_and_what_s3_said(tmp_path: Path) -> N
     ]
     assert kept.count == 2
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_takes_the_object_lines_of_other_lists_after_its_own_header(tmp_path: Path) -> None:
+    """A cluster's kept list is its parts' lines, one part after another."""
+    parts = [tmp_path / "plan.parts" / f"part-{n}.kept.jsonl.gz" for n in (1, 2)]
+    for number, path in enumerate(parts):
+        part = KeptList(path, TARGET)
+        part.add(f"logs/{number}", None, number, OLD, "exclude")
+        part.close()
+    empty = KeptList(tmp_path / "plan.parts" / "part-3.kept.jsonl.gz", TARGET)
+    empty.close()
+    merged = KeptList(tmp_path / "plan.kept.jsonl.gz", TARGET)
+    for path in (*parts, empty.path):
+        merged.add_lines_of(path)
+    merged.close()
+
+    assert [line["key"] for line in read_kept_list(merged.path)] == ["logs/0", "logs/1"]
+    assert merged.count == 2

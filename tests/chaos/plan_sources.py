@@ -458,11 +458,13 @@ def cluster(bench: Bench) -> Executed:
     part (vouched for in the index, but for cluster) or the index is edited, before the apply
     (`run --execute --plan INDEX --dask-address`) or while it waits for approval
     (cluster-approved); or an executing run makes them and a part is edited while it waits
-    for approval (cluster-live). The workers go straight to the S3 server: no proxy sees
-    their requests."""
+    for approval (cluster-live). Under a keep rule (cluster-keep), both runs have it and the
+    apply is not given the index's digest. The workers go straight to the S3 server: no proxy
+    sees their requests."""
     assert bench.dask_address is not None
-    on_dask = ["--dask-address", bench.dask_address]
     source = bench.source
+    on_dask = ["--dask-address", bench.dask_address]
+    on_dask += ["--keep-newest", "1"] if source == "cluster-keep" else []
     report_path = bench.workdir / "report.json"
     arguments = [*bench.arguments(), "--execute", *on_dask, "--report-json", str(report_path)]
     if source == "cluster-live":
@@ -522,6 +524,7 @@ RUNNERS: dict[str, Callable[[Bench], Executed]] = {
     "cluster-index": cluster,
     "cluster-approved": cluster,
     "cluster-live": cluster,
+    "cluster-keep": cluster,
 }
 LAYOUTS: dict[str, Layout] = {"saved": BATCHES, "inventory": BATCHES, "inventory-vouched": BATCHES}
 

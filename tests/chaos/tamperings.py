@@ -40,6 +40,7 @@ Source = Literal[
     "cluster-index",
     "cluster-approved",
     "cluster-live",
+    "cluster-keep",
     "fleet",
 ]
 SOURCES: dict[Source, str] = {
@@ -65,6 +66,9 @@ SOURCES: dict[Source, str] = {
     "edited (and vouched for in the index) while it waits",
     "cluster-live": "run --execute --dask-address --require-approval: a part of the plan its "
     "workers made edited (and vouched for in the index) while it waits",
+    "cluster-keep": "a part of a dry run's plan made on Dask under a keep rule (--keep-newest 1) "
+    "edited and vouched for in its index, then run --execute --plan INDEX --dask-address under "
+    "the same rule without the index's digest: only the plan reviewed may be applied",
     "fleet": "fleet --execute --require-approval: a target's plan edited while it waits (a "
     "target a case, and one untampered)",
 }
@@ -79,6 +83,7 @@ SEED_FREE: frozenset[Source] = frozenset(
         "cluster",
         "cluster-approved",
         "cluster-live",
+        "cluster-keep",
         "fleet",
     }
 )
@@ -266,6 +271,7 @@ EVERYWHERE: dict[Source, Expected] = {
     "saved-digest": refused("plan_digest"),
     # Refused before its file is read: whatever the edit, a digest is wanted.
     "saved-keep": refused("plan_digest"),
+    "cluster-keep": refused("plan_digest"),
     "cluster": refused("plan_digest"),
     "fleet": refused("plan_digest"),
 }
@@ -404,6 +410,7 @@ QUICK: frozenset[tuple[Source, str]] = frozenset(
         ("cluster-index", "swapped"),
         ("cluster-approved", "young-dated-old"),
         ("cluster-live", "truncated"),
+        ("cluster-keep", "young-row-added"),
         ("fleet", "young-dated-old"),
     }
 )

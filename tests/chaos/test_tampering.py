@@ -230,7 +230,7 @@ class TestTheMatrixAsData:
     def test_every_tampering_applies_to_every_plan_file_source_when_listed(self) -> None:
         everywhere = {
             *("live", "saved", "saved-digest", "saved-approved", "saved-keep"),
-            *("cluster", "cluster-approved", "cluster-live", "fleet"),
+            *("cluster", "cluster-approved", "cluster-live", "cluster-keep", "fleet"),
         }
 
         assert all(everywhere <= set(tampering.expected) for tampering in TAMPERINGS)

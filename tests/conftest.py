@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from hypothesis import settings
 from moto import mock_aws
 
 from deployments.local_aws import LocalAws, local_aws
-from devtools.prefect_server import migrated_database
+from devtools.prefect_server import PrefectServer, migrated_database
 from tasks.aws import AwsClients, AwsSettings, create_clients
 from tasks.settings import all_environment_variables
 
@@ -134,23 +133,35 @@ def sns_queue(moto: None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness(
-    prefect_database: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """One temporary Prefect API for every test that runs a flow: Prefect's test harness, its
-    database a copy of the migrated one (it makes its own in a folder from `mkdtemp`, and
-    migrating that cost 10 s of CPU on each xdist worker)."""
-    from unittest import mock
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
+) -> Iterator[PrefectServer]:
+    """The Prefect server of this xdist worker: `prefect server start`, its database a copy of
+    the migrated one. The flows a test runs in its own process (`prefect_harness`) and the
+    commands it starts (tests/e2e's `prefect_api`, the chaos runs) all record there: a server
+    each cost a worker about 30 s of CPU, mostly idle."""
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    with PrefectServer(home, database=prefect_database) as server:
+        yield server
 
-    from prefect.testing.utilities import prefect_test_harness
 
-    folder = tmp_path_factory.mktemp("prefect-harness")
-    shutil.copyfile(prefect_database, folder / "prefect-test.db")
-    with (
-        mock.patch("prefect.testing.utilities.mkdtemp", return_value=str(folder)),
-        prefect_test_harness(server_startup_timeout=120),
-    ):
-        yield
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_server: PrefectServer) -> Iterator[None]:
+    """Flows run in the test's process record to the worker's Prefect server, as they would
+    in Prefect's test harness (which starts a server of its own): its API set for this
+    process, then the logs and events still queued sent before the session ends."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        # As the harness does: code in a context copied before this one sees the API too.
+        current = prefect.context.get_settings_context()
+        with prefect.context._temporary_global_settings_context(current):
+            yield
+            APILogWorker.drain_all()
+            EventsWorker.drain_all()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import Future
 
 import pytest
 
@@ -58,24 +57,13 @@ def chaos_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
 
 
 @pytest.fixture(scope="session")
-def chaos_prefect(
-    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
-) -> Iterator[Future[PrefectServer]]:
-    """A Prefect server the runs report to (a run then starts in about 3 s instead of 10 or
-    more), starting in the background while the buckets are filled."""
-    server = PrefectServer(tmp_path_factory.mktemp("chaos-prefect"), database=prefect_database)
-
-    def start() -> PrefectServer:
-        server.start()
-        return server
-
-    with ThreadPoolExecutor(1, thread_name_prefix="chaos-prefect") as starting:
-        started = starting.submit(start)
-        try:
-            yield started
-        finally:
-            started.exception()  # wait for the start to end, however it ends
-            server.stop()
+def chaos_prefect(prefect_server: PrefectServer) -> Future[PrefectServer]:
+    """The Prefect server the runs report to (a run then starts in about 3 s instead of 10 or
+    more): the worker's own (tests/conftest.py), as a future the fixtures that start runs in
+    the background wait on."""
+    started: Future[PrefectServer] = Future()
+    started.set_result(prefect_server)
+    return started
 
 
 @pytest.fixture(scope="module")

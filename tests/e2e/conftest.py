@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,10 @@ from tests.support.stack import Stack, deployed_stack
 
 
 @pytest.fixture(scope="session")
-def prefect_api(
-    tmp_path_factory: pytest.TempPathFactory, prefect_database: Path
-) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    with PrefectServer(home, database=prefect_database) as server:
-        yield server
+def prefect_api(prefect_server: PrefectServer) -> PrefectServer:
+    """The Prefect server the commands a test starts record to: the worker's own
+    (tests/conftest.py)."""
+    return prefect_server
 
 
 @dataclass
@@ -83,8 +82,31 @@ def cli(prefect_api: PrefectServer, moto_http: LocalAws, tmp_path: Path) -> Cli:
     return Cli(env)
 
 
+#: How to stop the deployed stack before the session ends (`pytest_runtest_teardown`).
+_stack_stoppers: list[Callable[[], None]] = []
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, prefect_database: Path) -> Iterator[Stack]:
-    """prefect.yaml deployed to a server of its own, workers polling, blocks pointing at moto."""
-    with deployed_stack(tmp_path_factory.mktemp("stack"), prefect_database) as deployed:
+    """prefect.yaml deployed to a server of its own, workers polling, blocks pointing at moto;
+    stopped once the last test that uses it is over."""
+    with ExitStack() as running:
+        deployed = running.enter_context(
+            deployed_stack(tmp_path_factory.mktemp("stack"), prefect_database)
+        )
+        _stack_stoppers.append(running.close)
         yield deployed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test that uses the deployed stack, the stack stops: its server and two
+    workers would otherwise poll, idle, until the session ends, on cores the other tests
+    need. (Its tests run together, in collection order, under xdist too: tests/conftest.py.)"""
+    yield
+    if _stack_stoppers and item is _last_stack_test(item.session):
+        _stack_stoppers.pop()()
+
+
+def _last_stack_test(session: pytest.Session) -> pytest.Item:
+    return [test for test in session.items if "stack" in getattr(test, "fixturenames", ())][-1]

@@ -65,17 +65,6 @@ STACK_FILES = frozenset(
 )
 
 
-#: Files of one or two tests that take 20 to 50 s each: pytest-xdist's order (more tests
-#: first) left them to the end, where they ran on one worker while the others had nothing left
-#: (over a minute at the end of `make test`). They go first.
-FEW_LONG_TESTS = (
-    "tests/e2e/test_serve.py",
-    "tests/tasks/execution/test_executor.py",
-    "tests/e2e/test_demo.py",
-    "tests/tasks/execution/test_cluster.py",
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -92,7 +81,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFil
     order stays pytest-xdist's, files with more tests first, so its CPU-bound unit-test files
     run beside the e2e files, which mostly wait; the slow files first, tried, ran the waits
     together and then the unit tests on two cores, and took longer: 18 min 26 s, not 16 min
-    30 s, on a machine that was also busy with other work.)"""
+    30 s, on a machine that was also busy with other work. Only the few files of one or two
+    long tests first, tried too: the workers ended together, but later, pytest 800 s against
+    756 s, one run each on an idle machine.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -101,13 +92,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFil
         def _split_scope(self, nodeid: str) -> str:
             file = super()._split_scope(nodeid)
             return "the deployed stack" if file in STACK_FILES else file
-
-        def _assign_work_unit(self, node: Any) -> None:
-            # The first time, the queue is whole: the few long tests go to its front.
-            for file in reversed(FEW_LONG_TESTS):
-                if file in self.workqueue:
-                    self.workqueue.move_to_end(file, last=False)
-            super()._assign_work_unit(node)
 
     return StackFilesTogether(config, log)
 

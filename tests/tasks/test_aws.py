@@ -6,6 +6,7 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
@@ -188,3 +189,26 @@ class TestResponseTimestamps:
             # The standard library's UTC, not dateutil's tzutc: the fast parser made it.
             assert listed.tzinfo is UTC
             assert isinstance(listed, datetime)
+
+
+class TestServiceModels:
+    def test_are_read_once_for_every_session_of_the_process_when_clients_are_made(
+        self, moto: None
+    ) -> None:
+        settings = AwsSettings(region="us-east-1")
+        first, second = create_clients(settings), create_clients(settings)
+
+        assert first.s3._loader is second.s3._loader is second.secretsmanager._loader
+        assert first.s3 is not second.s3
+        assert second.s3.list_buckets()["Buckets"] == []  # a client that works
+
+    def test_follow_aws_data_path_when_it_names_other_files(
+        self, moto: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        default = create_clients(AwsSettings(region="us-east-1")).s3._loader
+        monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+
+        other = create_clients(AwsSettings(region="us-east-1")).s3._loader
+
+        assert other is not default
+        assert str(tmp_path) in other.search_paths

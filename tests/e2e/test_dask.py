@@ -240,12 +240,12 @@ def test_noncurrent_versions_on_the_workers_end_as_in_one_process(
     assert sent[(CLIENT_KEY, "DeleteObjects")] == sent[(CLIENT_KEY, "ListObjectVersions")] == 0
 
 
-def fill_backups(s3_endpoint: LocalAws, bucket: str) -> set[str]:
-    """Two databases' backups, 1,500 each, one every 2 hours back from 31 days ago (so each
-    spans 125 days), in folders larger than a shard: each folder, a group, is cut between
-    shards. The first also has a young backup. Returns every key."""
+def fill_backups(s3_endpoint: LocalAws, bucket: str, start: datetime | None = None) -> set[str]:
+    """Two databases' backups, 1,500 each, one every 2 hours back from `start` (31 days ago;
+    so each spans 125 days), in folders larger than a shard: each folder, a group, is cut
+    between shards. The first also has a young backup. Returns every key."""
     filler(s3_endpoint).create_bucket(Bucket=bucket)
-    start = datetime.now(UTC) - timedelta(days=31)
+    start = start or datetime.now(UTC) - timedelta(days=31)
     everything = set()
     for database in ("db-a", "db-b"):
         for n in range(1500):
@@ -268,8 +268,9 @@ def test_keep_rules_on_the_workers_delete_what_one_process_would(
     made of the parts' (the shards' excluded objects, the settled part's kept newest), is the
     one process's."""
     on_dask, in_one = (f"dask-keep-{uuid.uuid4().hex[:8]}" for _ in range(2))
-    everything = fill_backups(moto_http, on_dask)
-    fill_backups(moto_http, in_one)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=31)  # both buckets alike
+    everything = fill_backups(moto_http, on_dask, start)
+    fill_backups(moto_http, in_one, start)
     cli = Cli(client_environment(proxy, prefect_api, tmp_path))
     rules = ("--keep-newest", "3", "--keep-daily", "5", "--keep-monthly", "3")
     rules += ("--group-by", "depth:1", "--exclude", "**/dump-014??.sql", "--list-kept")

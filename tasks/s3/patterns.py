@@ -224,9 +224,6 @@ def first_matching(patterns: tuple[str, ...]) -> Callable[[str], int | None]:
     regex = compile_patterns(patterns)  # compiled all the same: it checks the syntax
     if all(test is not None for test in tests):
         simple = [test for test in tests if test is not None]
-        if len(simple) == 1:
-            [only] = simple
-            return lambda key: 0 if only(key) else None
 
         def by_strings(key: str) -> int | None:
             for index, test in enumerate(simple):
@@ -252,11 +249,13 @@ def any_matching(patterns: tuple[str, ...]) -> Callable[[str], object]:
     Raises:
         ValueError: a pattern's syntax is broken (as `compile_pattern`).
     """
-    compile_patterns(patterns)  # compiled all the same: it checks the syntax
+    regex = compile_patterns(patterns)  # compiled all the same: it checks the syntax
     if len(patterns) == 1 and (test := _string_test(patterns[0])) is not None:
         return test
-    first = first_matching(patterns)
-    return lambda key: first(key) is not None
+    if all(_string_test(pattern) is not None for pattern in patterns):
+        first = first_matching(patterns)
+        return lambda key: first(key) is not None
+    return regex.fullmatch  # a match, or None
 
 
 #: What a literal part of a shape may not hold: a wildcard, a class, a slash.

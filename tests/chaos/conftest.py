@@ -1,16 +1,15 @@
-"""Chaos fixtures: a Prefect server for the runs, the S3 servers behind the fault proxy, and the
-matrix's summary, printed and written under test-output/chaos/ at the end of the session."""
+"""Chaos fixtures: the S3 servers behind the fault proxy, and the matrix's summary, printed and
+written under test-output/chaos/ at the end of the session (the runs report to the worker's
+Prefect server: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future
 
 import pytest
 
 from deployments.local_aws import local_aws
-from devtools.prefect_server import PrefectServer
 from tasks.settings import all_environment_variables
 from tests.chaos.summary import ROOT, Summary
 from tests.chaos.targets import MotoTarget, SeaweedTarget
@@ -54,16 +53,6 @@ def chaos_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-
-
-@pytest.fixture(scope="session")
-def chaos_prefect(prefect_server: PrefectServer) -> Future[PrefectServer]:
-    """The Prefect server the runs report to (a run then starts in about 3 s instead of 10 or
-    more): the worker's own (tests/conftest.py), as a future the fixtures that start runs in
-    the background wait on."""
-    started: Future[PrefectServer] = Future()
-    started.set_result(prefect_server)
-    return started
 
 
 @pytest.fixture(scope="module")

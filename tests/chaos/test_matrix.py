@@ -246,7 +246,7 @@ def execute(
     scenario: Scenario,
     seed: int,
     target: Target,
-    prefect_starting: Future[PrefectServer],
+    prefect: PrefectServer,
     environment: dict[str, str],
     workdir: Path,
 ) -> Executed:
@@ -254,7 +254,6 @@ def execute(
     faults, snapshot it again."""
     started = time.monotonic()
     filled = target.fill(scenario.layout, f"{scenario.name}-{seed}")
-    prefect = prefect_starting.result()
     # A held answer must outlast the client's read timeout, then be let go.
     with FaultProxy(target.endpoint_url, seed=seed, hold_s=2 * CLIENT_READ_TIMEOUT_S) as proxy:
         env = {
@@ -418,7 +417,7 @@ SEQUENCES: dict[str, Callable[[Stage], Executed]] = {
 @pytest.fixture(scope="module")
 def runs(
     request: pytest.FixtureRequest,
-    chaos_prefect: Future[PrefectServer],
+    prefect_server: PrefectServer,
     chaos_environment: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[RunId, Future[Executed]]]:
@@ -447,7 +446,7 @@ def runs(
                 scenario,
                 seed,
                 targets[scenario.server],
-                chaos_prefect,
+                prefect_server,
                 chaos_environment,
                 tmp_path_factory.mktemp(f"{scenario.name}-{scenario.server}-{seed}"),
             )

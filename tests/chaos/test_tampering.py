@@ -100,7 +100,7 @@ def selected(request: pytest.FixtureRequest) -> list[tuple[TamperCase, int]]:
 @pytest.fixture(scope="module")
 def dask_starting(
     request: pytest.FixtureRequest,
-    chaos_prefect: Future[PrefectServer],
+    prefect_server: PrefectServer,
     chaos_environment: dict[str, str],
     moto_target: MotoTarget,
     tmp_path_factory: pytest.TempPathFactory,
@@ -114,7 +114,7 @@ def dask_starting(
     workdir = tmp_path_factory.mktemp("tamper-dask")
 
     def start(stack: ExitStack) -> DaskCluster:
-        api_url = chaos_prefect.result().api_url
+        api_url = prefect_server.api_url
         environments = [
             {
                 **chaos_environment,
@@ -152,7 +152,7 @@ class Runs:
 @pytest.fixture(scope="module")
 def tamper_runs(
     request: pytest.FixtureRequest,
-    chaos_prefect: Future[PrefectServer],
+    prefect_server: PrefectServer,
     chaos_environment: dict[str, str],
     moto_target: MotoTarget,
     dask_starting: Future[DaskCluster] | None,
@@ -164,12 +164,11 @@ def tamper_runs(
         source = case.source if case is not None else "fleet"
         label = f"{case.name if case else 'untampered'}-{seed}"
         filled = moto_target.fill(LAYOUTS.get(source, SMALL), label)
-        prefect = chaos_prefect.result()
         env = {
             **chaos_environment,
             **moto_target.environment(),
             "AWS_ENDPOINT_URL": moto_target.endpoint_url,
-            "PREFECT_API_URL": prefect.api_url,
+            "PREFECT_API_URL": prefect_server.api_url,
             "PREFECT_HOME": str(workdir / "prefect-home"),
             # The runs' logs stay on their stdout: shipping them costs the one server CPU.
             "PREFECT_LOGGING_TO_API_ENABLED": "false",
@@ -177,7 +176,7 @@ def tamper_runs(
         }
         cluster = dask_starting.result() if source.startswith("cluster") and dask_starting else None
         address = cluster.address if cluster is not None else None
-        return Bench(case, seed, moto_target, filled, env, workdir, prefect.api_url, address)
+        return Bench(case, seed, moto_target, filled, env, workdir, prefect_server.api_url, address)
 
     def one(case: TamperCase, seed: int) -> Executed:
         workdir = tmp_path_factory.mktemp(f"{case.name}-{seed}")
